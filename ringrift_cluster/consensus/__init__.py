@@ -1,0 +1,1 @@
+"""Consensus backends: who leads, and how shared state is made durable."""

@@ -1,0 +1,38 @@
+"""The consensus interface every backend implements."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Protocol, runtime_checkable
+
+from ..events import Subscription
+from ..model import Leadership, LeadershipEvent
+
+
+@runtime_checkable
+class Consensus(Protocol):
+    """Who leads (by node id, with a term that only grows) and, where it can, replicated commands."""
+
+    name: str  # "bully", "raft"
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def leadership(self) -> Leadership:
+        """This node's current view of the leader."""
+
+    def subscribe(self) -> Subscription[LeadershipEvent]:
+        """Leader changes and election outcomes."""
+
+    async def wait_for_leader(self, timeout: float) -> Leadership:
+        """Return once a leader is known; raises ``NoLeader`` after ``timeout`` seconds."""
+
+    async def submit(self, command: Mapping[str, Any], timeout: float = 5.0) -> Any:
+        """Make ``command`` durable and apply it; raise NoLeader / NotLeader / ClusterTimeout."""
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able summary for the status API."""
+
+    @property
+    def ready(self) -> bool:
+        """True once the backend runs."""

@@ -1,0 +1,1 @@
+"""Membership backends: who is alive. One interface, several engines."""
