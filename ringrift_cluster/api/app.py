@@ -1,0 +1,74 @@
+"""The aiohttp application factory: middlewares and one route module per family."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from . import election, heartbeat, status
+from .common import NODE
+
+if TYPE_CHECKING:
+    from ..node import ClusterNode
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_OPEN_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_log = structlog.get_logger("ringrift.api")
+
+
+def create_app(node: "ClusterNode") -> web.Application:
+    """Build the app for ``node``. Every route family registers its own routes."""
+    app = web.Application(
+        client_max_size=node.config.api.max_body_bytes,
+        middlewares=[_node_header, _errors_as_json, _auth],
+    )
+    app[NODE] = node
+    for family in (status, heartbeat, election):
+        family.register(app)
+    return app
+
+
+@web.middleware
+async def _node_header(request: web.Request, handler: Handler) -> web.StreamResponse:
+    node_id = request.app[NODE].config.node_id
+    try:
+        response = await handler(request)
+    except web.HTTPException as e:
+        e.headers["X-Node-ID"] = node_id
+        raise
+    response.headers["X-Node-ID"] = node_id
+    return response
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error leaves as JSON with a reason; an unexpected one as a logged 500."""
+    try:
+        return await handler(request)
+    except web.HTTPException as e:
+        if e.content_type == "application/json" or e.status < 400:
+            raise
+        reason = e.reason if e.status != 413 else f"body too large (limit {request.app[NODE].config.api.max_body_bytes} bytes)"
+        raise type(e)(text=json.dumps({"error": reason}), content_type="application/json",
+                      **({"max_size": 0, "actual_size": 0} if e.status == 413 else {})) from None
+    except Exception:
+        _log.exception("request_failed", method=request.method, path=request.path)
+        return web.json_response({"error": "internal error"}, status=500)
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Mutating requests need the shared cluster token (when one is configured)."""
+    token = request.app[NODE].config.auth_token
+    if token and request.method not in _OPEN_METHODS:
+        offered = request.headers.get("X-RingRift-Auth", "")
+        bearer = request.headers.get("Authorization", "")
+        if bearer.startswith("Bearer "):
+            offered = offered or bearer[len("Bearer "):]
+        if not hmac.compare_digest(offered.encode(), token.encode()):
+            return web.json_response({"error": "unauthorized"}, status=401)
+    return await handler(request)

@@ -1,0 +1,458 @@
+"""Legacy consensus: Bully election among voters, held by majority voter leases.
+
+The protocol is the host's (``/election``, ``/election/lease``, ``/coordinator``) with the fixes
+of ``lease_rules``: strict-majority quorum, an epoch that only grows (persisted), at most one
+leader per epoch, and no voter overriding an unexpired grant. The decisions live in
+``lease_rules``; this module does the I/O and the timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import structlog
+
+from ..config import ClusterConfig
+from ..errors import NoLeader
+from ..events import EventHub, Subscription
+from ..membership.base import Membership
+from ..model import ElectionOutcome, Leadership, LeadershipEvent, MemberState
+from ..peer_client import PeerClient, PeerUnreachable
+from . import lease_rules as rules
+
+ROLE_LEADER, ROLE_FOLLOWER, ROLE_CANDIDATE = "leader", "follower", "candidate"
+
+
+class BullyElection:
+    """Leader election for ``bully`` (and ``hybrid``) consensus modes."""
+
+    name = "bully"
+
+    def __init__(
+        self,
+        config: ClusterConfig,
+        client: PeerClient,
+        membership: Membership,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._config = config
+        self._client = client
+        self._membership = membership
+        self._clock = clock
+        self._wall = wall
+        self._settings = config.election
+        self._log = structlog.get_logger("ringrift.consensus.bully")
+        self._state_file = Path(config.data_dir) / "election.json"
+        self._ledger = rules.VoterLedger() if config.is_voter else None
+        self._known_epoch = 0
+        self.role = ROLE_FOLLOWER
+        self._leader: str | None = None
+        self._leader_epoch = 0
+        self._leader_until = 0.0  # monotonic: how long we trust the current leader
+        self._fence_token: str | None = None
+        self._lease_id: str | None = None
+        self._my_lease: rules.LeaderLease | None = None
+        self._next_renew = 0.0
+        self._hub: EventHub[LeadershipEvent] = EventHub()
+        self._wake = asyncio.Event()
+        self._coordinator_seen = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._started = False
+        self.elections = {outcome.value: 0 for outcome in ElectionOutcome}
+
+    # -- Consensus interface -------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._started
+
+    async def start(self) -> None:
+        self._load()
+        self._started = True
+        self._task = asyncio.create_task(self._run(), name="bully-election")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self.role == ROLE_LEADER:
+            # Hand the lease back so the next leader need not wait for it to run out.
+            await self._step_down("stopping", revoke_timeout=self._settings.request_timeout_s)
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._started = False
+        self._hub.close()
+
+    def leadership(self) -> Leadership:
+        now = self._clock()
+        if not self._leader_valid(now):
+            return Leadership(leader=None, term=self._leader_epoch, is_self=False)
+        remaining = self._leader_until - now
+        return Leadership(
+            leader=self._leader,
+            term=self._leader_epoch,
+            is_self=self._leader == self._config.node_id,
+            lease_expires=self._wall() + remaining,
+            fence_token=self._fence_token,
+        )
+
+    def subscribe(self) -> Subscription[LeadershipEvent]:
+        return self._hub.subscribe()
+
+    async def wait_for_leader(self, timeout: float) -> Leadership:
+        deadline = self._clock() + timeout
+        events = self.subscribe()
+        try:
+            while True:
+                view = self.leadership()
+                if view.leader is not None:
+                    return view
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    raise NoLeader(f"no leader within {timeout:.1f}s")
+                try:
+                    await asyncio.wait_for(events.__anext__(), min(remaining, self._settings.check_interval_s))
+                except (asyncio.TimeoutError, StopAsyncIteration):
+                    pass
+        finally:
+            events.close()
+
+    def describe(self) -> dict[str, Any]:
+        view = self.leadership()
+        grant = self._ledger.current(self._clock()) if self._ledger else None
+        return {
+            "backend": self.name,
+            "role": self.role,
+            "leader": view.leader,
+            "lease_epoch": self._leader_epoch,
+            "known_epoch": self._known_epoch,
+            "lease_id": self._lease_id if view.leader else None,
+            "lease_expires": view.lease_expires,
+            "fence_token": view.fence_token,
+            "is_voter": self._config.is_voter,
+            "may_lead": self._config.may_lead,
+            "voter_grant": None if grant is None else {
+                "leader_id": grant.leader_id, "lease_id": grant.lease_id, "epoch": grant.epoch,
+                "expires_in_s": round(grant.expires - self._clock(), 3),
+            },
+            "elections": dict(self.elections),
+        }
+
+    # -- Handlers for the HTTP routes ----------------------------------------------------------
+
+    def handle_election(self, candidate_id: str) -> dict[str, Any]:
+        """``POST /election``: a lower candidate asks whether a greater voter is alive."""
+        mine = rules.rank(self._config.node_id, self._config.preferred_leader)
+        theirs = rules.rank(candidate_id, self._config.preferred_leader)
+        if self._config.may_lead and mine > theirs:
+            if self.role == ROLE_LEADER:
+                self._spawn(self._announce())
+            else:
+                self._wake.set()  # the Bully rule: a greater node answers and runs its own election
+            return {"response": "ALIVE", "node_id": self._config.node_id, "eligible": True}
+        return {"response": "OK", "node_id": self._config.node_id, "eligible": self._config.may_lead}
+
+    def handle_lease_request(self, leader_id: str, lease_id: str, duration: float, epoch: int) -> tuple[bool, dict[str, Any]]:
+        """``POST /election/lease``: grant our vote-lease, or say why not."""
+        if self._ledger is None:
+            return False, {"granted": False, "error": "not_a_voter", "voter_id": self._config.node_id}
+        if leader_id not in self._config.coordinator_nodes:
+            return False, {"granted": False, "error": "not_allowed_to_lead", "voter_id": self._config.node_id}
+        decision = self._ledger.request(leader_id, lease_id, epoch, duration, self._clock())
+        self._known_epoch = max(self._known_epoch, decision.epoch)
+        self._save()
+        body: dict[str, Any] = {"granted": decision.granted, "voter_id": self._config.node_id, "lease_epoch": decision.epoch}
+        if decision.granted:
+            body.update(lease_expires=self._wall() + duration, lease_ttl_seconds=duration)
+        else:
+            body["error"] = decision.reason
+            if decision.grant is not None:
+                body["current_leader"] = decision.grant.leader_id
+        return decision.granted, body
+
+    def handle_lease_revoke(self, leader_id: str, lease_id: str) -> dict[str, Any]:
+        """``POST /election/lease_revoke``: the holder gives its lease back."""
+        revoked = self._ledger is not None and self._ledger.revoke(leader_id, lease_id, self._clock())
+        if revoked:
+            self._save()
+            self._wake.set()
+        return {"revoked": revoked, "voter_id": self._config.node_id}
+
+    def handle_coordinator(self, leader_id: str, lease_id: str, epoch: int, ttl: float, fence_token: str) -> tuple[bool, dict[str, Any]]:
+        """``POST /coordinator``: a leader announces itself (and re-announces on every renewal)."""
+        now = self._clock()
+        if epoch < self._leader_epoch or (epoch == self._leader_epoch and self._leader not in (None, leader_id) and self._leader_valid(now)):
+            return False, {"accepted": False, "error": "stale_epoch", "lease_epoch": self._leader_epoch, "leader_id": self._leader}
+        if self.role == ROLE_LEADER and leader_id != self._config.node_id:
+            # A leader with a newer epoch exists: ours can only have run out.
+            self._spawn(self._step_down("superseded"))
+        self._known_epoch = max(self._known_epoch, epoch)
+        self._set_leader(leader_id, epoch, now + max(0.0, ttl), fence_token, lease_id)
+        self._coordinator_seen.set()
+        return True, {"accepted": True, "node_id": self._config.node_id}
+
+    # -- The loop ------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the election loop must outlive any single bad round
+                self._log.exception("election_round_failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), self._settings.check_interval_s)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def _step(self) -> None:
+        now = self._clock()
+        alive = self._alive_ids()
+        if self.role == ROLE_LEADER:
+            if not rules.has_quorum(self._config.voters, alive):
+                await self._step_down("quorum_lost")
+            elif now >= self._next_renew:
+                await self._renew()
+            elif self._my_lease is None or not self._my_lease.valid(now):
+                await self._step_down("lease_expired")
+            return
+        if self._leader_valid(now):
+            return
+        if self._leader is not None:
+            self._log.info("leader_lost", leader_id=self._leader, lease_epoch=self._leader_epoch)
+            self._set_leader(None, self._leader_epoch, 0.0, None, None)
+        if self._config.may_lead and rules.has_quorum(self._config.voters, alive):
+            await self._elect()
+
+    async def _elect(self) -> None:
+        started = self._clock()
+        self.role = ROLE_CANDIDATE
+        try:
+            alive = self._alive_ids()
+            higher = [n for n in rules.outranking(self._config.node_id, self._config.coordinator_nodes,
+                                                  self._config.preferred_leader) if n in alive]
+            if higher and await self._someone_higher_answers(higher):
+                self._coordinator_seen.clear()
+                try:
+                    await asyncio.wait_for(self._coordinator_seen.wait(), self._settings.election_timeout_s)
+                except asyncio.TimeoutError:
+                    pass
+                adopted = self._leader_valid(self._clock())
+                self._finish(ElectionOutcome.ADOPTED if adopted else ElectionOutcome.TIMEOUT, started)
+                return
+            epoch = max(self._known_epoch, self._ledger.highest_epoch if self._ledger else 0) + 1
+            lease_id = rules.lease_id(self._config.node_id, self._wall(), secrets.token_hex(4))
+            round_started = self._clock()
+            granted, seen_epoch = await self._lease_round(epoch, lease_id)
+            self._known_epoch = max(self._known_epoch, seen_epoch, epoch)
+            self._save()
+            if len(granted) >= rules.quorum_size(len(self._config.voters)):
+                self._become_leader(epoch, lease_id, round_started)
+                self._finish(ElectionOutcome.WON, started)
+                await self._announce()
+            else:
+                await self._revoke(granted, lease_id, self._settings.request_timeout_s)
+                self._finish(ElectionOutcome.LOST, started)
+        finally:
+            if self.role == ROLE_CANDIDATE:
+                self.role = ROLE_FOLLOWER
+
+    async def _someone_higher_answers(self, higher: list[str]) -> bool:
+        replies = await asyncio.gather(
+            *(self._post(n, "/election", {"candidate_id": self._config.node_id}) for n in higher),
+            return_exceptions=True,
+        )
+        return any(isinstance(r, tuple) and r[0] == 200 and isinstance(r[1], dict)
+                   and r[1].get("response") == "ALIVE" for r in replies)
+
+    async def _lease_round(self, epoch: int, lease_id: str) -> tuple[list[str], int]:
+        """Ask every voter for the lease; returns who granted it and the highest epoch seen."""
+        duration = self._settings.lease_duration_s
+        body = {"leader_id": self._config.node_id, "lease_id": lease_id,
+                "lease_duration": duration, "lease_epoch": epoch}
+
+        async def ask(voter: str) -> tuple[bool, int]:
+            if voter == self._config.node_id:
+                ok, reply = self.handle_lease_request(self._config.node_id, lease_id, duration, epoch)
+                return ok, int(reply.get("lease_epoch", 0))
+            status, reply = await self._post(voter, "/election/lease", body)
+            if not isinstance(reply, dict):
+                return False, 0
+            seen = reply.get("lease_epoch", 0)
+            return status == 200 and reply.get("granted") is True, seen if isinstance(seen, int) else 0
+
+        results = await asyncio.gather(*(ask(v) for v in self._config.voters), return_exceptions=True)
+        granted, seen_epoch = [], 0
+        for voter, result in zip(self._config.voters, results):
+            if isinstance(result, tuple):
+                ok, seen = result
+                seen_epoch = max(seen_epoch, seen)
+                if ok:
+                    granted.append(voter)
+        return granted, seen_epoch
+
+    async def _renew(self) -> None:
+        assert self._lease_id is not None
+        round_started = self._clock()
+        granted, seen_epoch = await self._lease_round(self._leader_epoch, self._lease_id)
+        now = self._clock()
+        if len(granted) >= rules.quorum_size(len(self._config.voters)):
+            self._my_lease = rules.LeaderLease.after_round(
+                self._leader_epoch, self._lease_id, round_started,
+                self._settings.lease_duration_s, self._settings.lease_safety_margin_s)
+            self._leader_until = self._my_lease.valid_until
+            self._next_renew = now + self._settings.lease_renew_interval_s
+            await self._announce()
+            return
+        self._known_epoch = max(self._known_epoch, seen_epoch)
+        self._log.warning("lease_renewal_failed", granted=granted, lease_epoch=self._leader_epoch)
+        if self._my_lease is None or not self._my_lease.valid(now):
+            await self._step_down("lease_expired")
+        else:
+            self._next_renew = now + self._settings.check_interval_s  # try again soon
+
+    def _become_leader(self, epoch: int, lease_id: str, round_started: float) -> None:
+        self.role = ROLE_LEADER
+        self._my_lease = rules.LeaderLease.after_round(
+            epoch, lease_id, round_started, self._settings.lease_duration_s, self._settings.lease_safety_margin_s)
+        self._next_renew = self._clock() + self._settings.lease_renew_interval_s
+        token = rules.fence_token(self._config.node_id, epoch, self._wall())
+        self._set_leader(self._config.node_id, epoch, self._my_lease.valid_until, token, lease_id)
+
+    async def _step_down(self, reason: str, revoke_timeout: float | None = None) -> None:
+        if self.role != ROLE_LEADER:
+            return
+        lease_id = self._lease_id
+        self.role = ROLE_FOLLOWER
+        self._my_lease = None
+        self._log.info("leader_stepped_down", reason=reason, lease_epoch=self._leader_epoch)
+        if self._leader == self._config.node_id:
+            self._set_leader(None, self._leader_epoch, 0.0, None, None)
+        if lease_id is not None:
+            coro = self._revoke(list(self._config.voters), lease_id, revoke_timeout or self._settings.request_timeout_s)
+            if revoke_timeout is None:
+                self._spawn(coro)
+            else:
+                await coro
+
+    async def _revoke(self, voters: list[str], lease_id: str, timeout: float) -> None:
+        body = {"leader_id": self._config.node_id, "lease_id": lease_id}
+
+        async def one(voter: str) -> None:
+            if voter == self._config.node_id:
+                self.handle_lease_revoke(self._config.node_id, lease_id)
+            else:
+                await self._post(voter, "/election/lease_revoke", body, timeout)
+
+        await asyncio.gather(*(one(v) for v in voters), return_exceptions=True)
+
+    async def _announce(self) -> None:
+        """Tell every live member (and every voter) who leads; also renews their trust in us."""
+        if self.role != ROLE_LEADER or self._my_lease is None:
+            return
+        ttl = max(0.0, self._my_lease.valid_until - self._clock())
+        body = {
+            "leader_id": self._config.node_id, "lease_id": self._lease_id,
+            "lease_expires": self._wall() + ttl, "lease_ttl_seconds": ttl,
+            "voter_node_ids": list(self._config.voters), "lease_epoch": self._leader_epoch,
+            "fence_token": self._fence_token,
+        }
+        targets = (self._alive_ids() | set(self._config.voters)) - {self._config.node_id}
+        await asyncio.gather(*(self._post(n, "/coordinator", body) for n in sorted(targets)), return_exceptions=True)
+
+    # -- Helpers -------------------------------------------------------------------------------
+
+    def _alive_ids(self) -> set[str]:
+        alive = {n for n, m in self._membership.members().items() if m.state in (MemberState.ALIVE, MemberState.SUSPECT)}
+        alive.add(self._config.node_id)
+        return alive
+
+    def _leader_valid(self, now: float) -> bool:
+        if self._leader is None or now >= self._leader_until:
+            return False
+        if self._leader == self._config.node_id:
+            return self.role == ROLE_LEADER
+        member = self._membership.members().get(self._leader)
+        return member is None or member.state not in (MemberState.FAILED, MemberState.LEFT)
+
+    def _set_leader(self, leader: str | None, epoch: int, until: float, token: str | None, lease_id: str | None) -> None:
+        changed = (leader, epoch) != (self._leader, self._leader_epoch)
+        self._leader, self._leader_epoch, self._leader_until = leader, epoch, until
+        self._fence_token, self._lease_id = token, lease_id
+        if changed:
+            if leader is not None:
+                self._log.info("leader_elected", leader_id=leader, lease_epoch=epoch, is_self=leader == self._config.node_id)
+            self._hub.publish(LeadershipEvent(leadership=self.leadership(), changed=True))
+
+    def _finish(self, outcome: ElectionOutcome, started: float) -> None:
+        latency = self._clock() - started
+        self.elections[outcome.value] += 1
+        self._log.info("election_finished", outcome=outcome.value, latency_s=round(latency, 3))
+        self._hub.publish(LeadershipEvent(leadership=self.leadership(), changed=False,
+                                          election_outcome=outcome, election_latency_s=latency))
+
+    async def _post(self, node_id: str, path: str, body: dict[str, Any], timeout: float | None = None) -> tuple[int, Any]:
+        host = self._config.hosts.get(node_id)
+        member = self._membership.members().get(node_id)
+        if host is not None:
+            url = host.api_url
+        elif member is not None:
+            url = member.api_url()
+        else:
+            raise PeerUnreachable(f"no address known for {node_id}")
+        return await self._client.post(url, path, body, timeout or self._settings.request_timeout_s)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- Persistence: a restarted voter must not grant an epoch twice ----------------------------
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self._state_file.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as e:
+            self._log.warning("election_state_unreadable", path=str(self._state_file), error=str(e))
+            return
+        self._known_epoch = int(data.get("known_epoch", 0))
+        if self._ledger is not None:
+            self._ledger.highest_epoch = int(data.get("highest_epoch", 0))
+            grant = data.get("grant")
+            if grant:
+                expires = self._clock() + (float(grant["expires_wall"]) - self._wall())
+                self._ledger.grant = rules.Grant(grant["leader_id"], grant["lease_id"], int(grant["epoch"]), expires)
+        self._leader_epoch = self._known_epoch
+
+    def _save(self) -> None:
+        grant = self._ledger.grant if self._ledger else None
+        data = {
+            "known_epoch": self._known_epoch,
+            "highest_epoch": self._ledger.highest_epoch if self._ledger else 0,
+            "grant": None if grant is None else {
+                "leader_id": grant.leader_id, "lease_id": grant.lease_id, "epoch": grant.epoch,
+                "expires_wall": self._wall() + (grant.expires - self._clock()),
+            },
+        }
+        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_file.with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._state_file)

@@ -1,0 +1,91 @@
+"""Prometheus metrics on a registry the node owns, and structlog configuration.
+
+Backends never touch metrics: the node feeds ``NodeMetrics`` from their events and snapshots.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Iterable, Mapping
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from .consensus.lease_rules import quorum_health
+from .model import ElectionOutcome, Leadership, Member, MemberState
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class NodeMetrics:
+    """The metric families the host's dashboards query, plus consensus health (etcd-style)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.peers_alive = Gauge("ringrift_cluster_peers_alive", "Peers currently alive (suspect counts as alive).", registry=r)
+        self.peer_count = Gauge("ringrift_p2p_peer_count", "Known peers by membership state.", ["status"], registry=r)
+        self.is_leader = Gauge("ringrift_is_leader", "1 when this node is the leader.", registry=r)
+        self.has_leader = Gauge("ringrift_has_leader", "1 when this node knows a leader.", registry=r)
+        self.term = Gauge("ringrift_leader_term", "The leader's term (fencing epoch) as seen here.", registry=r)
+        self.leader_changes = Counter("ringrift_p2p_leader_changes_total", "Leader changes seen by this node.", registry=r)
+        self.quorum_alive = Gauge("ringrift_quorum_alive_voters", "Voters alive, this node included.", registry=r)
+        self.quorum_total = Gauge("ringrift_quorum_total_voters", "Voters configured.", registry=r)
+        self.quorum_level = Gauge("ringrift_quorum_health_level", "3 healthy, 2 degraded, 1 minimum, 0 lost.", registry=r)
+        self.quorum_status = Gauge("ringrift_p2p_quorum_status", "1 when a strict majority of voters is alive.", registry=r)
+        self.election_latency = Histogram(
+            "ringrift_leader_election_latency_seconds", "Election attempts by outcome.", ["outcome"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300), registry=r)
+        self.membership_events = Counter(
+            "ringrift_membership_events_total", "Membership transitions by kind and source.", ["kind", "source"], registry=r)
+        for state in MemberState:
+            self.peer_count.labels(status=state.value)
+        for outcome in ElectionOutcome:
+            self.election_latency.labels(outcome=outcome.value)
+
+    def update_membership(self, members: Mapping[str, Member], self_id: str, voters: Iterable[str]) -> None:
+        counts = {state: 0 for state in MemberState}
+        for member in members.values():
+            counts[member.state] += 1
+        for state, count in counts.items():
+            self.peer_count.labels(status=state.value).set(count)
+        self.peers_alive.set(counts[MemberState.ALIVE] + counts[MemberState.SUSPECT])
+        voters = list(voters)
+        alive = {n for n, m in members.items() if m.is_alive} | {self_id}
+        alive_voters = sum(1 for v in voters if v in alive)
+        level = quorum_health(alive_voters, len(voters))
+        self.quorum_alive.set(alive_voters)
+        self.quorum_total.set(len(voters))
+        self.quorum_level.set(level.level)
+        self.quorum_status.set(0 if level.value == "lost" else 1)
+
+    def update_leadership(self, view: Leadership) -> None:
+        self.is_leader.set(1 if view.is_self else 0)
+        self.has_leader.set(1 if view.leader else 0)
+        self.term.set(view.term)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def configure_logging(level: str = "info", fmt: str = "auto") -> None:
+    """structlog: JSON when not on a terminal (or when asked), console when on one."""
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    renderer = structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    # Third-party loggers (aiohttp, engines) go to stderr at WARNING: no per-request spam.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
