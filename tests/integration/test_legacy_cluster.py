@@ -1,0 +1,212 @@
+"""Real node processes on loopback in legacy mode (HTTP heartbeats + Bully with majority leases)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from ringrift_cluster.testing import LocalCluster, wait_until
+
+pytestmark = pytest.mark.integration
+
+# The local preset's timings (config.PRESETS["local"]).
+PEER_TIMEOUT_S = 4.0
+LEASE_S = 4.0
+ELECTION_TIMEOUT_S = 2.0
+JITTER = 1.05
+START_S = 30.0  # generous: process start on a loaded 2-core machine
+
+
+class LeaderSampler:
+    """Polls every node's /status in the background and checks the leader invariants:
+    at most one node ever claims leadership of a given epoch, and no two nodes claim it with
+    unexpired leases at the same moment."""
+
+    def __init__(self, cluster: LocalCluster) -> None:
+        self.cluster = cluster
+        self.claims: dict[int, set[str]] = defaultdict(set)
+        self.overlaps: list[dict[str, Any]] = []
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "LeaderSampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            statuses = self.cluster.statuses()
+            now = time.time()
+            leaders = {}
+            for node_id, status in statuses.items():
+                if status and status.get("role") == "leader":
+                    self.claims[status["leader_term"]].add(node_id)
+                    if (status.get("lease_expires") or 0) > now:
+                        leaders[node_id] = status["leader_term"]
+            if len(leaders) > 1:
+                self.overlaps.append(leaders)
+            self.samples += 1
+            self._stop.wait(0.1)
+
+    def assert_safe(self) -> None:
+        assert self.samples > 5, "the sampler saw too little"
+        doubled = {term: nodes for term, nodes in self.claims.items() if len(nodes) > 1}
+        assert not doubled, f"two leaders in one epoch: {doubled}"
+        assert not self.overlaps, f"two leaders with unexpired leases at once: {self.overlaps[:5]}"
+
+
+def peer_states(cluster: LocalCluster, observer: str) -> dict[str, str]:
+    status = cluster.status(observer) or {}
+    return {p: v["state"] for p, v in status.get("peers", {}).items()}
+
+
+def next_leader(cluster: LocalCluster, among: list[str], old: str) -> str | None:
+    leader = cluster.agreed_leader(among)
+    return leader if leader != old else None
+
+
+def metric(cluster: LocalCluster, node_id: str, name: str) -> float:
+    import urllib.request
+
+    with urllib.request.urlopen(cluster.nodes[node_id].url + "/metrics", timeout=2) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not exposed by {node_id}")
+
+
+def test_three_nodes_converge_elect_the_greatest_and_report_metrics(make_cluster) -> None:
+    cluster = make_cluster(3)
+    cluster.start_all()
+    cluster.wait_converged(START_S)
+    assert cluster.wait_for_leader(START_S) == "node-3"
+    assert wait_until(lambda: all((cluster.get(n, "/ready") or {}).get("ready") for n in cluster.nodes), 10, what="ready")
+    status = cluster.status("node-1")
+    assert status["quorum"] == {"required": 2, "alive_voters": 3, "total_voters": 3, "health": "degraded"}
+    assert set(status["peers"]) == {"node-2", "node-3"}  # node ids, never addresses
+    wait_until(lambda: metric(cluster, "node-3", "ringrift_is_leader") == 1, 10, what="leader gauge")
+    assert metric(cluster, "node-1", "ringrift_is_leader") == 0
+    assert metric(cluster, "node-1", "ringrift_cluster_peers_alive") == 2
+    assert metric(cluster, "node-1", "ringrift_quorum_alive_voters") == 3
+    assert metric(cluster, "node-1", "ringrift_p2p_leader_changes_total") >= 1
+    assert metric(cluster, "node-1", "ringrift_p2p_quorum_status") == 1
+
+
+def test_five_nodes_leader_killed_then_follower_killed_then_restarted(make_cluster) -> None:
+    cluster = make_cluster(5)
+    cluster.start_all()
+    with LeaderSampler(cluster) as sampler:
+        cluster.wait_converged(START_S)
+        leader = cluster.wait_for_leader(START_S)
+        assert leader == "node-5"
+        term = cluster.status(leader)["leader_term"]
+
+        # SIGKILL the leader: a new one within the configured bound, with a greater epoch.
+        killed_at = time.monotonic()
+        cluster.kill(leader)
+        survivors = [n for n in cluster.nodes if n != leader]
+        bound = LEASE_S + PEER_TIMEOUT_S * JITTER + ELECTION_TIMEOUT_S
+        new_leader = wait_until(lambda: next_leader(cluster, survivors, leader), bound + 2, what="a new leader",
+                                describe=lambda: cluster.leaders(cluster.statuses(survivors)))
+        failover = time.monotonic() - killed_at
+        assert new_leader != leader and failover <= bound + 2, f"failover took {failover:.1f}s"
+        assert cluster.status(new_leader)["leader_term"] > term
+
+        # SIGKILL a follower: every survivor declares it failed.
+        victim = next(n for n in survivors if n != new_leader)
+        cluster.kill(victim)
+        rest = [n for n in survivors if n != victim]
+        wait_until(lambda: all(peer_states(cluster, n).get(victim) == "failed" for n in rest),
+                   PEER_TIMEOUT_S * JITTER + 3, what=f"{victim} failed everywhere",
+                   describe=lambda: {n: peer_states(cluster, n) for n in rest})
+        assert all(peer_states(cluster, n).get(leader) == "failed" for n in rest)
+
+        # Restart it: it rejoins, is alive everywhere again, and follows the current leader.
+        cluster.start(victim)
+        wait_until(lambda: all(peer_states(cluster, n).get(victim) == "alive" for n in rest), START_S,
+                   what=f"{victim} alive again", describe=lambda: {n: peer_states(cluster, n) for n in rest})
+        wait_until(lambda: (cluster.status(victim) or {}).get("leader_id") == new_leader, START_S,
+                   what=f"{victim} follows {new_leader}")
+        assert metric(cluster, rest[0], "ringrift_p2p_leader_changes_total") >= 2
+    sampler.assert_safe()
+
+
+def test_graceful_stop_is_left_and_hands_over_leadership(make_cluster) -> None:
+    cluster = make_cluster(3)
+    cluster.start_all()
+    with LeaderSampler(cluster) as sampler:
+        cluster.wait_converged(START_S)
+        assert cluster.wait_for_leader(START_S) == "node-3"
+        stopped_at = time.monotonic()
+        assert cluster.stop("node-3") == 0
+        rest = ["node-1", "node-2"]
+        wait_until(lambda: all(peer_states(cluster, n).get("node-3") == "left" for n in rest), 10,
+                   what="node-3 left", describe=lambda: {n: peer_states(cluster, n) for n in rest})
+        # The stopping leader gave its lease back: no wait for it to run out.
+        assert wait_until(lambda: next_leader(cluster, rest, "node-3"), LEASE_S, what="node-2 leads") == "node-2"
+        assert time.monotonic() - stopped_at < LEASE_S + PEER_TIMEOUT_S
+        cluster.start("node-3")
+        cluster.wait_converged(START_S)
+        assert cluster.wait_for_leader(START_S) in ("node-2", "node-3")
+    sampler.assert_safe()
+
+
+def test_a_second_instance_on_the_same_port_fails_fast(make_cluster) -> None:
+    cluster = make_cluster(1)
+    cluster.start_all()
+    wait_until(lambda: cluster.status("node-1"), START_S, what="node-1 up")
+    started = time.monotonic()
+    second = subprocess.run(cluster.command("node-1"), env=cluster.env, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1
+    assert "in use" in second.stderr and "node-1" in second.stderr
+    assert time.monotonic() - started < 30
+    assert cluster.status("node-1") is not None  # the first one is undisturbed
+
+
+def test_bad_config_is_one_clear_line_and_exit_2(tmp_path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("hosts:\n  a: {p2p_host: 127.0.0.1}\nringrift_cluster:\n  heartbeat:\n    intervall_s: 3\n")
+    result = subprocess.run([sys.executable, "-m", "ringrift_cluster", "run", "--config", str(path), "--node-id", "a"],
+                            capture_output=True, text=True, timeout=60, env={**os.environ})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "ringrift_cluster.heartbeat.intervall_s" in lines[0] and "interval_s" in lines[0]
+
+
+def test_status_command_prints_a_table_and_json(make_cluster) -> None:
+    cluster = make_cluster(2)
+    cluster.start_all()
+    cluster.wait_converged(START_S)
+    leader = cluster.wait_for_leader(START_S)
+    url = cluster.nodes["node-1"].url
+    table = subprocess.run([sys.executable, "-m", "ringrift_cluster", "status", "--url", url],
+                           capture_output=True, text=True, timeout=30)
+    assert table.returncode == 0 and f"leader {leader}" in table.stdout and "node-2" in table.stdout
+    raw = subprocess.run([sys.executable, "-m", "ringrift_cluster", "status", "--url", url, "--json"],
+                         capture_output=True, text=True, timeout=30)
+    assert raw.returncode == 0 and '"swim_raft"' in raw.stdout
+    down = subprocess.run([sys.executable, "-m", "ringrift_cluster", "status", "--url", "http://127.0.0.1:1"],
+                          capture_output=True, text=True, timeout=30)
+    assert down.returncode == 1 and "cannot read" in down.stderr
+
+
+def test_sigterm_exits_zero(make_cluster) -> None:
+    cluster = make_cluster(1)
+    cluster.start_all()
+    wait_until(lambda: cluster.status("node-1"), START_S, what="node-1 up")
+    cluster.signal("node-1", signal.SIGTERM)
+    assert cluster.nodes["node-1"].proc.wait(timeout=20) == 0
