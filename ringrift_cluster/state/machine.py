@@ -1,0 +1,304 @@
+"""The replicated state machine: one pure, deterministic ``apply(command) -> result``.
+
+A command is plain data: ``{"v": 1, "op": "work.add", "rid": "<request id>", "now": <proposer
+wall seconds>, "args": {...}}``. The machine keeps ``clock = max(clock, now)`` and decides every
+expiry on that clock; it reads no clock, draws no random number and does no I/O, so every replica
+applying the same commands ends in the same state. ``apply`` never raises: a bad command yields
+``{"ok": False, "error": <code>, "message": ...}``.
+
+Each command with a valid envelope runs in this order: advance the clock, expire passed leases
+(work claims and locks), answer from the dedup table if ``rid`` was seen, else dispatch and
+remember the result under ``rid``; finally compact finished history and the dedup table, so the
+state is within its limits after every command.
+
+Not thread-safe: the owner (Raft or legacy adapter) must not read while another thread applies.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from typing import Any, Callable
+
+from ..errors import ConfigError
+from ._common import (
+    BAD_COMMAND,
+    INTERNAL,
+    MAX_TIME,
+    RID_CONFLICT,
+    UNKNOWN_OP,
+    UNSUPPORTED_VERSION,
+    Args,
+    BadArg,
+    Core,
+    Limits,
+    SnapshotError,
+    clone,
+    describe,
+    ok,
+    refuse,
+)
+from .jobs import Jobs
+from .locks import Locks
+from .models import Models
+from .work_queue import WorkQueue
+
+VERSION = 1
+SNAPSHOT_FORMAT = 1
+MAX_RID = 128
+_ENVELOPE = ("v", "op", "rid", "now", "args")
+
+
+class StateMachine:
+    """Work queue, job status, model registry and training locks behind one ``apply``."""
+
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.core = Core(limits if limits is not None else Limits())
+        self.work = WorkQueue(self.core)
+        self.jobs = Jobs(self.core)
+        self.models = Models(self.core)
+        self.locks = Locks(self.core)
+        self.dedup: OrderedDict[str, dict[str, Any]] = OrderedDict()  # rid -> entry, oldest first
+        self._swept: tuple[list[str], list[str]] = ([], [])  # what this command's sweep expired
+
+    @property
+    def limits(self) -> Limits:
+        return self.core.limits
+
+    @property
+    def clock(self) -> float:
+        return self.core.clock
+
+    # -- the one entry point ----------------------------------------------------------------
+
+    def apply(self, command: Any) -> dict[str, Any]:
+        try:
+            return self._apply(command)
+        except Exception as exc:  # a bug must become a result, never wedge the log
+            try:
+                message = f"{type(exc).__name__}: {exc}"[:500]
+            except Exception:
+                message = type(exc).__name__
+            return refuse(INTERNAL, message)
+
+    def _apply(self, command: Any) -> dict[str, Any]:
+        envelope = self._envelope(command)
+        if "error" in envelope:
+            return envelope  # nothing changes for a command we cannot even identify
+        op, rid, now, args = envelope["op"], envelope["rid"], envelope["now"], envelope["args"]
+        core = self.core
+        core.clock = max(core.clock, now)
+        self._swept = (self.work.sweep(), self.locks.sweep())
+        self._prune_dedup()
+        seen = self.dedup.get(rid)
+        if seen is None:
+            try:
+                result = _HANDLERS[op](self, Args(args))
+            except BadArg as bad:
+                result = refuse(BAD_COMMAND, str(bad))
+            result["clock"] = core.clock
+            self.dedup[rid] = {"at": core.clock, "op": op, "result": result}
+        elif seen["op"] != op:
+            result = refuse(RID_CONFLICT, f"rid: {rid!r} was already used for {seen['op']}")
+        else:
+            result = seen["result"]
+        self.work.compact()
+        self.jobs.compact()
+        self._prune_dedup()
+        return clone(result)
+
+    def _envelope(self, command: Any) -> dict[str, Any]:
+        """The checked envelope fields, or a refusal (recognisable by its "error" key)."""
+        if not isinstance(command, dict):
+            return refuse(BAD_COMMAND, f"command: expected an object, got {describe(command)}")
+        v = command.get("v")
+        if v is None:
+            return refuse(BAD_COMMAND, "v: missing")
+        if isinstance(v, bool) or not isinstance(v, int) or v != VERSION:
+            return refuse(UNSUPPORTED_VERSION,
+                          f"v: version {describe(v)} is not supported (supported: {VERSION})")
+        op = command.get("op")
+        if not isinstance(op, str):
+            return refuse(BAD_COMMAND, f"op: expected a string, got {describe(op)}")
+        if op not in _HANDLERS:
+            return refuse(UNKNOWN_OP, f"op: unknown operation {describe(op)}")
+        rid = command.get("rid")
+        if not isinstance(rid, str) or not rid or len(rid) > MAX_RID:
+            return refuse(BAD_COMMAND,
+                          f"rid: expected a non-empty string of at most {MAX_RID} characters, "
+                          f"got {describe(rid)}")
+        now = command.get("now")
+        if now is None:
+            return refuse(BAD_COMMAND, "now: missing (the proposer stamps wall seconds)")
+        try:
+            now_ok = not isinstance(now, bool) and isinstance(now, (int, float)) and \
+                math.isfinite(now) and 0 <= now <= MAX_TIME
+        except OverflowError:
+            now_ok = False
+        if not now_ok:
+            return refuse(BAD_COMMAND, f"now: expected seconds in [0, {MAX_TIME:g}], "
+                                       f"got {describe(now)}")
+        args = command.get("args")
+        if args is None:
+            args = {}
+        if not isinstance(args, dict):
+            return refuse(BAD_COMMAND, f"args: expected an object, got {describe(args)}")
+        for key in command:
+            if key not in _ENVELOPE:
+                return refuse(BAD_COMMAND, f"{describe(key)}: unknown field")
+        return {"op": op, "rid": str.__str__(rid), "now": float(now), "args": args}
+
+    def _prune_dedup(self) -> None:
+        limits = self.core.limits
+        horizon = self.core.clock - limits.dedup_ttl_s
+        while self.dedup:
+            entry = self.dedup[next(iter(self.dedup))]
+            if len(self.dedup) <= limits.dedup_max_entries and entry["at"] > horizon:
+                break
+            self.dedup.popitem(last=False)
+
+    # -- ops that span several parts --------------------------------------------------------
+
+    def _release_node(self, a: Args) -> dict[str, Any]:
+        node_id = a.text("node_id")
+        a.done()
+        return ok(node_id=node_id, requeued=self.work.release_node(node_id),
+                  locks_released=self.locks.release_node(node_id),
+                  jobs_failed=self.jobs.release_node(node_id))
+
+    def _tick(self, a: Args) -> dict[str, Any]:
+        a.done()
+        return ok(expired_work=list(self._swept[0]), expired_locks=list(self._swept[1]))
+
+    def _expire_work(self, a: Args) -> dict[str, Any]:
+        a.done()
+        return ok(expired=list(self._swept[0]))
+
+    # -- local reads (state as of the last applied command; copies, safe to mutate) ----------
+
+    def work_stats(self) -> dict[str, int]:
+        return self.work.stats()
+
+    def work_list(self, status: str | None = None, node_id: str | None = None,
+                  limit: int | None = None) -> list[dict[str, Any]]:
+        return self.work.list_items(status, node_id, limit)
+
+    def work_get(self, work_id: str) -> dict[str, Any] | None:
+        return self.work.get(work_id)
+
+    def job_get(self, job_id: str) -> dict[str, Any] | None:
+        return self.jobs.get(job_id)
+
+    def jobs_list(self, node_id: str | None = None,
+                  status: str | None = None) -> list[dict[str, Any]]:
+        return self.jobs.list_jobs(node_id, status)
+
+    def jobs_by_node(self) -> dict[str, list[dict[str, Any]]]:
+        return self.jobs.by_node()
+
+    def job_stats(self) -> dict[str, int]:
+        return self.jobs.stats()
+
+    def models_list(self, name: str | None = None,
+                    stage: str | None = None) -> list[dict[str, Any]]:
+        return self.models.list_models(name, stage)
+
+    def model_get(self, name: str, version: str) -> dict[str, Any] | None:
+        return self.models.get(name, version)
+
+    def model_latest(self, name: str, stage: str | None = None) -> dict[str, Any] | None:
+        return self.models.latest(name, stage)
+
+    def locks_list(self) -> list[dict[str, Any]]:
+        return self.locks.list_locks()
+
+    def lock_get(self, name: str) -> dict[str, Any] | None:
+        return self.locks.get(name)
+
+    def describe(self) -> dict[str, Any]:
+        """A JSON-able summary for the status API."""
+        return {"clock": self.core.clock, "work": self.work_stats(), "jobs": self.job_stats(),
+                "models": sum(len(v) for v in list(self.models.models.values())),
+                "locks": len(self.locks.locks), "dedup": len(self.dedup)}
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The full state as JSON-able data; equal to its own json round trip."""
+        return {
+            "format": SNAPSHOT_FORMAT,
+            "limits": self.core.limits.to_dict(),
+            "clock": self.core.clock,
+            "counters": dict(self.core.counters),
+            "dedup": {rid: clone(entry) for rid, entry in self.dedup.items()},
+            "work": self.work.snapshot(),
+            "jobs": self.jobs.snapshot(),
+            "models": self.models.snapshot(),
+            "locks": self.locks.snapshot(),
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> "StateMachine":
+        machine = cls()
+        machine.restore(data)
+        return machine
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Replace the whole state (limits included) with ``data``; raises ``SnapshotError``
+        and leaves this machine untouched when ``data`` is not a valid snapshot."""
+        if not isinstance(data, dict) or data.get("format") != SNAPSHOT_FORMAT:
+            raise SnapshotError(f"not a state snapshot of format {SNAPSHOT_FORMAT}")
+        try:
+            fresh = StateMachine(Limits(**data["limits"]))
+            clock = data["clock"]
+            if isinstance(clock, bool) or not isinstance(clock, (int, float)) \
+                    or not math.isfinite(clock):
+                raise ValueError(f"clock: {describe(clock)}")
+            fresh.core.clock = float(clock)
+            counters = data["counters"]
+            if set(counters) != set(fresh.core.counters) or \
+                    any(type(n) is not int or n < 0 for n in counters.values()):
+                raise ValueError("counters: wrong names or values")
+            fresh.core.counters = dict(counters)
+            fresh.dedup = OrderedDict((str(rid), clone(e)) for rid, e in data["dedup"].items())
+            fresh.work.restore(data["work"])
+            fresh.jobs.restore(data["jobs"])
+            fresh.models.restore(data["models"])
+            fresh.locks.restore(data["locks"])
+        except (KeyError, TypeError, ValueError, AttributeError, ConfigError) as exc:
+            raise SnapshotError(f"invalid snapshot: {type(exc).__name__}: {exc}") from exc
+        self.core, self.work, self.jobs = fresh.core, fresh.work, fresh.jobs
+        self.models, self.locks, self.dedup = fresh.models, fresh.locks, fresh.dedup
+        self._swept = ([], [])
+
+
+def _part(attr: str, method: str) -> Callable[[StateMachine, Args], dict[str, Any]]:
+    return lambda machine, a: getattr(getattr(machine, attr), method)(a)
+
+
+def _fenced(method: str) -> Callable[[StateMachine, Args], dict[str, Any]]:
+    return lambda machine, a: getattr(machine.models, method)(a, machine.locks.check_fence)
+
+
+_HANDLERS: dict[str, Callable[[StateMachine, Args], dict[str, Any]]] = {
+    "work.add": _part("work", "add"),
+    "work.claim": _part("work", "claim"),
+    "work.start": _part("work", "start"),
+    "work.renew": _part("work", "renew"),
+    "work.complete": _part("work", "complete"),
+    "work.fail": _part("work", "fail"),
+    "work.expire": StateMachine._expire_work,
+    "job.assign": _part("jobs", "assign"),
+    "job.start": _part("jobs", "start"),
+    "job.complete": _part("jobs", "complete"),
+    "job.fail": _part("jobs", "fail"),
+    "model.register": _fenced("register"),
+    "model.promote": _fenced("promote"),
+    "lock.acquire": _part("locks", "acquire"),
+    "lock.renew": _part("locks", "renew"),
+    "lock.release": _part("locks", "release"),
+    "node.release": StateMachine._release_node,
+    "tick": StateMachine._tick,
+}
+
+OPS: tuple[str, ...] = tuple(_HANDLERS)
