@@ -22,10 +22,12 @@ LOCK_HELD = "lock_held"
 NOT_HELD = "not_held"
 NOT_HOLDER = "not_holder"
 STALE_FENCE = "stale_fence"
+STALE_IMPORT = "stale_import"
 INTERNAL = "internal"
 ERROR_CODES = (
     BAD_COMMAND, UNKNOWN_OP, UNSUPPORTED_VERSION, RID_CONFLICT, NOT_FOUND, ALREADY_EXISTS,
-    INVALID_STATE, STALE_TOKEN, WRONG_NODE, LOCK_HELD, NOT_HELD, NOT_HOLDER, STALE_FENCE, INTERNAL,
+    INVALID_STATE, STALE_TOKEN, WRONG_NODE, LOCK_HELD, NOT_HELD, NOT_HOLDER, STALE_FENCE, STALE_IMPORT,
+    INTERNAL,
 )
 
 MAX_TIME = 1e12  # wall seconds (year ~33000); keeps clock + duration finite
@@ -77,7 +79,9 @@ class Limits:
 class Core:
     """What every part shares: the replicated clock, the id counters and the limits."""
 
-    COUNTERS = ("work", "claim", "job", "model", "fence")
+    # "change" counts applied state changes (every successful command but tick / work.expire): a
+    # logical clock that a snapshot carries across mode switches, so the newer state wins.
+    COUNTERS = ("work", "claim", "job", "model", "fence", "change")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -263,6 +267,11 @@ class Args:
         if not isinstance(v, dict):
             raise self._bad(key, "an object", v)
         return plain(v, self.field(key))
+
+    def opaque(self, key: str) -> Any:
+        """A required field taken as is, for data that its consumer validates in full itself
+        (a whole-state snapshot is far larger than the size limits meant for one command)."""
+        return self._take(key, _REQUIRED)[1]
 
     def data(self, key: str, default: Any = None) -> Any:
         present, v = self._take(key, default)

@@ -167,3 +167,9 @@ def release_node(node_id: str, *, rid: str | None = None,
 def tick(*, rid: str | None = None, now: float | None = None) -> dict[str, Any]:
     """Advance the replicated clock (expiring leases); also a cheap linearizable no-op read."""
     return command("tick", rid=rid, now=now)
+
+
+def import_state(snapshot: Mapping[str, Any], *, rid: str | None = None,
+                 now: float | None = None) -> dict[str, Any]:
+    """Replace the state with ``snapshot`` (from another consensus mode) if it is newer."""
+    return command("state.import", {"snapshot": dict(snapshot)}, rid=rid, now=now)

@@ -26,6 +26,7 @@ from ._common import (
     INTERNAL,
     MAX_TIME,
     RID_CONFLICT,
+    STALE_IMPORT,
     UNKNOWN_OP,
     UNSUPPORTED_VERSION,
     Args,
@@ -96,8 +97,10 @@ class StateMachine:
                 result = _HANDLERS[op](self, Args(args))
             except BadArg as bad:
                 result = refuse(BAD_COMMAND, str(bad))
-            result["clock"] = core.clock
-            self.dedup[rid] = {"at": core.clock, "op": op, "result": result}
+            if result.get("ok") and op not in _NOT_CHANGES:
+                self.core.next("change")
+            result["clock"] = self.core.clock
+            self.dedup[rid] = {"at": self.core.clock, "op": op, "result": result}
         elif seen["op"] != op:
             result = refuse(RID_CONFLICT, f"rid: {rid!r} was already used for {seen['op']}")
         else:
@@ -169,6 +172,25 @@ class StateMachine:
     def _tick(self, a: Args) -> dict[str, Any]:
         a.done()
         return ok(expired_work=list(self._swept[0]), expired_locks=list(self._swept[1]))
+
+    def _import(self, a: Args) -> dict[str, Any]:
+        """Replace the whole state with a snapshot from another mode, if it is newer than ours.
+
+        Newer means more applied changes (the ``change`` counter): after a mode switch the state
+        that saw the last write wins, and a replayed or older export is refused."""
+        snapshot = a.opaque("snapshot")
+        a.done()
+        theirs = snapshot.get("counters", {}).get("change") if isinstance(snapshot, dict) else None
+        if isinstance(theirs, bool) or not isinstance(theirs, int):
+            return refuse(BAD_COMMAND, "snapshot: expected a state snapshot with counters.change")
+        ours = self.core.counters["change"]
+        if theirs <= ours:
+            return refuse(STALE_IMPORT, f"snapshot: {theirs} changes, not newer than ours ({ours})")
+        try:
+            self.restore(snapshot)
+        except SnapshotError as exc:
+            return refuse(BAD_COMMAND, f"snapshot: {exc}")
+        return ok(imported=True, changes=theirs, replaced=ours)
 
     def _expire_work(self, a: Args) -> dict[str, Any]:
         a.done()
@@ -299,6 +321,8 @@ _HANDLERS: dict[str, Callable[[StateMachine, Args], dict[str, Any]]] = {
     "lock.release": _part("locks", "release"),
     "node.release": StateMachine._release_node,
     "tick": StateMachine._tick,
+    "state.import": StateMachine._import,
 }
+_NOT_CHANGES = frozenset({"tick", "work.expire", "state.import"})
 
 OPS: tuple[str, ...] = tuple(_HANDLERS)

@@ -17,7 +17,7 @@ from ringrift_cluster.state import machine as machine_module
 ERROR_CODES = {
     "bad_command", "unknown_op", "unsupported_version", "rid_conflict", "not_found",
     "already_exists", "invalid_state", "stale_token", "wrong_node", "lock_held", "not_held",
-    "not_holder", "stale_fence", "internal",
+    "not_holder", "stale_fence", "stale_import", "internal",
 }
 
 
@@ -291,7 +291,8 @@ def test_builders_shape() -> None:
            c.complete_job("j")["op"], c.fail_job("j")["op"],
            c.register_model("m", "1", "u", "s")["op"], c.promote_model("m", "1", "archived")["op"],
            c.acquire_lock("L", "n")["op"], c.renew_lock("L", "n", 1)["op"],
-           c.release_lock("L", "n", 1)["op"], c.release_node("n")["op"], c.tick()["op"]}
+           c.release_lock("L", "n", 1)["op"], c.release_node("n")["op"], c.tick()["op"],
+               c.import_state({})["op"]}
     assert ops == set(OPS)
 
 
