@@ -86,6 +86,15 @@ class ElectionSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class StateSettings:
+    """The replicated state (work queue, jobs, models, locks) as every mode serves it."""
+
+    submit_timeout_s: float = 5.0  # how long a write may take, retries included
+    tick_interval_s: float = 1.0  # how often the state leader advances the replicated clock
+    journal_compact_entries: int = 10000  # legacy journal: snapshot and truncate past this
+
+
+@dataclass(frozen=True, kw_only=True)
 class SwimSettings:
     """SWIM over swim-p2p. Every engine setting is passed explicitly (SWIM_* env vars ignored)."""
 
@@ -102,6 +111,8 @@ class SwimSettings:
     lifeguard: bool = True
     # Damping: a suspicion shorter than this is counted as a raw flap, not reported as an event.
     suspect_report_after_s: float = 1.0
+    # A raw DEAD must last this long (unrefuted) before it is reported as failed.
+    failed_confirm_s: float = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +130,9 @@ class RaftSettings:
     leader_fallback_timeout_s: float = 3.0
     commit_timeout_s: float = 5.0
     tick_interval_s: float = 1.0  # how often the leader proposes clock ticks (expiry)
+    # Log compaction (snapshot to the full-dump file) when either limit is passed.
+    log_compaction_min_entries: int = 5000
+    log_compaction_min_time_s: float = 300.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -166,6 +180,7 @@ class ClusterConfig:
     api: ApiSettings
     heartbeat: HeartbeatSettings
     election: ElectionSettings
+    state: StateSettings
     swim: SwimSettings
     raft: RaftSettings
     data_dir: Path
@@ -223,6 +238,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "request_timeout_s": 1.0,
             "lease_safety_margin_s": 0.5,
         },
+        "state": {"submit_timeout_s": 3.0, "tick_interval_s": 0.5},
         "swim": {
             "protocol_period_s": 0.5,
             "ping_timeout_s": 0.5,
@@ -245,6 +261,7 @@ SECTIONS: dict[str, type] = {
     "api": ApiSettings,
     "heartbeat": HeartbeatSettings,
     "election": ElectionSettings,
+    "state": StateSettings,
     "swim": SwimSettings,
     "raft": RaftSettings,
 }

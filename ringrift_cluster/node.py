@@ -17,13 +17,17 @@ from .api.app import create_app
 from .config import ClusterConfig
 from .consensus.bully import BullyElection
 from .consensus.lease_rules import alive_voters, quorum_health, quorum_size
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, ClusterError
 from .membership.base import Membership
 from .membership.heartbeat import HeartbeatMembership
 from .model import Leadership, MemberState
 from .nodeinfo import NodeInfo, host_load
 from .observability import NodeMetrics
 from .peer_client import PeerClient
+from .store import ClusterState, StateStore
+from .store.duties import ReleaseFailedMembers
+from .store.export import read_export, write_export
+from .store.journal import JournalStore
 
 _LOAD_CACHE_S = 5.0
 
@@ -40,6 +44,8 @@ class ClusterNode:
         self.bully: BullyElection | None = None
         self.membership: Membership = self._build_membership()
         self.consensus = self._build_consensus()
+        self.store: StateStore | None = self._build_store()
+        self.state = ClusterState(config, self.store, self.client, self.membership.members)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started_at = time.monotonic()
@@ -65,6 +71,10 @@ class ClusterNode:
         self.bully = BullyElection(self.config, self.client, self.membership)
         return self.bully
 
+    def _build_store(self) -> StateStore | None:
+        assert self.bully is not None
+        return JournalStore(self.config, self.bully)
+
     # -- Lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -78,9 +88,16 @@ class ClusterNode:
             self._undo.append(lambda: self.membership.stop(graceful=False))
             await self.consensus.start()
             self._undo.append(self.consensus.stop)
+            if self.store is not None:
+                await self.store.start()
+                self._undo.append(self.store.stop)
+                self._import_other_mode()
+            duties = ReleaseFailedMembers(self.config.node_id, self.state, self.membership,
+                                          sweep_s=self.config.state.tick_interval_s * 4)
             self._tasks = [
                 asyncio.create_task(self._follow_membership(), name="metrics-membership"),
                 asyncio.create_task(self._follow_leadership(), name="metrics-leadership"),
+                asyncio.create_task(duties.run(), name="release-failed-members"),
             ]
         except BaseException:
             await self._unwind()
@@ -95,6 +112,10 @@ class ClusterNode:
     async def stop(self, graceful: bool = True) -> None:
         """Stop in reverse order. Graceful: hand back the leader lease and announce leaving."""
         self._undo.clear()
+        if self.store is not None:
+            if graceful:
+                await self._export_state()
+            await self.store.stop()
         await self.consensus.stop()
         await self.membership.stop(graceful=graceful)
         for task in self._tasks:
@@ -105,6 +126,25 @@ class ClusterNode:
             self._runner = None
         await self.client.close()
         self._log.info("node_stopped", graceful=graceful)
+
+    def _import_other_mode(self) -> None:
+        """After a mode switch, start from the state the other mode left (if it is newer)."""
+        export = read_export(self.config.data_dir)
+        if export is None or self.store is None or export.source == self.store.name:
+            return
+        result = self.store.import_snapshot(export.snapshot)
+        self._log.info("state_imported" if result.get("ok") else "state_import_skipped",
+                       source=export.source, changes=export.changes, reason=result.get("message"))
+
+    async def _export_state(self) -> None:
+        """Leave the state for whichever mode starts next (a node without it writes nothing)."""
+        assert self.store is not None
+        try:
+            snapshot = await self.store.read(lambda machine: machine.snapshot())
+        except ClusterError:
+            return  # this node does not hold the state
+        path = await asyncio.to_thread(write_export, self.config.data_dir, self.store.name, snapshot)
+        self._log.info("state_exported", path=str(path), changes=snapshot["counters"]["change"])
 
     async def _start_api(self) -> None:
         api = self.config.api

@@ -33,19 +33,21 @@ class PeerClient:
             await self._session.close()
             self._session = None
 
-    async def post(self, base_url: str, path: str, body: dict[str, Any], timeout: float) -> tuple[int, Any]:
+    async def post(self, base_url: str, path: str, body: dict[str, Any], timeout: float,
+                   headers: dict[str, str] | None = None) -> tuple[int, Any]:
         """POST JSON; returns (status, parsed JSON body). Raises PeerUnreachable."""
-        return await self._request("POST", base_url + path, body, timeout)
+        return await self._request("POST", base_url + path, body, timeout, headers)
 
     async def get(self, base_url: str, path: str, timeout: float) -> tuple[int, Any]:
         return await self._request("GET", base_url + path, None, timeout)
 
-    async def _request(self, method: str, url: str, body: dict[str, Any] | None, timeout: float) -> tuple[int, Any]:
+    async def _request(self, method: str, url: str, body: dict[str, Any] | None, timeout: float,
+                       headers: dict[str, str] | None = None) -> tuple[int, Any]:
         if self._session is None:
             raise PeerUnreachable("client is not started")
         try:
             async with self._session.request(
-                method, url, json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+                method, url, json=body, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
             ) as response:
                 text = await response.text()
                 try:

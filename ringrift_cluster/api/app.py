@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from . import election, heartbeat, status
+from . import election, heartbeat, state, status
 from .common import NODE
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def create_app(node: "ClusterNode") -> web.Application:
         middlewares=[_node_header, _errors_as_json, _auth],
     )
     app[NODE] = node
-    for family in (status, heartbeat, election):
+    for family in (status, heartbeat, election, state):
         family.register(app)
     return app
 

@@ -1,0 +1,38 @@
+"""The state-store interface: the legacy journal and Raft both serve it."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Protocol, TypeVar, runtime_checkable
+
+from ..model import Leadership
+
+T = TypeVar("T")
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Applies state-machine commands durably and serves reads of the machine."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def leadership(self) -> Leadership:
+        """Who may apply commands now (writes go there)."""
+
+    async def submit(self, command: Mapping[str, Any], timeout: float | None = None) -> Any:
+        """Make ``command`` durable, apply it, return the machine's result.
+
+        Raises NoLeader, NotLeader(leader) (the caller forwards), or ClusterTimeout (the
+        command may have been applied: retry with the same rid)."""
+
+    async def read(self, fn: Callable[[Any], T], *, linearizable: bool = False,
+                   timeout: float | None = None) -> T:
+        """Run ``fn(machine)``; with ``linearizable`` it sees every write acknowledged before."""
+
+    def describe(self) -> dict[str, Any]: ...
+
+    @property
+    def ready(self) -> bool: ...

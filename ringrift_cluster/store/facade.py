@@ -1,0 +1,172 @@
+"""ClusterState: the one way callers (the HTTP API, the adapters, Python users) reach the
+replicated state, in every mode. It stamps time, submits locally or forwards to the node that
+can apply, and retries with the same request id when an outcome is unknown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable, Mapping
+
+from ..config import ClusterConfig
+from ..errors import ClusterError, ClusterTimeout, CommandRejected, NoLeader, NotLeader
+from ..model import Member
+from ..peer_client import PeerClient, PeerUnreachable
+from ..state import commands
+from .base import StateStore
+
+# The read helpers of the state machine that may be called by name (also over /state/read).
+QUERIES = frozenset({
+    "work_stats", "work_list", "work_get", "job_get", "jobs_list", "job_stats", "jobs_by_node",
+    "models_list", "model_get", "model_latest", "locks_list", "lock_get", "describe",
+})
+FORWARDED_HEADER = "X-RingRift-Forwarded"
+_RETRY_PAUSE_S = 0.05
+
+
+class ClusterState:
+    """Typed access to the work queue, jobs, model registry and training locks."""
+
+    def __init__(self, config: ClusterConfig, store: StateStore | None, client: PeerClient,
+                 members: Callable[[], Mapping[str, Member]]) -> None:
+        self._config = config
+        self.store = store  # None on a node that holds no state (a Raft non-member): it forwards
+        self._client = client
+        self._members = members
+        self.forwarded = 0
+
+    # -- Generic -------------------------------------------------------------------------------
+
+    async def execute(self, command: Mapping[str, Any], *, timeout: float | None = None) -> dict[str, Any]:
+        """Apply one command somewhere in the cluster; returns the machine's result (which may be
+        a refusal). Raises NoLeader or ClusterTimeout when it cannot get an answer in time."""
+        cmd = dict(command) if "now" in command else commands.stamp(command, time.time())
+        deadline = time.monotonic() + (timeout or self._config.state.submit_timeout_s)
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                return await self._execute_once(cmd, max(0.05, remaining))
+            except (NoLeader, ClusterTimeout, PeerUnreachable) as e:
+                if time.monotonic() + _RETRY_PAUSE_S >= deadline:
+                    if isinstance(e, PeerUnreachable):
+                        raise ClusterTimeout(f"no answer in time: {e}") from e
+                    raise
+            await asyncio.sleep(_RETRY_PAUSE_S)
+
+    async def _execute_once(self, cmd: dict[str, Any], timeout: float) -> dict[str, Any]:
+        if self.store is not None:
+            try:
+                return await self.store.submit(cmd, timeout=timeout)
+            except NotLeader as e:
+                target = e.leader
+        else:
+            target = self._state_holder()
+        if target is None or target == self._config.node_id:
+            raise NoLeader("no node can apply commands right now")
+        status, body = await self._forward(target, "/state/submit", {"command": cmd}, timeout)
+        return _forwarded_result(status, body, "result")
+
+    async def query(self, query: str, *, consistent: bool = False, timeout: float | None = None, **kwargs: Any) -> Any:
+        """Call the machine's read helper ``query``; ``consistent`` makes it linearizable."""
+        if query not in QUERIES:
+            raise ValueError(f"unknown query {query!r}")
+        name = query
+        timeout = timeout or self._config.state.submit_timeout_s
+        if self.store is not None:
+            try:
+                return await self.store.read(lambda m: getattr(m, name)(**kwargs), linearizable=consistent, timeout=timeout)
+            except NotLeader as e:
+                target = e.leader
+        else:
+            target = self._state_holder()
+        if target is None or target == self._config.node_id:
+            raise NoLeader("no node holds the state right now")
+        status, body = await self._forward(target, "/state/read",
+                                           {"query": name, "args": kwargs, "consistent": consistent}, timeout)
+        return _forwarded_result(status, body, "value")
+
+    def leader(self) -> str | None:
+        """The node that applies commands, when known."""
+        if self.store is not None:
+            return self.store.leadership().leader
+        return self._state_holder()
+
+    def _state_holder(self) -> str | None:
+        """For a node without a store: a Raft member to forward to (any live one forwards)."""
+        members = self._members()
+        for node_id in self._config.raft_members:
+            member = members.get(node_id)
+            if member is not None and member.is_alive:
+                return node_id
+        return None
+
+    async def _forward(self, node_id: str, path: str, body: dict[str, Any], timeout: float) -> tuple[int, Any]:
+        host = self._config.hosts.get(node_id)
+        member = self._members().get(node_id)
+        url = host.api_url if host is not None else (member.api_url() if member is not None else None)
+        if url is None:
+            raise NoLeader(f"no address known for {node_id}")
+        self.forwarded += 1
+        return await self._client.post(url, path, body, timeout, headers={FORWARDED_HEADER: self._config.node_id})
+
+    # -- Typed operations (raise CommandRejected on a refusal) ---------------------------------
+
+    async def _ok(self, command: Mapping[str, Any]) -> dict[str, Any]:
+        result = await self.execute(command)
+        if not result.get("ok"):
+            raise CommandRejected(result.get("error", "rejected"), result.get("message", ""))
+        return result
+
+    async def add_work(self, work_id: str, work_type: str, **kw: Any) -> dict[str, Any]:
+        return await self._ok(commands.add_work(work_id, work_type, **kw))
+
+    async def claim_work(self, node_id: str, **kw: Any) -> dict[str, Any]:
+        return await self._ok(commands.claim_work(node_id, **kw))
+
+    async def start_work(self, work_id: str, claim_token: int) -> dict[str, Any]:
+        return await self._ok(commands.start_work(work_id, claim_token))
+
+    async def renew_work(self, work_id: str, claim_token: int, **kw: Any) -> dict[str, Any]:
+        return await self._ok(commands.renew_work(work_id, claim_token, **kw))
+
+    async def complete_work(self, work_id: str, claim_token: int, result: Any = None) -> dict[str, Any]:
+        return await self._ok(commands.complete_work(work_id, claim_token, result))
+
+    async def fail_work(self, work_id: str, claim_token: int, **kw: Any) -> dict[str, Any]:
+        return await self._ok(commands.fail_work(work_id, claim_token, **kw))
+
+    async def assign_job(self, job_id: str, node_id: str, job_type: str, **kw: Any) -> dict[str, Any]:
+        return await self._ok(commands.assign_job(job_id, node_id, job_type, **kw))
+
+    async def register_model(self, name: str, version: str, uri: str, checksum: str, **kw: Any) -> dict[str, Any]:
+        return await self._ok(commands.register_model(name, version, uri, checksum, **kw))
+
+    async def promote_model(self, name: str, version: str, stage: str, **kw: Any) -> dict[str, Any]:
+        return await self._ok(commands.promote_model(name, version, stage, **kw))
+
+    async def acquire_lock(self, name: str, holder: str, **kw: Any) -> dict[str, Any]:
+        """Returns the lock with its ``fence_token``: pass the token to what the lock protects."""
+        return await self._ok(commands.acquire_lock(name, holder, **kw))
+
+    async def renew_lock(self, name: str, holder: str, fence_token: int, **kw: Any) -> dict[str, Any]:
+        return await self._ok(commands.renew_lock(name, holder, fence_token, **kw))
+
+    async def release_lock(self, name: str, holder: str, fence_token: int) -> dict[str, Any]:
+        return await self._ok(commands.release_lock(name, holder, fence_token))
+
+    async def release_node(self, node_id: str) -> dict[str, Any]:
+        """Free the locks and requeue the claims of a node confirmed dead."""
+        return await self._ok(commands.release_node(node_id))
+
+
+def _forwarded_result(status: int, body: Any, key: str) -> Any:
+    if status == 200 and isinstance(body, dict) and key in body:
+        return body[key]
+    error = body.get("error") if isinstance(body, dict) else None
+    if status == 503 and error == "timeout":
+        raise ClusterTimeout(body.get("message", "timed out at the leader"))
+    if status == 503:
+        raise NoLeader(body.get("message", "no leader") if isinstance(body, dict) else "no leader")
+    raise ClusterError(f"forwarded call failed with {status}: {body}")
+
+
