@@ -47,6 +47,7 @@ class FakeSource:
 
 
 async def settle() -> None:
+    """Yield to the event loop so the hybrid's follower tasks run (a yield, not a wait)."""
     for _ in range(5):
         await asyncio.sleep(0)
 
