@@ -17,7 +17,7 @@ from .api.app import create_app
 from .config import ClusterConfig
 from .consensus.bully import BullyElection
 from .consensus.lease_rules import alive_voters, quorum_health, quorum_size
-from .errors import BackendUnavailable, ClusterError
+from .errors import BackendUnavailable
 from .membership.base import Membership
 from .membership.heartbeat import HeartbeatMembership
 from .model import Leadership, MemberState
@@ -73,7 +73,7 @@ class ClusterNode:
 
     def _build_store(self) -> StateStore | None:
         assert self.bully is not None
-        return JournalStore(self.config, self.bully)
+        return JournalStore(self.config, self.bully, self.client)
 
     # -- Lifecycle -----------------------------------------------------------------------------
 
@@ -113,9 +113,11 @@ class ClusterNode:
         """Stop in reverse order. Graceful: hand back the leader lease and announce leaving."""
         self._undo.clear()
         if self.store is not None:
-            if graceful:
-                await self._export_state()
+            snapshot = await self.store.final_snapshot() if graceful else None
             await self.store.stop()
+            if snapshot is not None:
+                path = await asyncio.to_thread(write_export, self.config.data_dir, self.store.name, snapshot)
+                self._log.info("state_exported", path=str(path), changes=snapshot["counters"]["change"])
         await self.consensus.stop()
         await self.membership.stop(graceful=graceful)
         for task in self._tasks:
@@ -135,16 +137,6 @@ class ClusterNode:
         result = self.store.import_snapshot(export.snapshot)
         self._log.info("state_imported" if result.get("ok") else "state_import_skipped",
                        source=export.source, changes=export.changes, reason=result.get("message"))
-
-    async def _export_state(self) -> None:
-        """Leave the state for whichever mode starts next (a node without it writes nothing)."""
-        assert self.store is not None
-        try:
-            snapshot = await self.store.read(lambda machine: machine.snapshot())
-        except ClusterError:
-            return  # this node does not hold the state
-        path = await asyncio.to_thread(write_export, self.config.data_dir, self.store.name, snapshot)
-        self._log.info("state_exported", path=str(path), changes=snapshot["counters"]["change"])
 
     async def _start_api(self) -> None:
         api = self.config.api

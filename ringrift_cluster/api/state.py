@@ -215,6 +215,18 @@ async def post_state_read(request: web.Request) -> web.Response:
     return reply({"value": value})
 
 
+async def post_state_handover(request: web.Request) -> web.Response:
+    """A departing leader hands over its state; taken only if newer than ours."""
+    node = request.app[NODE]
+    body = await read_object(request)
+    if not isinstance(body.get("snapshot"), dict):
+        raise bad_request("snapshot: expected an object")
+    if node.state.store is None:
+        return reply({"error": "no_store", "message": "this node holds no state"}, status=409)
+    result = node.state.store.import_snapshot(body["snapshot"])
+    return reply({"imported": bool(result.get("ok")), "reason": result.get("message"), "node_id": node.config.node_id})
+
+
 def register(app: web.Application) -> None:
     for method, path, op, build in WRITES:
         app.router.add_route(method, path, _write_handler(op, build))
@@ -226,3 +238,4 @@ def register(app: web.Application) -> None:
     app.router.add_get("/raft/locks", _read(_locks))
     app.router.add_post("/state/submit", post_state_submit)
     app.router.add_post("/state/read", post_state_read)
+    app.router.add_post("/state/handover", post_state_handover)

@@ -32,6 +32,13 @@ class StateStore(Protocol):
                    timeout: float | None = None) -> T:
         """Run ``fn(machine)``; with ``linearizable`` it sees every write acknowledged before."""
 
+    async def final_snapshot(self) -> dict[str, Any] | None:
+        """At a graceful stop, before ``stop()``: stop taking writes and return the state this
+        node holds (None when it holds none), for the next start to import."""
+
+    def import_snapshot(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        """Offer a snapshot from another mode or a departing leader; taken only if newer."""
+
     def describe(self) -> dict[str, Any]: ...
 
     @property

@@ -20,6 +20,7 @@ from ..config import ClusterConfig
 from ..consensus.base import Consensus
 from ..errors import NoLeader, NotLeader
 from ..model import Leadership
+from ..peer_client import PeerClient, PeerUnreachable
 from ..state import StateMachine, commands
 
 T = TypeVar("T")
@@ -30,9 +31,10 @@ class JournalStore:
 
     name = "journal"
 
-    def __init__(self, config: ClusterConfig, election: Consensus) -> None:
+    def __init__(self, config: ClusterConfig, election: Consensus, client: PeerClient) -> None:
         self._config = config
         self._election = election
+        self._client = client
         self._dir = Path(config.data_dir) / "state"
         self._journal_path = self._dir / "journal.jsonl"
         self._snapshot_path = self._dir / "snapshot.json"
@@ -100,6 +102,32 @@ class JournalStore:
                 raise NoLeader("no leader: the legacy state is served by the elected leader")
             raise NotLeader(view.leader)
         return fn(self.machine)
+
+    async def final_snapshot(self) -> dict[str, Any] | None:
+        """Stop taking writes; if this node holds the state, hand it to the other voters (so the
+        next leader starts from it after a graceful stop) and return it."""
+        async with self._lock:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+        if not self._election.leadership().is_self:
+            return None
+        snapshot = self.machine.snapshot()
+        others = [v for v in self._config.voters if v != self._config.node_id]
+        timeout = self._config.election.request_timeout_s
+
+        async def give(voter: str) -> bool:
+            try:
+                status, _ = await self._client.post(self._config.hosts[voter].api_url, "/state/handover",
+                                                    {"snapshot": snapshot}, timeout)
+            except PeerUnreachable:
+                return False
+            return status == 200
+
+        handed = await asyncio.gather(*(give(v) for v in others))
+        self._log.info("state_handed_over", voters=[v for v, ok in zip(others, handed) if ok],
+                       changes=snapshot["counters"]["change"])
+        return snapshot
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -123,3 +123,24 @@ def _delete(cluster: LocalCluster, node_id: str, path: str, body: dict) -> dict:
                                                                "Authorization": f"Bearer {cluster.auth_token}"})
     with urllib.request.urlopen(request, timeout=5) as response:
         return json.loads(response.read())
+
+
+def test_graceful_leader_stop_hands_the_state_to_the_next_leader(make_cluster) -> None:
+    cluster, leader = started(make_cluster)
+    assert leader == "node-3"
+    for i in range(5):
+        ok(cluster.post("node-1", "/raft/work", {"work_id": f"w{i}", "work_type": "t"}))
+    lock = ok(cluster.post("node-1", "/raft/lock/L", {"holder": "node-1", "ttl_s": 600}))
+    assert cluster.stop(leader) == 0
+    new = wait_until(lambda: (l := cluster.agreed_leader(["node-1", "node-2"])) != leader and l, 15, what="new leader")
+    assert new == "node-2"
+    stats = wait_until(lambda: (cluster.get("node-1", "/raft/work") or {}).get("stats"), 10, what="stats")
+    assert stats["pending"] == 5
+    assert cluster.get("node-1", "/raft/locks")["locks"][0]["fence_token"] == lock["fence_token"]
+    # And the next lock token still grows past everything handed over.
+    ok(_delete_lock(cluster, lock))
+    assert ok(cluster.post("node-2", "/raft/lock/L", {"holder": "node-2", "ttl_s": 60}))["fence_token"] > lock["fence_token"]
+
+
+def _delete_lock(cluster: LocalCluster, lock: dict) -> tuple[int, dict]:
+    return 200, _delete(cluster, "node-1", "/raft/lock/L", {"holder": "node-1", "fence_token": lock["fence_token"]})
