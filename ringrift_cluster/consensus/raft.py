@@ -1,0 +1,630 @@
+"""Raft consensus over pysyncobj: leadership by node id, replicated commands, status.
+
+Only the nodes in ``config.raft_members`` run Raft (one SyncObj each, on their ``raft_port``);
+other nodes are HTTP clients of a voter and must not construct this class.
+
+Everything that crosses between pysyncobj's tick thread and asyncio lives in
+``raft_bridge.py``; this module is asyncio-only: configuration and validation, the address <->
+node id edge, the single failure-code table, leadership events, the leader's clock ticks and the
+status summary.
+
+Usage::
+
+    raft = RaftConsensus(config, StateMachine())
+    await raft.start()                      # binds the Raft port; returns before a leader exists
+    await raft.wait_for_leader(5.0)         # -> Leadership(leader="node-a", term=3, is_self=...)
+    result = await raft.submit({"v": 1, "op": "add_work", "rid": rid, "args": {...}})
+    value = await raft.read(lambda m: m.snapshot(), linearizable=True)
+    await raft.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Mapping, TypeVar
+
+import structlog
+
+from ..config import ClusterConfig, RaftSettings
+from ..errors import (
+    BackendUnavailable, ClusterError, ClusterTimeout, CommandRejected, ConfigError, NoLeader, NotLeader,
+)
+from ..events import EventHub, Subscription
+from ..model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
+from . import raft_bridge as bridge
+from .raft_bridge import FailReason, RaftRole
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - non-POSIX
+    fcntl = None  # type: ignore[assignment]
+
+T = TypeVar("T")
+
+# pysyncobj chunks entries above appendEntriesBatchSizeBytes (64 KiB) and mislabels the chunks;
+# pickling also inflates text. Commands are small plain data: refuse anything bigger up front.
+MAX_COMMAND_BYTES = 32 * 1024
+# A state import (snapshot carried across a mode switch) is one entry too; pysyncobj ships it in
+# 64 KiB chunks (its chunk labels are wrong, which makes followers log an UnpicklingError per
+# extra chunk before the last one completes the entry).
+MAX_IMPORT_BYTES = 16 * 1024 * 1024
+WATCH_INTERVAL_S = 0.05  # loop-side leadership poll, besides the tick thread's push
+BIND_TIMEOUT_S = 10.0
+
+# The ONE table from pysyncobj's failure codes to our exceptions. ``may_commit`` says whether the
+# command may still take effect: callers retry those with the same ``rid`` (the state machine
+# deduplicates by rid).
+_FAILURES: dict[FailReason, tuple[type[ClusterError], bool, str]] = {
+    FailReason.MISSING_LEADER: (NoLeader, False, "no Raft leader is known"),
+    FailReason.NOT_LEADER: (NotLeader, False, "the node this command was forwarded to is not the leader"),
+    FailReason.QUEUE_FULL: (ClusterTimeout, False, "the Raft command queue is full"),
+    FailReason.REQUEST_DENIED: (ClusterTimeout, False, "the Raft leader denied the request"),
+    FailReason.DISCARDED: (ClusterTimeout, True, "the entry was overwritten by a new leader"),
+    FailReason.LEADER_CHANGED: (ClusterTimeout, True, "the leader changed before the command committed"),
+    FailReason.UNKNOWN_OUTCOME: (ClusterTimeout, True, "the outcome of the command is unknown"),
+}
+
+
+def failure_error(code: int, *, leader: NodeId | None = None, rid: str | None = None) -> ClusterError:
+    """Translate a pysyncobj FAIL_REASON code into our exception (unknown codes: ClusterTimeout)."""
+    try:
+        reason = FailReason(code)
+        kind, may_commit, text = _FAILURES[reason]
+        name = reason.name
+    except (ValueError, KeyError):
+        kind, may_commit, text, name = ClusterTimeout, True, "unexpected Raft failure code", str(code)
+    message = f"{text} ({name})" + ("; it may still commit, retry with the same rid" if may_commit else "")
+    error: ClusterError = kind(leader, message) if kind is NotLeader else kind(message)
+    error.raft_code = name  # type: ignore[attr-defined]
+    error.rid = rid  # type: ignore[attr-defined]
+    error.may_commit = may_commit  # type: ignore[attr-defined]
+    return error
+
+
+def validate_raft_settings(s: RaftSettings, prefix: str = "ringrift_cluster.raft") -> None:
+    """Every rule pysyncobj asserts (and a few of ours), as ConfigError naming the key."""
+
+    def bad(name: str, expected: str) -> ConfigError:
+        return ConfigError(f"{prefix}.{name}", getattr(s, name), expected)
+
+    for name in ("min_timeout_s", "max_timeout_s", "append_entries_period_s", "connection_timeout_s",
+                 "leader_fallback_timeout_s", "commit_timeout_s", "tick_interval_s", "log_compaction_min_time_s"):
+        value = getattr(s, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
+            raise bad(name, "a positive number of seconds")
+    if isinstance(s.connection_retry_s, bool) or not 0 <= s.connection_retry_s < 1e6:
+        raise bad("connection_retry_s", "zero or more seconds")
+    if s.min_timeout_s <= 3 * s.append_entries_period_s:
+        raise bad("min_timeout_s", f"more than 3 x append_entries_period_s ({s.append_entries_period_s})")
+    if s.max_timeout_s <= s.min_timeout_s:
+        raise bad("max_timeout_s", f"more than min_timeout_s ({s.min_timeout_s})")
+    if s.connection_timeout_s < s.max_timeout_s:
+        raise bad("connection_timeout_s", f"at least max_timeout_s ({s.max_timeout_s})")
+    if s.leader_fallback_timeout_s <= s.append_entries_period_s:
+        raise bad("leader_fallback_timeout_s", f"more than append_entries_period_s ({s.append_entries_period_s})")
+    if type(s.log_compaction_min_entries) is not int or s.log_compaction_min_entries < 2:
+        raise bad("log_compaction_min_entries", "an integer >= 2")
+    if type(s.bind_port) is not int or not 1 <= s.bind_port <= 65535:
+        raise bad("bind_port", "a port number from 1 to 65535")
+    if not s.bind_host:
+        raise bad("bind_host", "an address to bind")
+
+
+def _encode(command: Mapping[str, Any], limit: int) -> tuple[str, str]:
+    """The JSON entry for ``command`` (``v``, ``rid`` and ``now`` filled in when missing)."""
+    if not isinstance(command, Mapping):
+        raise CommandRejected("bad_command", f"a command is a mapping, not {type(command).__name__}")
+    cmd = dict(command)
+    cmd.setdefault("v", 1)
+    if not cmd.get("rid"):
+        cmd["rid"] = uuid.uuid4().hex
+    if cmd.get("now") is None:
+        cmd["now"] = time.time()
+    try:
+        payload = json.dumps(cmd, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise CommandRejected("bad_command", f"the command is not JSON data: {e}") from e
+    if len(payload) > limit:  # characters: JSON is ASCII here (ensure_ascii)
+        raise CommandRejected("too_large", f"the command is {len(payload)} bytes (max {limit})")
+    return payload, str(cmd["rid"])
+
+
+def _address(host: str, port: int) -> str:
+    return f"{host}:{port}"
+
+
+def default_restore(machine: Any, snapshot: Any) -> Any:
+    """Restore ``machine`` from ``snapshot``: ``restore(snapshot)`` in place (or returning a new
+    machine), else a ``from_snapshot(snapshot)`` constructor on its class."""
+    restore = getattr(machine, "restore", None)
+    if callable(restore):
+        result = restore(snapshot)
+        return result if result is not None and callable(getattr(result, "apply", None)) else machine
+    from_snapshot = getattr(type(machine), "from_snapshot", None)
+    if callable(from_snapshot):
+        return from_snapshot(snapshot)
+    raise TypeError(f"{type(machine).__name__} has neither restore(snapshot) nor from_snapshot(snapshot)")
+
+
+class RaftConsensus:
+    """The Consensus protocol over pysyncobj (``name = "raft"``).
+
+    ``machine`` must be fresh (empty): at start the full dump and the journal under
+    ``config.data_dir / "raft"`` are replayed into it. One instance runs once (start, stop).
+    ``restore(machine, snapshot) -> machine`` defaults to ``machine.restore(snapshot)`` or
+    ``type(machine).from_snapshot(snapshot)``.
+    """
+
+    name = "raft"
+
+    def __init__(self, config: ClusterConfig, machine: Any, *, logger: Any = None,
+                 restore: Callable[[Any, Any], Any] | None = None) -> None:
+        if not bridge.PYSYNCOBJ_AVAILABLE:
+            raise BackendUnavailable("raft: pysyncobj is not installed (pip install 'pysyncobj==0.3.17')")
+        if config.node_id not in config.raft_members:
+            raise BackendUnavailable(
+                f"raft: node {config.node_id!r} is not in raft_members {list(config.raft_members)}; "
+                "only raft members run Raft, other nodes use the HTTP API of a member"
+            )
+        settings = config.raft
+        validate_raft_settings(settings)
+        if settings.password and not bridge.HAS_CRYPTO:
+            raise BackendUnavailable("raft: raft.password is set but the 'cryptography' package is missing")
+        for method in ("apply", "snapshot"):
+            if not callable(getattr(machine, method, None)):
+                raise TypeError(f"the state machine needs {method}(); got {type(machine).__name__}")
+
+        self.node_id: NodeId = config.node_id
+        self._config = config
+        self._settings = settings
+        self._machine = machine
+        log = logger if logger is not None else structlog.get_logger("ringrift_cluster.raft")
+        if not hasattr(log, "bind"):  # a stdlib logger
+            log = structlog.wrap_logger(log)
+        self._log = log.bind(node_id=config.node_id)
+
+        # The edge between pysyncobj addresses and node ids: built once, from the config.
+        self._id_by_address: dict[str, NodeId] = {}
+        for node_id in config.raft_members:
+            host = config.hosts[node_id]
+            address = _address(host.address, host.raft_port)
+            if address in self._id_by_address:
+                raise ConfigError(f"hosts.{node_id}.raft_port", host.raft_port,
+                                  f"a Raft address not shared with {self._id_by_address[address]}")
+            self._id_by_address[address] = node_id
+        self._address_by_id = {n: a for a, n in self._id_by_address.items()}
+        self.self_address = self._address_by_id[self.node_id]
+        if len(config.raft_members) == 2:
+            self._log.warning("raft_two_members", hint="2 voters tolerate no failure; use 3 or 5")
+
+        self.raft_dir = Path(config.data_dir) / "raft"
+        self.journal_file = self.raft_dir / f"{self.node_id}.journal"
+        self.dump_file = self.raft_dir / f"{self.node_id}.dump"
+        self._lock_file = self.raft_dir / "lock"
+        self._engine = bridge.RaftEngine(
+            self_address=self.self_address,
+            other_addresses=tuple(a for a in sorted(self._id_by_address) if a != self.self_address),
+            conf=self.pysyncobj_conf(),
+            machine=machine,
+            restore=restore or default_restore,
+            on_change=self._refresh,
+        )
+
+        self._hub: EventHub[LeadershipEvent] = EventHub()
+        self._leadership = Leadership(leader=None, term=0, is_self=False)
+        self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._lock_fd: int | None = None
+        self._started = False
+        self._stopping = False
+        self._lost_at: float | None = None
+        self._leader_changes = 0
+        self._committed = 0
+        self._failed = 0
+        self._ticks = 0
+        self._last_leader_commit: tuple[int, float] = (-1, 0.0)  # (term, monotonic)
+        self._dump_ok = False
+        self._warned_addresses: set[str] = set()
+        self._restore_logged = False
+        self._draining = False
+        self.last_import: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------------------- config
+
+    def pysyncobj_conf(self) -> dict[str, Any]:
+        """The SyncObjConf keyword arguments this node runs with."""
+        s = self._settings
+        return {
+            "raftMinTimeout": s.min_timeout_s,
+            "raftMaxTimeout": s.max_timeout_s,
+            "appendEntriesPeriod": s.append_entries_period_s,
+            "appendEntriesUseBatch": False,  # commit on send (~0.5 ms), not every period
+            "connectionRetryTime": s.connection_retry_s,
+            "connectionTimeout": s.connection_timeout_s,
+            "leaderFallbackTimeout": s.leader_fallback_timeout_s,
+            "commandsWaitLeader": False,  # no leader -> MISSING_LEADER now, not a late commit
+            "bindAddress": _address(s.bind_host, s.bind_port),
+            "password": s.password or None,
+            "journalFile": str(self.journal_file),
+            "fullDumpFile": str(self.dump_file),
+            "logCompactionMinEntries": s.log_compaction_min_entries,
+            "logCompactionMinTime": s.log_compaction_min_time_s,
+            "dynamicMembershipChange": False,
+            "autoTick": True,
+            "useFork": False,  # no fork() of a multi-threaded process; snapshots are small
+            "bindRetryTime": 0.25,
+            "maxBindRetries": 4,  # a taken port fails start() in ~1 s instead of retrying forever
+        }
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        if self._engine.used:
+            # The journal is replayed into the machine at start: it must be the fresh one this
+            # object was built with, so a stopped instance is not restarted.
+            raise BackendUnavailable("raft: a stopped RaftConsensus cannot restart; build a new one with a fresh machine")
+        self.raft_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        self._lost_at = time.monotonic()
+        try:
+            await self._engine.start(BIND_TIMEOUT_S)
+        except bridge.EngineError as e:
+            self._release_lock()
+            raise BackendUnavailable(f"raft: {e}") from e
+        if not self.journal_file.exists():
+            await self._engine.stop()
+            self._release_lock()
+            raise BackendUnavailable(f"raft: journal file {self.journal_file} was not created")
+        self._started = True
+        self._tasks = [
+            asyncio.create_task(self._watch_loop(), name="raft-watch"),
+            asyncio.create_task(self._tick_loop(), name="raft-tick"),
+            asyncio.create_task(self._dump_check(), name="raft-dump-check"),
+        ]
+        self._log.info("raft_started", address=self.self_address, members=list(self._config.raft_members),
+                       data_dir=str(self.raft_dir))
+
+    async def stop(self) -> None:
+        if not self._started:
+            return
+        self._stopping = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        await self._engine.stop()
+        self._release_lock()
+        self._started = False
+        self._set_leadership(Leadership(leader=None, term=self._leadership.term, is_self=False))
+        self._stopping = False
+        self._hub.close()
+        self._log.info("raft_stopped")
+
+    def _take_lock(self) -> None:
+        """A second process on the same data dir would share the journal: refuse it."""
+        if fcntl is None:
+            return
+        fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise BackendUnavailable(f"raft: {self._lock_file} is held by another process (already running?)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
+
+    @property
+    def ready(self) -> bool:
+        return self._started and self._engine.status().tick_thread_alive
+
+    # ----------------------------------------------------------------------------- leadership
+
+    def leadership(self) -> Leadership:
+        return self._leadership
+
+    def subscribe(self) -> Subscription[LeadershipEvent]:
+        return self._hub.subscribe()
+
+    async def wait_for_leader(self, timeout: float) -> Leadership:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self._refresh()
+            current = self._leadership
+            if current.leader is not None:
+                return current
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise NoLeader(f"no Raft leader within {timeout:.2f} s (term {current.term})")
+            event = self._changed
+            try:
+                await asyncio.wait_for(event.wait(), min(remaining, WATCH_INTERVAL_S * 4))
+            except asyncio.TimeoutError:
+                pass
+
+    def leader_confirmed(self) -> bool:
+        """Leader duties may run: we lead, see a quorum, and committed as leader recently."""
+        current = self._leadership
+        term, at = self._last_leader_commit
+        window = max(2 * self._settings.tick_interval_s, self._settings.leader_fallback_timeout_s)
+        return current.is_self and term == current.term and time.monotonic() - at <= window
+
+    def _derive(self, status: bridge.EngineStatus) -> Leadership:
+        if not status.published or not status.tick_thread_alive or self._stopping:
+            return Leadership(leader=None, term=status.term, is_self=False)
+        leader = self._id_by_address.get(status.leader) if status.leader else None
+        if status.leader and leader is None and status.leader not in self._warned_addresses:
+            self._warned_addresses.add(status.leader)
+            self._log.warning("raft_unknown_leader_address", address=status.leader)
+        if leader == self.node_id and not (status.role is RaftRole.LEADER and status.has_quorum):
+            leader = None  # a stale self-view, or a leader that lost its quorum: in doubt
+        return Leadership(leader=leader, term=status.term, is_self=leader == self.node_id)
+
+    def _refresh(self) -> None:
+        """Loop side: recompute leadership from the engine's latest status (push and poll)."""
+        if self._started or self._stopping:
+            self._set_leadership(self._derive(self._engine.status()))
+
+    def _set_leadership(self, new: Leadership) -> None:
+        old = self._leadership
+        if (new.leader, new.term, new.is_self) == (old.leader, old.term, old.is_self):
+            return
+        self._leadership = new
+        now = time.monotonic()
+        outcome: ElectionOutcome | None = None
+        latency: float | None = None
+        if new.leader is None:
+            if old.leader is not None:
+                self._lost_at = now
+        elif new.leader != old.leader:
+            self._leader_changes += 1
+            outcome = ElectionOutcome.WON if new.is_self else ElectionOutcome.ADOPTED
+            if self._lost_at is not None:
+                latency = now - self._lost_at
+            self._lost_at = None
+        self._hub.publish(LeadershipEvent(leadership=new, changed=True, election_outcome=outcome,
+                                          election_latency_s=latency))
+        if new.leader != old.leader:
+            self._log.info("raft_leader_changed", leader=new.leader, previous=old.leader, term=new.term,
+                           is_self=new.is_self, after_s=None if latency is None else round(latency, 3))
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _watch_loop(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            self._refresh()
+            failed = self._engine.restore_failed
+            if failed is not None and not self._restore_logged:
+                self._restore_logged = True
+                self._log.critical("raft_snapshot_restore_failed", error=failed,
+                                   hint="this replica refuses submits and reads until restarted")
+
+    # ----------------------------------------------------------------------------- commands
+
+    async def submit(self, command: Mapping[str, Any], timeout: float | None = None) -> Any:
+        """Replicate ``command`` and return the state machine's result (a dict with ``ok``).
+
+        Fills ``v`` (1), ``rid`` (random) and ``now`` (wall clock) when missing. Raises
+        ``NoLeader`` (no leader known: nothing was written), ``NotLeader`` (forwarded to a
+        non-leader: nothing was written), ``ClusterTimeout`` (no outcome in time, or one that
+        may still commit: retry with the same ``rid``), ``CommandRejected`` (not JSON data, or
+        too large), ``BackendUnavailable`` (not running). A refusal by the state machine is a
+        normal result with ``ok: False``.
+        """
+        if self._draining:
+            leader = self._leadership.leader
+            if leader is None or leader == self.node_id:
+                raise NoLeader("raft: this node is stopping")
+            raise NotLeader(leader, f"this node is stopping; the leader is {leader}")
+        payload, rid = _encode(command, MAX_COMMAND_BYTES)
+        return await self._commit(payload, timeout, rid)
+
+    # ----------------------------------------------------------------------------- mode switches
+
+    async def final_snapshot(self) -> dict[str, Any] | None:
+        """Graceful stop (before ``stop()``): take no more writes here and return this replica's
+        state, caught up through a commit barrier when a leader answers within a second (else
+        as applied locally). None when this replica's state cannot be trusted."""
+        self._draining = True
+        if not self._started or self._engine.restore_failed is not None:
+            return None
+        try:
+            await self._commit(bridge.BARRIER, min(1.0, self._settings.commit_timeout_s), None)
+        except ClusterError as e:
+            self._log.warning("raft_final_snapshot_not_caught_up", reason=str(e))
+        return await self._engine.read_local(lambda m: m.snapshot())
+
+    def import_snapshot(self, snapshot: dict[str, Any]) -> dict[str, Any]:
+        """Offer a snapshot exported by another mode. It must go through the log, so it is
+        proposed in the background once a leader is known (retried with one rid until it has an
+        outcome); the machine keeps it only if it holds more changes than the replicated state."""
+        self._require_running()
+        command = {"v": 1, "op": "state.import", "args": {"snapshot": snapshot}, "now": time.time()}
+        try:
+            digest = hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()[:24]
+        except (TypeError, ValueError) as e:
+            raise CommandRejected("bad_command", f"the snapshot is not JSON data: {e}") from e
+        command["rid"] = f"import:{self.node_id}:{digest}"
+        payload, rid = _encode(command, MAX_IMPORT_BYTES)
+        self._tasks.append(asyncio.create_task(self._propose_import(payload, rid), name="raft-import"))
+        return {"ok": True, "pending": True, "rid": rid,
+                "message": "proposed through Raft once a leader is known; kept only if newer"}
+
+    async def _propose_import(self, payload: str, rid: str) -> None:
+        while True:
+            try:
+                await self.wait_for_leader(self._settings.commit_timeout_s)
+                result = await self._commit(payload, self._settings.commit_timeout_s, rid)
+            except (NoLeader, NotLeader, ClusterTimeout) as e:
+                self._log.info("raft_import_retrying", rid=rid, reason=str(e))
+                await asyncio.sleep(self._settings.tick_interval_s)
+                continue
+            except ClusterError as e:
+                self._log.error("raft_import_failed", rid=rid, reason=str(e))
+                return
+            self._log.info("raft_state_imported" if result.get("ok") else "raft_state_import_skipped",
+                           rid=rid, reason=result.get("message"), changes=result.get("changes"))
+            self.last_import = result
+            return
+
+    def _require_running(self) -> None:
+        if not self._started:
+            raise BackendUnavailable("raft: not started")
+        failed = self._engine.restore_failed
+        if failed is not None:
+            # This replica could not load a snapshot: its state is not the cluster's. Nothing it
+            # applies or reads can be trusted until it is restarted (with a fixed machine).
+            raise BackendUnavailable(f"raft: this replica failed to restore a snapshot ({failed})")
+
+    async def _commit(self, payload: str, timeout: float | None, rid: str | None) -> Any:
+        self._require_running()
+        timeout = self._settings.commit_timeout_s if timeout is None else timeout
+        try:
+            fut = self._engine.propose(payload)
+        except bridge.EngineError as e:
+            raise BackendUnavailable(f"raft: {e}") from e
+        try:
+            result, code = await asyncio.wait_for(fut, timeout)
+        except asyncio.TimeoutError:
+            self._failed += 1
+            error = ClusterTimeout(f"no Raft outcome within {timeout:.2f} s; it may still commit, "
+                                   "retry with the same rid")
+            error.rid = rid  # type: ignore[attr-defined]
+            error.may_commit = True  # type: ignore[attr-defined]
+            raise error from None
+        except bridge.EngineError as e:
+            self._failed += 1
+            raise ClusterTimeout(f"raft: {e}") from e
+        if code != FailReason.SUCCESS:
+            self._failed += 1
+            self._refresh()
+            raise failure_error(code, leader=self._leadership.leader, rid=rid)
+        self._committed += 1
+        current = self._leadership
+        if current.is_self:
+            self._last_leader_commit = (current.term, time.monotonic())
+        return result
+
+    async def read(self, fn: Callable[[Any], T], *, linearizable: bool = False,
+                   timeout: float | None = None) -> T:
+        """Run ``fn(machine)`` on this replica's state and return its value.
+
+        ``fn`` must be quick and must not keep references into the state (copy what you need).
+        Local reads may be stale on a follower (or on a leader cut off from its quorum).
+        ``linearizable=True`` first commits a barrier entry through the leader, so the read sees
+        every command acknowledged before it started; it raises like ``submit``.
+        """
+        self._require_running()
+        if linearizable:
+            await self._commit(bridge.BARRIER, timeout, None)
+        return await self._engine.read_local(fn)
+
+    # ----------------------------------------------------------------------------- leader duties
+
+    async def _tick_loop(self) -> None:
+        """The leader proposes the clock, so expiries happen on the replicated clock."""
+        interval = self._settings.tick_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            current = self._leadership
+            if not current.is_self:
+                continue
+            self._ticks += 1
+            command = {"v": 1, "op": "tick", "rid": f"tick:{self.node_id}:{current.term}:{self._ticks}",
+                       "now": time.time(), "args": {}}
+            try:
+                await self.submit(command, timeout=max(interval, self._settings.commit_timeout_s))
+            except ClusterError as e:
+                self._log.debug("raft_tick_failed", error=str(e))
+
+    async def _dump_check(self) -> None:
+        """Make the first snapshot early and check that the full-dump file really appears."""
+        warned = False
+        forced_at: float | None = None
+        while True:
+            if self.dump_file.exists():
+                self._dump_ok = True
+                return
+            status = self._engine.status()
+            now = time.monotonic()
+            if status.applied_index >= 3 and (forced_at is None or now - forced_at > 5.0):
+                if forced_at is not None and not warned:
+                    warned = True
+                    self._log.error("raft_dump_missing", path=str(self.dump_file))
+                self._engine.force_compaction()
+                forced_at = now
+            await asyncio.sleep(0.2)
+
+    # ----------------------------------------------------------------------------- status
+
+    def describe(self) -> dict[str, Any]:
+        """What GET /raft/status needs (legacy contract section 4), plus engine details."""
+        status = self._engine.status()
+        current = self._leadership
+        members = {self.node_id: bool(self._started)}
+        for address, connected in status.connected.items():
+            node_id = self._id_by_address.get(address)
+            if node_id is not None:
+                members[node_id] = bool(connected)
+        for node_id in self._config.raft_members:
+            members.setdefault(node_id, False)
+        running = self._started and status.tick_thread_alive and self._engine.restore_failed is None
+        if not running or current.leader is None:
+            health = "unavailable"
+        elif all(members.values()):
+            health = "healthy"
+        else:
+            health = "partial"
+        return {
+            "backend": self.name,
+            "holds_state": running,  # every member holds a replica
+            "node_id": self.node_id,
+            "raft_enabled": bool(self._config.raft_enabled),
+            "pysyncobj_available": bridge.PYSYNCOBJ_AVAILABLE,
+            "pysyncobj_version": bridge.PYSYNCOBJ_VERSION,
+            "raft_initialized": running,
+            "is_ready": bool(status.ready),
+            "config": {
+                "bind_port": self._settings.bind_port,
+                "bind_host": self._settings.bind_host,
+                "members": list(self._config.raft_members),
+                "encrypted": bool(self._settings.password),
+            },
+            "cluster_health": health,
+            "leader": current.leader,
+            "term": status.term,
+            "is_leader": current.is_self,
+            "leader_confirmed": self.leader_confirmed(),
+            "state": status.role.name.lower(),
+            "has_quorum": bool(status.has_quorum),
+            "commit_index": status.commit_index,
+            "applied_index": status.applied_index,
+            "log_size": status.log_size,
+            "members": dict(sorted(members.items())),
+            "leader_changes": self._leader_changes,
+            "proposals_committed": self._committed,
+            "proposals_failed": self._failed,
+            "apply_failures": self._engine.apply_failures,
+            "restore_error": self._engine.restore_failed,
+            "journal_file": str(self.journal_file),
+            "dump_file": str(self.dump_file),
+            "dump_file_written": self._dump_ok,
+        }
+
+
+__all__ = ["MAX_COMMAND_BYTES", "RaftConsensus", "default_restore", "failure_error", "validate_raft_settings"]

@@ -1,0 +1,453 @@
+"""The one module that crosses between pysyncobj's threads and the asyncio loop.
+
+Threads involved:
+
+* the **owner thread** (``raft-owner``): constructs the ``SyncObj`` and then only waits for the
+  stop signal. pysyncobj's autoTick thread exits when the thread that constructed the object
+  dies, so the constructor must run on a thread that lives as long as the node (never inside a
+  short executor job);
+* the **tick thread** (pysyncobj's own, started by the constructor): socket I/O, elections,
+  applying committed entries (``_MachineConsumer.execute``), command callbacks and the
+  ``_on_tick`` hook below;
+* the **loop thread**: everything else.
+
+Rules, enforced here and nowhere else:
+
+* the tick thread touches asyncio objects only through ``loop.call_soon_threadsafe`` (see
+  ``_post``; command outcomes are batched by ``_deliver`` so one wake-up settles many), guarded
+  against a closed loop; the loop side checks ``fut.done()`` before settling;
+* the loop never waits on the tick thread: proposals only enqueue (pysyncobj pickles the entry,
+  appends it to a locked deque and writes one byte to a wake-up pipe); local reads take the
+  state lock only with ``blocking=False`` and otherwise hand the read to the tick thread;
+* callbacks and the tick hook never raise (an exception in a pysyncobj callback makes the node
+  apply the entry twice; one in an applied method wedges the cluster);
+* the replicated entry point is total: it parses one JSON command and returns the state
+  machine's result, or ``{"ok": False, "error": ...}``, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import enum
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+try:  # pysyncobj is imported here and in no other module of the package.
+    import pysyncobj as _pso
+    from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+    from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
+
+    PYSYNCOBJ_AVAILABLE = True
+    HAS_CRYPTO = bool(getattr(_pso, "HAS_CRYPTO", False))
+except ImportError:  # pragma: no cover - exercised only where the engine is missing
+    PYSYNCOBJ_AVAILABLE = False
+    PYSYNCOBJ_VERSION = ""
+    HAS_CRYPTO = False
+
+_log = logging.getLogger(__name__)
+
+
+class FailReason(enum.IntEnum):
+    """pysyncobj's FAIL_REASON codes (0.3.17), as a real enum."""
+
+    SUCCESS = 0
+    QUEUE_FULL = 1
+    MISSING_LEADER = 2
+    DISCARDED = 3
+    NOT_LEADER = 4
+    LEADER_CHANGED = 5
+    REQUEST_DENIED = 6
+    UNKNOWN_OUTCOME = 7
+
+
+class RaftRole(enum.IntEnum):
+    """pysyncobj's _RAFT_STATE."""
+
+    FOLLOWER = 0
+    CANDIDATE = 1
+    LEADER = 2
+
+
+# An entry that is not JSON: the consumer answers it without touching the state machine. It is
+# the commit barrier behind linearizable reads.
+BARRIER = "\x00barrier"
+BARRIER_RESULT: Mapping[str, Any] = {"ok": True, "barrier": True}
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """What the tick thread last saw. Immutable; replaced as a whole (one reference swap)."""
+
+    published: bool = False  # False until the tick thread published once
+    role: RaftRole = RaftRole.FOLLOWER
+    leader: str | None = None  # pysyncobj address; raft.py maps it to a node id
+    term: int = 0
+    has_quorum: bool = False
+    commit_index: int = 0
+    applied_index: int = 0
+    ready: bool = False  # pysyncobj's isReady(): caught up once
+    connected: Mapping[str, bool] = field(default_factory=dict)  # other members by address
+    log_size: int = 0
+    tick_thread_alive: bool = False
+    at: float = 0.0  # time.monotonic() of publication
+
+    def leadership_key(self) -> tuple[Any, ...]:
+        return (self.role, self.leader, self.term, self.has_quorum)
+
+
+class EngineError(Exception):
+    """Raised by RaftEngine; raft.py translates it (never leaves the consensus package)."""
+
+
+# --------------------------------------------------------------------------------------------
+# The replicated state machine holder (runs on the tick thread).
+
+if PYSYNCOBJ_AVAILABLE:
+
+    class _MachineConsumer(SyncObjConsumer):
+        """Holds the state machine; ONE replicated entry point taking a serialized command.
+
+        Snapshots are the machine's own ``snapshot()`` (plain data), not this object's
+        ``__dict__``, so the lock and the machine object are never pickled.
+        """
+
+        def __init__(self, machine: Any, restore: Callable[[Any, Any], Any]) -> None:
+            super().__init__()
+            self.machine = machine
+            self.restore_fn = restore
+            self.lock = threading.Lock()
+            self.apply_failures = 0
+            self.restore_failed: str | None = None
+
+        @replicated
+        def execute(self, payload: str) -> Any:
+            # Runs on every replica, on the tick thread, once the entry commits. Never raises.
+            with self.lock:
+                return self._apply(payload)
+
+        def _apply(self, payload: Any) -> Any:
+            if payload == BARRIER:
+                return BARRIER_RESULT
+            try:
+                command = json.loads(payload)
+            except Exception:
+                return {"ok": False, "error": "bad_command", "message": "entry is not JSON"}
+            if not isinstance(command, dict):
+                return {"ok": False, "error": "bad_command", "message": "entry is not an object"}
+            try:
+                return self.machine.apply(command)
+            except BaseException as e:  # the machine promises never to raise; be total anyway
+                self.apply_failures += 1
+                return {"ok": False, "error": "internal", "message": f"apply raised {type(e).__name__}"}
+
+        def _serialize(self) -> Any:  # tick thread, at log compaction
+            with self.lock:
+                return {"format": 1, "machine": self.machine.snapshot()}
+
+        def _deserialize(self, data: Any) -> None:  # tick thread, dump load / snapshot install
+            try:
+                with self.lock:
+                    if not isinstance(data, dict) or data.get("format") != 1:
+                        raise ValueError(f"unknown snapshot format {type(data).__name__}")
+                    self.machine = self.restore_fn(self.machine, data["machine"])
+                self.restore_failed = None
+            except BaseException as e:  # never raise into pysyncobj's tick
+                self.restore_failed = f"{type(e).__name__}: {e}"
+                _log.critical("raft snapshot restore failed: %s", self.restore_failed)
+
+
+def _settle(fut: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
+    """Loop side of every crossing: settle ``fut`` unless it is already done (e.g. timed out)."""
+    if fut.done():
+        return
+    if error is not None:
+        fut.set_exception(error)
+    else:
+        fut.set_result(result)
+
+
+@dataclass
+class _StartResult:
+    error: BaseException | None = None
+
+
+class RaftEngine:
+    """One SyncObj with one consumer, driven from asyncio.
+
+    ``conf`` holds SyncObjConf keyword arguments; unknown keys are rejected here because
+    pysyncobj silently ignores them.
+    """
+
+    STATUS_INTERVAL_S = 0.005  # the tick hook republishes status at most this often
+
+    def __init__(
+        self,
+        *,
+        self_address: str,
+        other_addresses: tuple[str, ...],
+        conf: Mapping[str, Any],
+        machine: Any,
+        restore: Callable[[Any, Any], Any],
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        if not PYSYNCOBJ_AVAILABLE:
+            raise EngineError("pysyncobj is not installed")
+        known = set(vars(SyncObjConf()))
+        unknown = sorted(set(conf) - known)
+        if unknown:
+            raise EngineError(f"unknown SyncObjConf options {unknown}")
+        self.self_address = self_address
+        self.other_addresses = tuple(other_addresses)
+        self._conf = dict(conf)
+        self._machine = machine
+        self._restore = restore
+        self._on_change = on_change
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._consumer: Any = None
+        self._syncobj: Any = None
+        self._owner: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._stopped: asyncio.Future[None] | None = None
+        self._status = EngineStatus()
+        self._last_publish = 0.0
+        self._role = RaftRole.FOLLOWER  # written by onStateChanged on the tick thread
+        self._reads: collections.deque[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = collections.deque()
+        self._pending: set[asyncio.Future[Any]] = set()
+        self._outbox: collections.deque[tuple[asyncio.Future[Any], Any]] = collections.deque()
+        self._drain_scheduled = False
+        self._hook_errors = 0
+        self.started = False
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    @property
+    def used(self) -> bool:
+        return self._owner is not None
+
+    async def start(self, timeout: float) -> None:
+        """Construct the SyncObj on the owner thread and wait until its port is bound."""
+        if self._owner is not None:
+            raise EngineError("already started")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        ready: asyncio.Future[_StartResult] = loop.create_future()
+        self._stopped = loop.create_future()
+        self._owner = threading.Thread(target=self._own, args=(ready,), name="raft-owner", daemon=True)
+        self._owner.start()
+        try:
+            outcome = await asyncio.wait_for(ready, timeout)
+        except asyncio.TimeoutError:
+            self._stop.set()
+            raise EngineError(f"pysyncobj did not bind within {timeout:.1f} s") from None
+        if outcome.error is not None:
+            raise EngineError(str(outcome.error)) from outcome.error
+        self.started = True
+
+    def _own(self, ready: "asyncio.Future[_StartResult]") -> None:
+        """Owner thread: construct, report, wait for stop, destroy. Lives as long as the node."""
+        syncobj = None
+        try:
+            conf = SyncObjConf(**self._conf, onStateChanged=self._on_state_changed)
+            conf.validate()  # raft.py validated first; this is the engine's own belt and braces
+            self._consumer = _MachineConsumer(self._machine, self._restore)
+            syncobj = SyncObj(self.self_address, list(self.other_addresses), conf=conf, consumers=[self._consumer])
+            self._syncobj = syncobj
+            syncobj.addOnTickCallback(self._on_tick)
+            try:
+                syncobj.waitBinded()
+            except Exception:
+                raise EngineError(f"cannot bind the Raft port {conf.bindAddress} (in use?)") from None
+        except BaseException as e:
+            if syncobj is not None:
+                try:
+                    syncobj.destroy_synchronous()
+                except Exception:
+                    pass
+            self._syncobj = None
+            self._post(_settle, ready, _StartResult(e), None)
+            self._post(_settle, self._stopped, None, None)
+            return
+        self._post(_settle, ready, _StartResult(), None)
+        self._stop.wait()
+        try:
+            syncobj.destroy_synchronous()
+        except Exception:
+            _log.exception("raft destroy failed")
+        self._post(_settle, self._stopped, None, None)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        for fut in list(self._pending):
+            _settle(fut, None, EngineError("raft stopped before the outcome was known"))
+        self._pending.clear()
+        while self._reads:
+            _, fut = self._reads.popleft()
+            _settle(fut, None, EngineError("raft stopped"))
+        if self._stopped is not None:
+            await asyncio.shield(self._stopped)
+        owner = self._owner
+        if owner is not None and owner.is_alive():  # it is returning; join off the loop
+            await asyncio.to_thread(owner.join, 5.0)
+        self.started = False
+
+    # ----------------------------------------------------------------------------- crossings
+
+    def _post(self, fn: Callable[..., Any], *args: Any) -> None:
+        """The one way from a pysyncobj thread to the loop. Never raises."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # loop closed (shutdown): nobody is waiting any more
+            pass
+
+    def _deliver(self, fut: "asyncio.Future[Any]", value: Any) -> None:
+        """Tick thread: queue one outcome; one wake-up of the loop drains every queued outcome.
+
+        The state machine returns fresh values (never references into its state), so results
+        cross as they are.
+        """
+        self._outbox.append((fut, value))
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            self._post(self._drain)
+
+    def _drain(self) -> None:
+        """Loop side of ``_deliver``."""
+        self._drain_scheduled = False  # first: an outcome queued from now on schedules a new drain
+        outbox = self._outbox
+        while outbox:
+            fut, value = outbox.popleft()
+            _settle(fut, value, None)
+
+    def propose(self, payload: str) -> "asyncio.Future[tuple[Any, int]]":
+        """Enqueue one entry; the future resolves with (result, FailReason code)."""
+        if self._loop is None or self._consumer is None or self._stop.is_set():
+            raise EngineError("raft engine not running")
+        fut: asyncio.Future[tuple[Any, int]] = self._loop.create_future()
+        self._pending.add(fut)
+        fut.add_done_callback(self._pending.discard)
+        deliver = self._deliver
+
+        def callback(result: Any, error: int) -> None:  # tick thread (or here, for QUEUE_FULL)
+            try:
+                deliver(fut, (result, int(error)))
+            except BaseException:
+                pass
+
+        try:
+            self._consumer.execute(payload, callback=callback)
+        except BlockingIOError:
+            pass  # wake-up pipe full: the entry is queued and the tick thread is busy anyway
+        except Exception as e:
+            _settle(fut, None, EngineError(f"cannot enqueue: {type(e).__name__}: {e}"))
+        return fut
+
+    def read_local(self, fn: Callable[[Any], Any]) -> "asyncio.Future[Any]":
+        """Run ``fn(machine)`` against this replica's state, between two applies."""
+        if self._loop is None or self._consumer is None:
+            raise EngineError("raft engine not running")
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        consumer = self._consumer
+        if consumer.lock.acquire(blocking=False):
+            try:
+                fut.set_result(fn(consumer.machine))
+            except Exception as e:
+                fut.set_exception(e)
+            finally:
+                consumer.lock.release()
+        else:  # an apply is running right now: the tick thread does the read after it
+            self._reads.append((fn, fut))
+        return fut
+
+    def force_compaction(self) -> None:
+        if self._syncobj is not None:
+            self._syncobj.forceLogCompaction()  # sets a flag the tick thread reads
+
+    # ----------------------------------------------------------------------------- tick thread
+
+    def _on_state_changed(self, old: int, new: int) -> None:
+        try:
+            self._role = RaftRole(new)
+            self._publish(force=True)
+        except BaseException:
+            self._hook_errors += 1
+
+    def _on_tick(self) -> None:
+        try:
+            self._publish(force=False)
+            while self._reads:
+                fn, fut = self._reads.popleft()
+                consumer = self._consumer
+                with consumer.lock:
+                    try:
+                        result, error = fn(consumer.machine), None
+                    except Exception as e:
+                        result, error = None, e
+                self._post(_settle, fut, result, error)
+        except BaseException:
+            self._hook_errors += 1
+
+    def _publish(self, *, force: bool) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_publish < self.STATUS_INTERVAL_S:
+            return
+        self._last_publish = now
+        so = self._syncobj
+        if so is None:
+            return
+        leader = so._getLeader()
+        connected = {n.address: so.isNodeConnected(n) for n in so.otherNodes}
+        status = EngineStatus(
+            published=True,
+            role=RaftRole.LEADER if so._isLeader() else self._role,
+            leader=None if leader is None else str(leader.address),
+            term=int(so.raftCurrentTerm),
+            has_quorum=bool(so.hasQuorum),
+            commit_index=int(so.raftCommitIndex),
+            applied_index=int(so.raftLastApplied),
+            ready=bool(so.isReady()),
+            connected=connected,
+            log_size=int(so._getRaftLogSize()),
+            tick_thread_alive=True,
+            at=now,
+        )
+        previous = self._status
+        self._status = status
+        if self._on_change is not None and previous.leadership_key() != status.leadership_key():
+            self._post(self._on_change)
+
+    # ----------------------------------------------------------------------------- loop side
+
+    def status(self) -> EngineStatus:
+        status = self._status
+        so = self._syncobj
+        alive = bool(so is not None and so.tick_thread_alive())
+        if alive != status.tick_thread_alive:
+            status = dataclasses.replace(status, tick_thread_alive=alive)
+        return status
+
+    @property
+    def apply_failures(self) -> int:
+        return 0 if self._consumer is None else self._consumer.apply_failures
+
+    @property
+    def restore_failed(self) -> str | None:
+        return None if self._consumer is None else self._consumer.restore_failed
+
+    @property
+    def hook_errors(self) -> int:
+        return self._hook_errors
+
+
+__all__ = [
+    "BARRIER", "BARRIER_RESULT", "EngineError", "EngineStatus", "FailReason", "HAS_CRYPTO",
+    "PYSYNCOBJ_AVAILABLE", "PYSYNCOBJ_VERSION", "RaftEngine", "RaftRole",
+]

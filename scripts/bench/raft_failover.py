@@ -1,0 +1,138 @@
+"""Failover benchmark: SIGKILL the Raft leader, time the next committed write.
+
+Runs N voters on loopback twice in the same run: once with our adapter (RaftConsensus, via
+tests/raft_driver.py) and once with raw pysyncobj using the same SyncObjConf
+(scripts/bench/raft_rawnode.py). Per trial: a client writes sequentially through one surviving
+follower (per-write timeout 0.5 s, 5 ms pause after a failure); the leader gets SIGKILL; the
+figure is the time from the kill to the commit of the first write *started after* the kill. The
+victim is restarted from its journal and the next trial waits until every member is connected
+to every other, so trials do not overlap restarts.
+
+    PYTHONPATH=. python scripts/bench/raft_failover.py --nodes 5 --trials 15 [--raft min_timeout_s=0.25 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.raft_driver import RaftCluster, poll_until  # noqa: E402
+
+os.environ["RAFT_DRIVER_NO_STATE"] = "1"  # both kinds of node apply the same test ops only
+RAW_NODE = [sys.executable, str(ROOT / "scripts" / "bench" / "raft_rawnode.py")]
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        out[key] = int(value) if value.isdigit() else float(value)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+async def _trial(cluster: RaftCluster, trial: int) -> dict[str, Any]:
+    leader, term = await cluster.wait_agreed_leader(15.0)
+    writer_node = next(n for n in cluster.ids if n != leader)
+    acks: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+
+    async def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            started = time.monotonic()
+            command = {"op": "test_append", "rid": f"t{trial}-{i}", "args": {"value": f"t{trial}-{i}"}}
+            try:
+                answer = await cluster.submit(writer_node, command, timeout=0.5, http_timeout=3.0)
+            except Exception:
+                answer = {"ok": False}
+            if answer.get("ok") and answer["result"].get("ok"):
+                acks.append((started, time.monotonic()))
+            else:
+                await asyncio.sleep(0.005)
+
+    task = asyncio.create_task(writer())
+    await poll_until(lambda: _ready(acks, 5), 10.0, "5 writes before the kill")
+    killed_at = time.monotonic()
+    cluster.kill(leader, signal.SIGKILL)
+    await poll_until(lambda: _after(acks, killed_at), 15.0, "a write committed after the kill")
+    stop.set()
+    await task
+    failover = min(done for started, done in acks if started >= killed_at) - killed_at
+    new_leader, new_term = await cluster.wait_agreed_leader(15.0, nodes=[n for n in cluster.ids if n != leader])
+    cluster.spawn(leader)
+    await cluster.wait_serving(leader)
+    await cluster.wait_full_mesh(30.0)
+    return {"trial": trial, "killed": leader, "new_leader": new_leader, "term": new_term, "failover_s": failover}
+
+
+async def _ready(acks: list[Any], n: int) -> tuple[bool, Any]:
+    return len(acks) >= n, len(acks)
+
+
+async def _after(acks: list[tuple[float, float]], t: float) -> tuple[bool, Any]:
+    return any(started >= t for started, _ in acks), len(acks)
+
+
+async def run(kind: str, nodes: int, trials: int, raft: dict[str, Any], base: Path) -> list[float]:
+    node_cmd = None if kind == "adapter" else RAW_NODE
+    async with RaftCluster(nodes, base / kind, raft=raft, node_cmd=node_cmd) as cluster:
+        await cluster.start_all()
+        await cluster.wait_full_mesh(30.0)
+        figures = []
+        for trial in range(trials):
+            result = await _trial(cluster, trial)
+            figures.append(result["failover_s"])
+            print(f"  {kind:7s} trial {trial:2d}: killed {result['killed']}, new leader {result['new_leader']} "
+                  f"(term {result['term']}), next write committed after {result['failover_s'] * 1000:.0f} ms",
+                  flush=True)
+        return figures
+
+
+def table(rows: list[tuple[str, list[float]]]) -> str:
+    lines = ["| backend | trials | min ms | p50 ms | p90 ms | max ms |", "|---|---|---|---|---|---|"]
+    for name, values in rows:
+        ms = [v * 1000 for v in values]
+        lines.append(f"| {name} | {len(ms)} | {min(ms):.0f} | {statistics.median(ms):.0f} | "
+                     f"{pct(ms, 0.9):.0f} | {max(ms):.0f} |")
+    return "\n".join(lines)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=5)
+    parser.add_argument("--trials", type=int, default=15)
+    parser.add_argument("--raft", nargs="*", default=[], help="raft setting overrides, key=value")
+    parser.add_argument("--only", choices=["adapter", "raw"], default=None)
+    args = parser.parse_args()
+    raft = _parse_overrides(args.raft)
+    base = Path(tempfile.mkdtemp(prefix="raft-failover-"))
+    print(f"{args.nodes} voters, {args.trials} SIGKILLs of the leader each; preset local + {raft or 'no overrides'}")
+    rows = []
+    for kind in ("adapter", "raw"):
+        if args.only and kind != args.only:
+            continue
+        rows.append((kind if kind == "raw" else "adapter (RaftConsensus)", await run(kind, args.nodes, args.trials, raft, base)))
+    print()
+    print("Failover: leader SIGKILL -> first write started after the kill is committed")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

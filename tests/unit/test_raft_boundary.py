@@ -1,0 +1,24 @@
+"""The thread boundary of the Raft backend, checked on the source."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[2] / "ringrift_cluster"
+IMPORT = re.compile(r"^\s*(import pysyncobj|from pysyncobj)", re.MULTILINE)
+
+
+def test_only_the_bridge_imports_pysyncobj():
+    importers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if IMPORT.search(p.read_text()))
+    assert importers == ["consensus/raft_bridge.py"]
+
+
+def test_only_the_bridge_crosses_threads():
+    for path in (PACKAGE / "consensus").glob("raft*.py"):
+        text = path.read_text()
+        if path.name == "raft_bridge.py":
+            assert "call_soon_threadsafe" in text
+            continue
+        for word in ("call_soon_threadsafe", "threading", "run_in_executor", "to_thread"):
+            assert word not in text, f"{path.name} uses {word}: thread crossings belong in raft_bridge.py"
