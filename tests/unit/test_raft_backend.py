@@ -125,7 +125,7 @@ def test_fail_reason_mirrors_pysyncobj():
     ({"connection_timeout_s": 0.5, "max_timeout_s": 0.6}, "connection_timeout_s"),
     ({"leader_fallback_timeout_s": 0.05}, "leader_fallback_timeout_s"),
     ({"min_timeout_s": 0.1}, "min_timeout_s"),
-    ({"max_timeout_s": 0.3}, "max_timeout_s"),
+    ({"min_timeout_s": 0.4, "max_timeout_s": 0.4}, "max_timeout_s"),
     ({"log_compaction_min_entries": 1}, "log_compaction_min_entries"),
     ({"bind_port": 0}, "bind_port"),
 ])
