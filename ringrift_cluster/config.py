@@ -245,7 +245,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "suspicion_timeout_s": 3.0,
         },
         "raft": {
-            "min_timeout_s": 0.3,
+            "min_timeout_s": 0.2,  # 0.2-0.6 s: fewest split votes in scripts/bench/raft_failover.py
             "max_timeout_s": 0.6,
             "append_entries_period_s": 0.05,
             "connection_retry_s": 1.0,
