@@ -15,12 +15,14 @@ from aiohttp import web
 from . import __version__
 from .api.app import create_app
 from .config import ClusterConfig
+from .consensus.base import Consensus
 from .consensus.bully import BullyElection
-from .consensus.lease_rules import alive_voters, quorum_health, quorum_size
+from .consensus.raft import RaftConsensus
+from .consensus.raft_observer import RaftObserver
 from .errors import BackendUnavailable
 from .membership.base import Membership
 from .membership.heartbeat import HeartbeatMembership
-from .model import Leadership, MemberState
+from .model import Leadership
 from .nodeinfo import NodeInfo, host_load
 from .observability import NodeMetrics
 from .peer_client import PeerClient
@@ -28,6 +30,7 @@ from .store import ClusterState, StateStore
 from .store.duties import ReleaseFailedMembers
 from .store.export import read_export, write_export
 from .store.journal import JournalStore
+from .state import StateMachine
 
 _LOAD_CACHE_S = 5.0
 
@@ -40,12 +43,16 @@ class ClusterNode:
         self.metrics = NodeMetrics()
         self.client = PeerClient(config.node_id, config.auth_token)
         self._log = structlog.get_logger("ringrift.node").bind(node_id=config.node_id)
+        self.version = __version__
         self.heartbeat: HeartbeatMembership | None = None
+        self.swim: Any = None  # the SWIM backend, when membership uses it
         self.bully: BullyElection | None = None
+        self.raft: RaftConsensus | None = None
         self.membership: Membership = self._build_membership()
-        self.consensus = self._build_consensus()
-        self.store: StateStore | None = self._build_store()
-        self.state = ClusterState(config, self.store, self.client, self.membership.members)
+        self.store: StateStore | None = None
+        self.consensus: Consensus = self._build_consensus_and_store()
+        self.state = ClusterState(config, self.store, self.client, self.membership.members,
+                                  leadership=self.store.leadership if self.store else self.consensus.leadership)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started_at = time.monotonic()
@@ -63,17 +70,23 @@ class ClusterNode:
         self.heartbeat = HeartbeatMembership(self.config, self.client, self.node_info)
         return self.heartbeat
 
-    def _build_consensus(self) -> BullyElection:
-        if self.config.leader_backend != "bully" or self.config.state_backend != "journal":
-            raise BackendUnavailable(
-                f"consensus mode {self.config.consensus_mode.value} is not available in this build; "
-                "use RINGRIFT_CONSENSUS_MODE=bully")
-        self.bully = BullyElection(self.config, self.client, self.membership)
-        return self.bully
+    def _build_consensus_and_store(self) -> Consensus:
+        """Who leads, and where the state lives:
 
-    def _build_store(self) -> StateStore | None:
-        assert self.bully is not None
-        return JournalStore(self.config, self.bully, self.client)
+        - bully: the Bully leader leads and holds the state in its journal;
+        - raft: Raft does both (one SyncObj); nodes outside raft_members observe and forward;
+        - hybrid: the Bully leader leads, Raft holds the state.
+        """
+        config = self.config
+        raft: RaftConsensus | None = None
+        if config.state_backend == "raft" and config.node_id in config.raft_members:
+            raft = self.raft = RaftConsensus(config, StateMachine())
+        if config.leader_backend == "raft":
+            self.store = raft
+            return raft if raft is not None else RaftObserver(config, self.client, self.membership)
+        self.bully = BullyElection(config, self.client, self.membership)
+        self.store = raft if config.state_backend == "raft" else JournalStore(config, self.bully, self.client)
+        return self.bully
 
     # -- Lifecycle -----------------------------------------------------------------------------
 
@@ -88,10 +101,10 @@ class ClusterNode:
             self._undo.append(lambda: self.membership.stop(graceful=False))
             await self.consensus.start()
             self._undo.append(self.consensus.stop)
-            if self.store is not None:
+            if self.store is not None and self.store is not self.consensus:
                 await self.store.start()
                 self._undo.append(self.store.stop)
-                self._import_other_mode()
+            self._import_other_mode()
             duties = ReleaseFailedMembers(self.config.node_id, self.state, self.membership,
                                           sweep_s=self.config.state.tick_interval_s * 4)
             self._tasks = [
@@ -114,7 +127,8 @@ class ClusterNode:
         self._undo.clear()
         if self.store is not None:
             snapshot = await self.store.final_snapshot() if graceful else None
-            await self.store.stop()
+            if self.store is not self.consensus:
+                await self.store.stop()
             if snapshot is not None:
                 path = await asyncio.to_thread(write_export, self.config.data_dir, self.store.name, snapshot)
                 self._log.info("state_exported", path=str(path), changes=snapshot["counters"]["change"])
@@ -197,68 +211,6 @@ class ClusterNode:
             voter_node_ids=list(self.config.voters), **self._load[1],
         )
 
-    def status(self) -> dict[str, Any]:
-        """The ``GET /status`` document."""
-        members = self.membership.members()
-        view = self.consensus.leadership()
-        alive = {n for n, m in members.items() if m.is_alive} | {self.config.node_id}
-        voters = self.config.voters
-        alive_count = alive_voters(voters, alive)
-        now = time.monotonic()
-        counts = {state: sum(1 for m in members.values() if m.state is state) for state in MemberState}
-        return {
-            "node_id": self.config.node_id,
-            "role": self.role,
-            "leader_id": view.leader,
-            "leader_term": view.term,
-            "lease_expires": view.lease_expires,
-            "fence_token": view.fence_token,
-            "voters": list(voters),
-            "quorum": {
-                "required": quorum_size(len(voters)),
-                "alive_voters": alive_count,
-                "total_voters": len(voters),
-                "health": quorum_health(alive_count, len(voters)).value,
-            },
-            "peers": {
-                node_id: {
-                    "state": m.state.value,
-                    "is_alive": m.is_alive,
-                    "seconds_since_heartbeat": round(now - m.last_seen, 3) if m.last_seen else None,
-                    "host": m.host,
-                    "port": m.api_port,
-                    "role": m.role,
-                }
-                for node_id, m in sorted(members.items())
-            },
-            "membership": self.membership.describe(),
-            "consensus": self.consensus.describe(),
-            "swim_raft": {
-                "membership_mode": self.config.membership_mode.value,
-                "consensus_mode": self.config.consensus_mode.value,
-                "swim": {
-                    "enabled": self.config.swim_enabled,
-                    "available": _importable("swim"),
-                    "started": False,
-                    "alive_count": 0,
-                    "suspected_count": 0,
-                    "failed_count": 0,
-                },
-                "raft": {
-                    "enabled": self.config.raft_enabled,
-                    "available": _importable("pysyncobj"),
-                    "initialized": False,
-                    "is_leader": False,
-                    "leader_address": None,
-                    "work_queue": {"pending": 0, "claimed": 0, "completed": 0},
-                },
-            },
-            "peer_counts": {state.value: count for state, count in counts.items()},
-            "version": __version__,
-            "uptime_seconds": round(self.uptime_s, 3),
-            "timestamp": time.time(),
-        }
-
     # -- Metrics, fed from events ----------------------------------------------------------------
 
     def refresh_metrics(self) -> None:
@@ -277,12 +229,6 @@ class ClusterNode:
             if event.election_outcome is not None and event.election_latency_s is not None:
                 self.metrics.election_latency.labels(outcome=event.election_outcome.value).observe(event.election_latency_s)
             self.refresh_metrics()
-
-
-def _importable(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
 
 
 async def run_until_signalled(node: ClusterNode) -> None:

@@ -8,6 +8,8 @@ Reads are local by default; ``?consistent=true`` makes them linearizable.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from typing import Any, Callable
 
@@ -227,6 +229,21 @@ async def post_state_handover(request: web.Request) -> web.Response:
     return reply({"imported": bool(result.get("ok")), "reason": result.get("message"), "node_id": node.config.node_id})
 
 
+async def get_state_digest(request: web.Request) -> web.Response:
+    """A digest of this node's own copy of the state: replicas that applied the same commands
+    have the same digest (what the convergence checks compare)."""
+    node = request.app[NODE]
+    if node.state.store is None:
+        return reply({"error": "no_store", "message": "this node holds no state"}, status=409)
+    try:
+        snapshot = await node.state.store.read(lambda machine: machine.snapshot())
+    except ClusterError as e:
+        return reply({"error": "no_state", "message": str(e)}, status=409)
+    text = json.dumps(snapshot, sort_keys=True, separators=(",", ":"))
+    return reply({"digest": hashlib.sha256(text.encode()).hexdigest(), "changes": snapshot["counters"]["change"],
+                  "node_id": node.config.node_id})
+
+
 def register(app: web.Application) -> None:
     for method, path, op, build in WRITES:
         app.router.add_route(method, path, _write_handler(op, build))
@@ -239,3 +256,4 @@ def register(app: web.Application) -> None:
     app.router.add_post("/state/submit", post_state_submit)
     app.router.add_post("/state/read", post_state_read)
     app.router.add_post("/state/handover", post_state_handover)
+    app.router.add_get("/state/digest", get_state_digest)

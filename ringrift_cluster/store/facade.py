@@ -10,7 +10,7 @@ from typing import Any, Callable, Mapping
 
 from ..config import ClusterConfig
 from ..errors import ClusterError, ClusterTimeout, CommandRejected, NoLeader, NotLeader
-from ..model import Member
+from ..model import Leadership, Member
 from ..peer_client import PeerClient, PeerUnreachable
 from ..state import commands
 from .base import StateStore
@@ -28,11 +28,14 @@ class ClusterState:
     """Typed access to the work queue, jobs, model registry and training locks."""
 
     def __init__(self, config: ClusterConfig, store: StateStore | None, client: PeerClient,
-                 members: Callable[[], Mapping[str, Member]]) -> None:
+                 members: Callable[[], Mapping[str, Member]],
+                 leadership: Callable[[], Leadership] | None = None) -> None:
         self._config = config
         self.store = store  # None on a node that holds no state (a Raft non-member): it forwards
         self._client = client
         self._members = members
+        # Who applies commands: the store's leader, or (without a store) what the node observes.
+        self._leadership = leadership or (store.leadership if store is not None else None)
         self.forwarded = 0
 
     # -- Generic -------------------------------------------------------------------------------
@@ -87,12 +90,13 @@ class ClusterState:
 
     def leader(self) -> str | None:
         """The node that applies commands, when known."""
-        if self.store is not None:
-            return self.store.leadership().leader
-        return self._state_holder()
+        return self._leadership().leader if self._leadership is not None else None
 
     def _state_holder(self) -> str | None:
-        """For a node without a store: a Raft member to forward to (any live one forwards)."""
+        """For a node without a store: the leader, else any live Raft member (it forwards)."""
+        leader = self.leader()
+        if leader is not None:
+            return leader
         members = self._members()
         for node_id in self._config.raft_members:
             member = members.get(node_id)
