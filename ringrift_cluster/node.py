@@ -19,7 +19,7 @@ from .consensus.base import Consensus
 from .consensus.bully import BullyElection
 from .consensus.raft import RaftConsensus
 from .consensus.raft_observer import RaftObserver
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, ClusterError
 from .membership.base import Membership
 from .membership.heartbeat import HeartbeatMembership
 from .model import Leadership
@@ -52,7 +52,8 @@ class ClusterNode:
         self.store: StateStore | None = None
         self.consensus: Consensus = self._build_consensus_and_store()
         self.state = ClusterState(config, self.store, self.client, self.membership.members,
-                                  leadership=self.store.leadership if self.store else self.consensus.leadership)
+                                  leadership=self.store.leadership if self.store else self.consensus.leadership,
+                                  observe=self.metrics.observe_command)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started_at = time.monotonic()
@@ -111,6 +112,7 @@ class ClusterNode:
                 asyncio.create_task(self._follow_membership(), name="metrics-membership"),
                 asyncio.create_task(self._follow_leadership(), name="metrics-leadership"),
                 asyncio.create_task(duties.run(), name="release-failed-members"),
+                asyncio.create_task(self._sample_state(), name="metrics-state"),
             ]
         except BaseException:
             await self._unwind()
@@ -216,6 +218,18 @@ class ClusterNode:
     def refresh_metrics(self) -> None:
         self.metrics.update_membership(self.membership.members(), self.config.node_id, self.config.voters)
         self.metrics.update_leadership(self.consensus.leadership())
+
+    async def _sample_state(self) -> None:
+        """Queue depth and held locks, from this node's own copy of the state (if it has one)."""
+        while True:
+            if self.store is not None:
+                try:
+                    stats, locks = await self.store.read(lambda m: (m.work_stats(), len(m.locks_list())))
+                except ClusterError:
+                    pass  # this node holds no copy right now
+                else:
+                    self.metrics.update_state(stats, locks)
+            await asyncio.sleep(self.config.state.tick_interval_s * 4)
 
     async def _follow_membership(self) -> None:
         async for event in self.membership.subscribe():

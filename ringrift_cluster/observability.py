@@ -39,6 +39,14 @@ class NodeMetrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300), registry=r)
         self.membership_events = Counter(
             "ringrift_membership_events_total", "Membership transitions by kind and source.", ["kind", "source"], registry=r)
+        self.state_commands = Counter(
+            "ringrift_state_commands_total", "State commands by operation and outcome "
+            "(ok, refused, no_leader, timeout).", ["op", "outcome"], registry=r)
+        self.state_latency = Histogram(
+            "ringrift_state_commit_latency_seconds", "Time to apply one state command, forwarding included.",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r)
+        self.work_items = Gauge("ringrift_work_items", "Work items by status (this node's copy).", ["status"], registry=r)
+        self.locks_held = Gauge("ringrift_locks_held", "Training locks held (this node's copy).", registry=r)
         for state in MemberState:
             self.peer_count.labels(status=state.value)
         for outcome in ElectionOutcome:
@@ -64,6 +72,17 @@ class NodeMetrics:
         self.is_leader.set(1 if view.is_self else 0)
         self.has_leader.set(1 if view.leader else 0)
         self.term.set(view.term)
+
+    def observe_command(self, op: str, outcome: str, latency_s: float) -> None:
+        self.state_commands.labels(op=op, outcome=outcome).inc()
+        if outcome in ("ok", "refused"):
+            self.state_latency.observe(latency_s)
+
+    def update_state(self, work_stats: Mapping[str, int], locks_held: int) -> None:
+        for status, count in work_stats.items():
+            if status != "total":
+                self.work_items.labels(status=status).set(count)
+        self.locks_held.set(locks_held)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -29,7 +29,8 @@ class ClusterState:
 
     def __init__(self, config: ClusterConfig, store: StateStore | None, client: PeerClient,
                  members: Callable[[], Mapping[str, Member]],
-                 leadership: Callable[[], Leadership] | None = None) -> None:
+                 leadership: Callable[[], Leadership] | None = None,
+                 observe: Callable[[str, str, float], None] | None = None) -> None:
         self._config = config
         self.store = store  # None on a node that holds no state (a Raft non-member): it forwards
         self._client = client
@@ -37,6 +38,7 @@ class ClusterState:
         # Who applies commands: the store's leader, or (without a store) what the node observes.
         self._leadership = leadership or (store.leadership if store is not None else None)
         self.forwarded = 0
+        self._observe = observe  # (op, outcome, latency_s): how metrics learn of each command
 
     # -- Generic -------------------------------------------------------------------------------
 
@@ -44,17 +46,26 @@ class ClusterState:
         """Apply one command somewhere in the cluster; returns the machine's result (which may be
         a refusal). Raises NoLeader or ClusterTimeout when it cannot get an answer in time."""
         cmd = dict(command) if "now" in command else commands.stamp(command, time.time())
-        deadline = time.monotonic() + (timeout or self._config.state.submit_timeout_s)
+        started = time.monotonic()
+        deadline = started + (timeout or self._config.state.submit_timeout_s)
         while True:
             remaining = deadline - time.monotonic()
             try:
-                return await self._execute_once(cmd, max(0.05, remaining))
+                result = await self._execute_once(cmd, max(0.05, remaining))
             except (NoLeader, ClusterTimeout, PeerUnreachable) as e:
                 if time.monotonic() + _RETRY_PAUSE_S >= deadline:
+                    self._record(cmd, "no_leader" if isinstance(e, NoLeader) else "timeout", started)
                     if isinstance(e, PeerUnreachable):
                         raise ClusterTimeout(f"no answer in time: {e}") from e
                     raise
+            else:
+                self._record(cmd, "ok" if result.get("ok") else "refused", started)
+                return result
             await asyncio.sleep(_RETRY_PAUSE_S)
+
+    def _record(self, cmd: Mapping[str, Any], outcome: str, started: float) -> None:
+        if self._observe is not None:
+            self._observe(str(cmd.get("op")), outcome, time.monotonic() - started)
 
     async def _execute_once(self, cmd: dict[str, Any], timeout: float) -> dict[str, Any]:
         if self.store is not None:

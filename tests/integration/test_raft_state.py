@@ -186,3 +186,27 @@ def test_mode_switch_raft_bully_raft_loses_nothing(make_cluster) -> None:
     assert cluster.status("node-1")["swim_raft"]["consensus_mode"] == "raft"
     assert_everything(extra=1)
     assert cluster.get("node-2", "/raft/work/in-bully?consistent=true")["item"]["status"] == "pending"
+
+
+def test_hybrid_mode_bully_leads_raft_holds_the_state_and_metrics_move(make_cluster) -> None:
+    cluster = make_cluster(3, settings={"consensus_mode": "hybrid"})
+    cluster.start_all()
+    cluster.wait_converged(START_S)
+    assert cluster.wait_for_leader(START_S) == "node-3"  # the Bully leader: greatest id
+    status = cluster.status("node-1")
+    assert status["consensus"]["backend"] == "bully" and status["state"]["backend"] == "raft"
+    ok(cluster.post("node-1", "/raft/work", {"work_id": "w1", "work_type": "t"}))
+    ok(cluster.post("node-2", "/raft/lock/L", {"holder": "gpu", "ttl_s": 60}))
+    wait_until(lambda: converged(cluster, list(cluster.nodes)), 20, what="raft replicas identical")
+    assert cluster.get("node-3", "/raft/work/w1")["item"]["status"] == "pending"
+
+    def metric_text(node_id: str) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(cluster.nodes[node_id].url + "/metrics", timeout=2) as response:
+            return response.read().decode()
+
+    text = metric_text("node-1")
+    assert 'ringrift_state_commands_total{op="work.add",outcome="ok"} 1.0' in text
+    wait_until(lambda: 'ringrift_work_items{status="pending"} 1.0' in metric_text("node-2")
+               and "ringrift_locks_held 1.0" in metric_text("node-2"), 10, what="state gauges")
