@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Randomized fault runs on a multi-host cluster of network namespaces (needs root).
+
+    sudo .venv/bin/python scripts/faults.py --scenarios all --seeds 3
+    sudo .venv/bin/python scripts/faults.py --scenarios kill-leader,lossy-links --seeds 10 --first-seed 100
+    sudo .venv/bin/python scripts/faults.py --seeds 0 --soak 30   # random scenarios on one cluster, 30 min
+
+Each (scenario, seed) runs on a fresh 5-node cluster; the seed chooses victims, splits and hold
+times, so ``--scenarios X --seeds 1 --first-seed S`` replays one run. ``--soak`` keeps one
+cluster up and runs random scenarios back to back on it (churn). The table shows, per scenario:
+runs, operations (faults) injected, violations, known node issues (``nemesis.KNOWN_ISSUES``),
+the longest time with no majority-acknowledged leader, and time spent. Exit status 1 on any
+violation; known issues count too unless ``--allow-known``.
+
+``--workload`` runs client operations on replicated state with a history checker during each
+scenario. None is registered yet: it needs the state HTTP API (see ``nemesis.Workload``); add a
+factory to WORKLOADS when it exists.
+
+Without network namespaces, LocalCluster (ringrift_cluster.testing) covers the process faults
+(SIGKILL, SIGTERM, SIGSTOP, restart) on loopback; this script needs namespaces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ringrift_cluster.testing.nemesis import SCENARIOS, ScenarioResult, Timings, Workload, run_scenario  # noqa: E402
+from ringrift_cluster.testing.netns import NetnsCluster, netns_unavailable_reason  # noqa: E402
+
+# name -> factory; filled in when the state HTTP API exists (claims, locks, acknowledged writes).
+WORKLOADS: dict[str, Callable[[], Workload]] = {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default="all", help=f"'all' or a comma list of: {', '.join(SCENARIOS)}")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per scenario (default 1)")
+    parser.add_argument("--first-seed", type=int, default=None, help="first seed (default: random)")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
+                        help="after the seeded runs, run random scenarios on one cluster for MINUTES")
+    parser.add_argument("--nodes", type=int, default=5)
+    parser.add_argument("--workload", choices=sorted(WORKLOADS),
+                        help="client workload and history checker (none registered yet)")
+    parser.add_argument("--data-dir", help="keep configs and node logs here (default: a temp dir, removed)")
+    parser.add_argument("--allow-known", action="store_true", help="known node issues do not fail the run")
+    parser.add_argument("--json", help="also write every result to this JSON file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print each run's operations")
+    args = parser.parse_args(argv)
+
+    names = list(SCENARIOS) if args.scenarios == "all" else [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
+    reason = netns_unavailable_reason()
+    if reason:
+        print(f"faults.py: network namespaces unavailable: {reason}", file=sys.stderr)
+        return 2
+    # SIGTERM unwinds like Ctrl-C, so every namespace and process is removed on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
+
+    first = args.first_seed if args.first_seed is not None else random.randrange(1, 10**6)
+    timings = Timings()
+    results: list[ScenarioResult] = []
+    temp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="ringrift-faults-")
+    root = Path(args.data_dir or temp.name)  # type: ignore[union-attr]
+    print(f"scenarios: {', '.join(names)}; seeds {first}..{first + args.seeds - 1}; {args.nodes} nodes; "
+          f"workload: {args.workload or 'none (replicated-state checker pending the state HTTP API)'}", flush=True)
+    try:
+        for name in names:
+            for seed in range(first, first + args.seeds):
+                with NetnsCluster(args.nodes, root / f"{name}-{seed}") as cluster:
+                    result = run_scenario(name, cluster, seed, timings=timings, workload=_workload(args))
+                results.append(result)
+                _progress(result, args.verbose)
+        if args.soak > 0:
+            results += _soak(args, names, first + args.seeds, timings, root)
+    except KeyboardInterrupt:
+        print("interrupted: cleaning up", file=sys.stderr)
+    finally:
+        if temp is not None:
+            temp.cleanup()
+
+    print()
+    print(table(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps([_as_dict(r) for r in results], indent=2))
+    bad = sum(len(r.violations) for r in results)
+    known = sum(len(r.known) for r in results)
+    return 1 if bad or (known and not args.allow_known) or not results else 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _workload(args: argparse.Namespace) -> Workload | None:
+    return WORKLOADS[args.workload]() if args.workload else None
+
+
+def _soak(args: argparse.Namespace, names: list[str], seed: int, timings: Timings, root: Path) -> list[ScenarioResult]:
+    """Random scenarios back to back on one long-lived cluster until the time is up."""
+    results = []
+    deadline = time.monotonic() + args.soak * 60
+    rng = random.Random(seed)
+    with NetnsCluster(args.nodes, root / "soak") as cluster:
+        while time.monotonic() < deadline:
+            name = rng.choice(names)
+            result = run_scenario(name, cluster, seed, timings=timings, workload=_workload(args))
+            result.name = f"soak:{name}"
+            results.append(result)
+            _progress(result, args.verbose)
+            seed += 1
+    return results
+
+
+def _progress(result: ScenarioResult, verbose: bool) -> None:
+    flag = "ok" if result.ok and not result.known else ("KNOWN" if result.ok else "VIOLATION")
+    print(f"  {result.name:<20} seed={result.seed:<8} {flag:<9} faults={result.faults:<3} "
+          f"unavailable_max={result.max_unavailable_s:5.1f}s  {result.duration_s:5.1f}s", flush=True)
+    if verbose or not result.ok or result.known:
+        for line in result.report().splitlines()[1:]:
+            print(f"      {line}", flush=True)
+
+
+def table(results: list[ScenarioResult]) -> str:
+    rows: dict[str, list[ScenarioResult]] = {}
+    for r in results:
+        rows.setdefault(r.name, []).append(r)
+    header = f"{'scenario':<26} {'runs':>4} {'ops':>5} {'faults':>6} {'violations':>10} {'known':>5} {'max unavail':>11} {'time':>7}"
+    lines = [header, "-" * len(header)]
+    for name, rs in rows.items():
+        lines.append(f"{name:<26} {len(rs):>4} {sum(len(r.ops) for r in rs):>5} {sum(r.faults for r in rs):>6} "
+                     f"{sum(len(r.violations) for r in rs):>10} {sum(len(r.known) for r in rs):>5} "
+                     f"{max(r.max_unavailable_s for r in rs):>10.1f}s {sum(r.duration_s for r in rs):>6.0f}s")
+    lines.append("-" * len(header))
+    lines.append(f"{'total':<26} {len(results):>4} {sum(len(r.ops) for r in results):>5} "
+                 f"{sum(r.faults for r in results):>6} {sum(len(r.violations) for r in results):>10} "
+                 f"{sum(len(r.known) for r in results):>5} {max((r.max_unavailable_s for r in results), default=0):>10.1f}s "
+                 f"{sum(r.duration_s for r in results):>6.0f}s")
+    return "\n".join(lines)
+
+
+def _as_dict(r: ScenarioResult) -> dict[str, object]:
+    return {"name": r.name, "seed": r.seed, "ops": [str(op) for op in r.ops], "violations": r.violations,
+            "known": r.known, "notes": r.notes, "max_unavailable_s": round(r.max_unavailable_s, 3),
+            "duration_s": round(r.duration_s, 3), "rounds": r.rounds, "workload": r.workload}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
