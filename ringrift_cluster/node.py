@@ -189,10 +189,11 @@ class ClusterNode:
 
     @property
     def role(self) -> str:
-        view = self.consensus.leadership()
-        if view.is_self:
+        if self.consensus.leadership().is_self:
             return "leader"
-        return getattr(self.consensus, "role", "follower")
+        # A backend's own role may still say leader for the instant its lease has run out.
+        role = getattr(self.consensus, "role", "follower")
+        return "follower" if role == "leader" else role
 
     def leadership(self) -> Leadership:
         return self.consensus.leadership()

@@ -68,6 +68,9 @@ class BullyElection:
         self._background: set[asyncio.Task[Any]] = set()
         self._started = False
         self.elections = {outcome.value: 0 for outcome in ElectionOutcome}
+        # Set when we deferred to a greater node and no coordinator came: the next attempt goes
+        # straight to the lease round (the voters still decide, so this is safe).
+        self._deferral_timed_out = False
 
     # -- Consensus interface -------------------------------------------------------------------
 
@@ -155,7 +158,9 @@ class BullyElection:
         """``POST /election``: a lower candidate asks whether a greater voter is alive."""
         mine = rules.rank(self._config.node_id, self._config.preferred_leader)
         theirs = rules.rank(candidate_id, self._config.preferred_leader)
-        if self._config.may_lead and mine > theirs:
+        # Answer ALIVE only when we could win: a greater node cut off from the majority that still
+        # answered ALIVE would make every candidate below it defer forever.
+        if self._config.may_lead and mine > theirs and rules.has_quorum(self._config.voters, self._alive_ids()):
             if self.role == ROLE_LEADER:
                 self._spawn(self._announce())
             else:
@@ -244,22 +249,33 @@ class BullyElection:
             alive = self._alive_ids()
             higher = [n for n in rules.outranking(self._config.node_id, self._config.coordinator_nodes,
                                                   self._config.preferred_leader) if n in alive]
-            if higher and await self._someone_higher_answers(higher):
+            if higher and not self._deferral_timed_out and await self._someone_higher_answers(higher):
                 self._coordinator_seen.clear()
                 try:
                     await asyncio.wait_for(self._coordinator_seen.wait(), self._settings.election_timeout_s)
                 except asyncio.TimeoutError:
                     pass
                 adopted = self._leader_valid(self._clock())
+                self._deferral_timed_out = not adopted
                 self._finish(ElectionOutcome.ADOPTED if adopted else ElectionOutcome.TIMEOUT, started)
                 return
+            self._deferral_timed_out = False
             epoch = max(self._known_epoch, self._ledger.highest_epoch if self._ledger else 0) + 1
-            lease_id = rules.lease_id(self._config.node_id, self._wall(), secrets.token_hex(4))
-            round_started = self._clock()
-            granted, seen_epoch = await self._lease_round(epoch, lease_id)
-            self._known_epoch = max(self._known_epoch, seen_epoch, epoch)
-            self._save()
-            if len(granted) >= rules.quorum_size(len(self._config.voters)):
+            for _ in range(2):
+                lease_id = rules.lease_id(self._config.node_id, self._wall(), secrets.token_hex(4))
+                round_started = self._clock()
+                granted, seen_epoch = await self._lease_round(epoch, lease_id)
+                self._known_epoch = max(self._known_epoch, seen_epoch)
+                self._save()
+                won = len(granted) >= rules.quorum_size(len(self._config.voters))
+                if won and seen_epoch > epoch:
+                    # We won with a lower epoch than some voter has seen: those voters would
+                    # refuse us and their nodes reject our announcements. Win again above it.
+                    await self._revoke(granted, lease_id, self._settings.request_timeout_s)
+                    epoch = seen_epoch + 1
+                    continue
+                break
+            if won:
                 self._become_leader(epoch, lease_id, round_started)
                 self._finish(ElectionOutcome.WON, started)
                 await self._announce()
@@ -294,14 +310,22 @@ class BullyElection:
             seen = reply.get("lease_epoch", 0)
             return status == 200 and reply.get("granted") is True, seen if isinstance(seen, int) else 0
 
-        results = await asyncio.gather(*(ask(v) for v in self._config.voters), return_exceptions=True)
+        others = [v for v in self._config.voters if v != self._config.node_id]
+        results = await asyncio.gather(*(ask(v) for v in others), return_exceptions=True)
         granted, seen_epoch = [], 0
-        for voter, result in zip(self._config.voters, results):
+        for voter, result in zip(others, results):
             if isinstance(result, tuple):
                 ok, seen = result
                 seen_epoch = max(seen_epoch, seen)
                 if ok:
                     granted.append(voter)
+        # Our own vote last, and only when it completes a majority: a candidate that cannot win
+        # must not burn epochs in its own ledger (that is how partitioned nodes inflated them).
+        if self._ledger is not None and len(granted) + 1 >= rules.quorum_size(len(self._config.voters)):
+            ok, seen = await ask(self._config.node_id)
+            seen_epoch = max(seen_epoch, seen)
+            if ok:
+                granted.append(self._config.node_id)
         return granted, seen_epoch
 
     async def _renew(self) -> None:
@@ -437,7 +461,8 @@ class BullyElection:
             if grant:
                 expires = self._clock() + (float(grant["expires_wall"]) - self._wall())
                 self._ledger.grant = rules.Grant(grant["leader_id"], grant["lease_id"], int(grant["epoch"]), expires)
-        self._leader_epoch = self._known_epoch
+        # ``_leader_epoch`` stays 0: the epoch we knew need not be any leader's (lost candidacies),
+        # and a leader elected meanwhile must be accepted. Candidacies still start above it.
 
     def _save(self) -> None:
         grant = self._ledger.grant if self._ledger else None

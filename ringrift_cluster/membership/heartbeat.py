@@ -65,6 +65,11 @@ class HeartbeatMembership:
         self._bad_replies: set[str] = set()
         self.heartbeats_sent = 0
         self.heartbeats_received = 0
+        self.local_stalls = 0
+        self._sweep_period_s = min(hb.interval_s / 4, 1.0)
+        # A sweep this late means we, not our peers, were stopped.
+        self._stall_threshold_s = max(3 * self._sweep_period_s, hb.interval_s)
+        self._last_sweep: float | None = None
 
     # -- Membership interface ------------------------------------------------------------------
 
@@ -115,6 +120,7 @@ class HeartbeatMembership:
             "counts": counts,
             "heartbeats_sent": self.heartbeats_sent,
             "heartbeats_received": self.heartbeats_received,
+            "local_stalls": self.local_stalls,
             "peers": {
                 node_id: {"state": p.state.value, "seconds_since_heartbeat": round(now - p.last_heard, 3)}
                 for node_id, p in sorted(self._peers.items())
@@ -166,6 +172,7 @@ class HeartbeatMembership:
     def sweep(self) -> None:
         """Move silent peers to SUSPECT / FAILED. Runs on a timer; public for tests."""
         now = self._clock()
+        self._forgive_local_stall(now)
         for peer in self._peers.values():
             silence = now - peer.last_heard
             if peer.state in (MemberState.LEFT, MemberState.FAILED):
@@ -174,6 +181,20 @@ class HeartbeatMembership:
                 self._transition(peer, MemberState.FAILED, EventKind.FAILED, silence, now)
             elif silence >= self.suspect_after_s and peer.state is MemberState.ALIVE:
                 self._transition(peer, MemberState.SUSPECT, EventKind.SUSPECT, silence, now)
+
+    def _forgive_local_stall(self, now: float) -> None:
+        """Silence we did not witness is no evidence: after a local stall (SIGSTOP, a frozen
+        loop, a suspended VM) the heartbeats peers sent meanwhile are still queued unread, so
+        judging them now would declare every healthy peer failed. Credit the stall to them."""
+        gap = now - self._last_sweep if self._last_sweep is not None else 0.0
+        self._last_sweep = now
+        if gap <= self._stall_threshold_s:
+            return
+        stalled = gap - self._sweep_period_s
+        for peer in self._peers.values():
+            peer.last_heard += stalled
+        self.local_stalls += 1
+        self._log.warning("local_stall_detected", stalled_s=round(stalled, 3))
 
     def _transition(self, peer: _Peer, state: MemberState, kind: EventKind, after_s: float | None, now: float) -> None:
         peer.state, peer.since = state, now
@@ -196,10 +217,9 @@ class HeartbeatMembership:
 
     async def _sweep_loop(self) -> None:
         # Sweep several times per heartbeat so a verdict is late by a fraction of an interval.
-        period = min(self._config.heartbeat.interval_s / 4, 1.0)
         while True:
             self.sweep()
-            await asyncio.sleep(period)
+            await asyncio.sleep(self._sweep_period_s)
 
     async def _post_heartbeat(self, node_id: str, payload: dict[str, Any]) -> None:
         host, port = self._targets[node_id]

@@ -51,8 +51,12 @@ class ReleaseFailedMembers:
     async def _release_failed(self) -> None:
         if self._state.leader() != self._node_id:
             return
-        for node_id, member in self._membership.members().items():
-            if member.state is MemberState.FAILED and node_id not in self._released:
+        for node_id in list(self._membership.members()):
+            # Re-read the verdict right before each proposal: a member may be back already.
+            member = self._membership.members().get(node_id)
+            if self._state.leader() != self._node_id:
+                return
+            if member is not None and member.state is MemberState.FAILED and node_id not in self._released:
                 try:
                     result = await self._state.execute(commands.release_node(node_id))
                 except ClusterError as e:

@@ -31,14 +31,15 @@ from .netns import NetnsCluster
 
 T = TypeVar("T")
 
-# Node issues the scenarios see today, reported as such rather than hidden (see the report of the
-# fault-harness change). A fix makes them disappear from the results; nothing else to update.
-KNOWN_PAUSED_SWEEP = ("known issue (heartbeat sweep after a local stall): a node resumed after SIGSTOP "
+# Node issues these scenarios found, all fixed since. Their signatures stay, so that if one comes
+# back it is reported under its name (the tests and scripts/faults.py fail on them as on any
+# other violation).
+KNOWN_PAUSED_SWEEP = ("regression (heartbeat sweep after a local stall): a node resumed after SIGSTOP "
                       "declares its healthy peers failed before reading their queued heartbeats")
-KNOWN_BULLY_ALIVE = ("known issue (Bully liveness): a higher node that cannot win (no quorum in its view) still "
+KNOWN_BULLY_ALIVE = ("regression (Bully liveness): a higher node that cannot win (no quorum in its view) still "
                      "answers ALIVE, so the candidates below it defer and time out forever; no leader while "
                      "the leader is cut from a majority but still reaches one follower")
-KNOWN_EPOCH_INFLATION = ("known issue (Bully epochs): every lost candidacy raises the candidate's persisted epoch; "
+KNOWN_EPOCH_INFLATION = ("regression (Bully epochs): every lost candidacy raises the candidate's persisted epoch; "
                          "after a restart it rejects the elected leader's lower epoch as stale and stays "
                          "leaderless, and the leader never moves above the epoch it saw")
 KNOWN_ISSUES = (KNOWN_PAUSED_SWEEP, KNOWN_BULLY_ALIVE, KNOWN_EPOCH_INFLATION)

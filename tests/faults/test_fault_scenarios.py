@@ -17,14 +17,12 @@ from ringrift_cluster.testing.nemesis import ScenarioResult, run_scenario
 
 
 def run(make_netns_cluster, name: str, seed: int) -> ScenarioResult:
-    """Run a scenario; fail on any violation. Violations that match a known node issue (see
-    ``nemesis.KNOWN_ISSUES``) make the test an xfail that names the issue, until it is fixed."""
+    """Run a scenario; fail on any violation, including those of the node issues this suite once
+    found (``nemesis.KNOWN_ISSUES``, all fixed: they must not come back)."""
     cluster = make_netns_cluster(5)
     result = run_scenario(name, cluster, seed)
     print(result.report())
-    assert result.ok, result.report()
-    if result.known:
-        pytest.xfail("\n".join(result.known))
+    assert result.ok and not result.known, result.report()
     return result
 
 
@@ -44,8 +42,8 @@ def test_split_two_three_only_the_majority_leads(make_netns_cluster, seed: int) 
 def test_one_way_drop_to_the_leader(make_netns_cluster, seed: int) -> None:
     """3 (seed 2) or 2 (seed 3) followers cannot reach the leader; its packets still reach them.
 
-    With 3 cut, the leader loses its quorum but one follower still reaches it, and the Bully
-    election finds no new leader (a known node issue): xfail while it does not."""
+    With 3 cut, the leader loses its quorum but one follower still reaches it: the majority must
+    still elect a leader (this suite once found the Bully election stuck here)."""
     drops = 3 if seed == 2 else 2
     result = run(make_netns_cluster, "one-way-to-leader", seed)
     assert sum(op.kind == "drop" for op in result.ops) == drops
@@ -70,8 +68,8 @@ def test_full_cluster_sigkill_and_restart(make_netns_cluster) -> None:
 
 def test_lost_elections_then_full_restart_everyone_follows_the_leader(make_netns_cluster) -> None:
     """Followers cut from the leader run (and lose) elections; after heal and a full restart
-    every node must follow the new leader. Today their inflated, persisted epochs make them
-    reject it (a known node issue): xfail while they do."""
+    every node must follow the new leader (this suite once found inflated, persisted epochs
+    making them reject it)."""
     run(make_netns_cluster, "inflate-then-crash", seed=1)
 
 
@@ -79,8 +77,8 @@ def test_lost_elections_then_full_restart_everyone_follows_the_leader(make_netns
 def test_sigstop_a_member_for_five_seconds(make_netns_cluster, seed: int) -> None:
     """No healthy member is declared failed by anyone; the paused one is alive again after.
 
-    The paused node's own verdicts right after SIGCONT are a known node issue (it sweeps before
-    it reads the heartbeats queued during the pause): xfail while they occur."""
+    That includes the paused node's own verdicts right after SIGCONT (this suite once found it
+    sweeping before it read the heartbeats queued during the pause)."""
     run(make_netns_cluster, "pause-member", seed)
 
 

@@ -34,6 +34,14 @@ def membership(tmp_path: Path):
     return hb, clock
 
 
+def advance(hb: HeartbeatMembership, clock: FakeClock, seconds: float, step: float = 0.25) -> None:
+    """Time passes with the sweep running on schedule (as it does in a live node)."""
+    end = clock.now + seconds
+    while clock.now < end:
+        clock.now = min(end, clock.now + step)
+        hb.sweep()
+
+
 def drain(sub) -> list[tuple[str, str]]:
     out = []
     while not sub.queue.empty():
@@ -49,24 +57,21 @@ def info(node_id: str, **kw: object) -> NodeInfo:
 async def test_alive_suspect_failed_alive_then_left(membership) -> None:
     hb, clock = membership
     events = hb.subscribe()
+    hb.sweep()
     reply = hb.handle_heartbeat(info("b", role="follower"), "127.0.0.1")
     assert reply.node_id == "a"
     assert hb.members()["b"].state is MemberState.ALIVE
-    clock.now += hb.suspect_after_s - 0.01
-    hb.sweep()
+    advance(hb, clock, hb.suspect_after_s - 0.01, step=0.01)
     assert hb.members()["b"].state is MemberState.ALIVE
-    clock.now += 0.02
-    hb.sweep()
+    advance(hb, clock, 0.02, step=0.01)
     assert hb.members()["b"].state is MemberState.SUSPECT and hb.members()["b"].is_alive
-    clock.now += hb.failed_after_s
-    hb.sweep()
+    advance(hb, clock, hb.failed_after_s)
     hb.sweep()  # a second sweep reports nothing new
     assert hb.members()["b"].state is MemberState.FAILED and not hb.members()["b"].is_alive
     hb.handle_heartbeat(info("b"), "127.0.0.1")
     assert hb.members()["b"].state is MemberState.ALIVE
     hb.handle_heartbeat(info("b", leaving=True), "127.0.0.1")
-    clock.now += 10 * hb.failed_after_s
-    hb.sweep()
+    advance(hb, clock, 2 * hb.failed_after_s, step=1.0)
     assert hb.members()["b"].state is MemberState.LEFT  # left stays left, never failed
     hb.handle_heartbeat(info("b"), "127.0.0.1")
     assert drain(events) == [("joined", "b"), ("suspect", "b"), ("failed", "b"), ("alive", "b"), ("left", "b"), ("joined", "b")]
@@ -100,3 +105,17 @@ async def test_members_are_keyed_by_node_id_with_metadata(membership) -> None:
     assert member.capabilities == ("gpu", "train") and member.has_gpu and member.gpu_name == "H100"
     assert member.raft_address == "127.0.0.1:9202" and member.source == "heartbeat"
     assert all(":" not in key for key in hb.members())
+
+
+async def test_a_local_stall_is_not_taken_for_peer_deaths(membership) -> None:
+    hb, clock = membership
+    events = hb.subscribe()
+    hb.sweep()
+    hb.handle_heartbeat(info("b"), "127.0.0.1")
+    advance(hb, clock, 1.0)
+    clock.now += 10 * hb.failed_after_s  # we were SIGSTOPped: no sweep ran meanwhile
+    hb.sweep()
+    assert hb.members()["b"].state is MemberState.ALIVE and hb.local_stalls == 1
+    advance(hb, clock, hb.failed_after_s + 1)  # but silence witnessed after the stall counts
+    assert hb.members()["b"].state is MemberState.FAILED
+    assert drain(events) == [("joined", "b"), ("suspect", "b"), ("failed", "b")]
