@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 import structlog
@@ -53,8 +52,10 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
         if e.content_type == "application/json" or e.status < 400:
             raise
         reason = e.reason if e.status != 413 else f"body too large (limit {request.app[NODE].config.api.max_body_bytes} bytes)"
-        raise type(e)(text=json.dumps({"error": reason}), content_type="application/json",
-                      **({"max_size": 0, "actual_size": 0} if e.status == 413 else {})) from None
+        # A new response, not type(e)(...): some exceptions need constructor arguments (405's
+        # method and allowed_methods), and their own headers (Allow) must go out with it.
+        headers = [(k, v) for k, v in e.headers.items() if k.lower() not in ("content-type", "content-length")]
+        return web.json_response({"error": reason}, status=e.status, headers=headers)
     except Exception:
         _log.exception("request_failed", method=request.method, path=request.path)
         return web.json_response({"error": "internal error"}, status=500)
@@ -69,6 +70,7 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         bearer = request.headers.get("Authorization", "")
         if bearer.startswith("Bearer "):
             offered = offered or bearer[len("Bearer "):]
-        if not hmac.compare_digest(offered.encode(), token.encode()):
+        # surrogateescape: a header with bytes that are not UTF-8 is a wrong token, not a 500
+        if not hmac.compare_digest(offered.encode("utf-8", "surrogateescape"), token.encode()):
             return web.json_response({"error": "unauthorized"}, status=401)
     return await handler(request)

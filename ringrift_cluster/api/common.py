@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import TYPE_CHECKING, Any, Mapping
 
 from aiohttp import web
@@ -25,16 +26,33 @@ def bad_request(reason: str, status: int = 400) -> web.HTTPException:
 
 async def read_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 4xx that says what is wrong with it."""
-    raw = await request.read()  # raises 413 past the app's client_max_size
+    try:
+        raw = await request.read()  # raises 413 past the app's client_max_size
+    except web.RequestPayloadError as e:  # a Content-Encoding that does not decode
+        raise bad_request(f"body: could not be read ({e})") from None
     if not raw:
         raise bad_request("body: expected a JSON object, got an empty body")
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_non_finite, parse_float=_finite_float)
+    except RecursionError:  # [[[[...]]]] deeper than the interpreter's recursion limit
+        raise bad_request("body: malformed JSON (nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise bad_request(f"body: malformed JSON ({e})") from None
     if not isinstance(data, dict):
         raise bad_request(f"body: expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def _non_finite(name: str) -> Any:
+    """NaN and Infinity are not JSON (Python's parser takes them; nothing downstream can)."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # 1e400 parses to inf
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
 
 
 def require(data: Mapping[str, Any], fields: Mapping[str, type | tuple[type, ...]]) -> dict[str, Any]:

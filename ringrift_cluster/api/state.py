@@ -201,7 +201,7 @@ async def post_state_read(request: web.Request) -> web.Response:
     node = request.app[NODE]
     body = await read_object(request)
     name, args = body.get("query"), body.get("args", {})
-    if name not in QUERIES:
+    if not isinstance(name, str) or name not in QUERIES:  # a list or an object is no query (nor hashable)
         raise bad_request(f"query: expected one of {sorted(QUERIES)}")
     if not isinstance(args, dict) or not all(isinstance(v, (str, int, type(None))) for v in args.values()):
         raise bad_request("args: expected an object of strings and integers")
