@@ -13,9 +13,15 @@ runs, operations (faults) injected, violations, regressions of node issues this 
 the longest time with no majority-acknowledged leader, and time spent. Exit status 1 on any
 violation, a regression of a node issue this suite once found included.
 
-``--workload`` runs client operations on replicated state with a history checker during each
-scenario. None is registered yet: it needs the state HTTP API (see ``nemesis.Workload``); add a
-factory to WORKLOADS when it exists.
+``--workload state`` runs clients on the replicated-state HTTP API during each scenario (work
+items added, claimed, completed and failed; locks with short TTLs; model registrations) and checks
+their history afterwards: no acknowledged write lost, no work item under two live claims, fence
+tokens increasing and lock windows disjoint, unknown outcomes consistent, replicas' state digests
+equal after heal (``ringrift_cluster.testing.workload``). ``--mode raft`` (or ``hybrid``) runs the
+nodes with that consensus mode; in ``bully`` mode only the leader holds the state, so losses across
+a leader change are expected there and only counted (``expected_anomalies`` in ``--json``).
+
+    sudo .venv/bin/python scripts/faults.py --mode raft --workload state --scenarios kill-leader --seeds 3
 
 Without network namespaces, LocalCluster (ringrift_cluster.testing) covers the process faults
 (SIGKILL, SIGTERM, SIGSTOP, restart) on loopback; this script needs namespaces.
@@ -37,9 +43,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ringrift_cluster.testing.nemesis import SCENARIOS, ScenarioResult, Timings, Workload, run_scenario  # noqa: E402
 from ringrift_cluster.testing.netns import NetnsCluster, netns_unavailable_reason  # noqa: E402
+from ringrift_cluster.testing.workload import StateWorkload  # noqa: E402
 
-# name -> factory; filled in when the state HTTP API exists (claims, locks, acknowledged writes).
-WORKLOADS: dict[str, Callable[[], Workload]] = {}
+# name -> factory of a client workload with its history checker (see nemesis.Workload).
+WORKLOADS: dict[str, Callable[[], Workload]] = {"state": StateWorkload}
+MODES = ("bully", "raft", "hybrid")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="after the seeded runs, run random scenarios on one cluster for MINUTES")
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--workload", choices=sorted(WORKLOADS),
-                        help="client workload and history checker (none registered yet)")
+                        help="client workload and history checker: 'state' = work queue, locks and models "
+                             "over the replicated-state HTTP API (use with --mode raft or hybrid)")
+    parser.add_argument("--mode", choices=MODES, default=None,
+                        help="consensus_mode of the nodes (default: the nodes' default, bully)")
     parser.add_argument("--data-dir", help="keep configs and node logs here (default: a temp dir, removed)")
     parser.add_argument("--json", help="also write every result to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each run's operations")
@@ -75,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     temp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="ringrift-faults-")
     root = Path(args.data_dir or temp.name)  # type: ignore[union-attr]
     print(f"scenarios: {', '.join(names)}; seeds {first}..{first + args.seeds - 1}; {args.nodes} nodes; "
-          f"workload: {args.workload or 'none (replicated-state checker pending the state HTTP API)'}", flush=True)
+          f"consensus: {args.mode or 'default'}; workload: {args.workload or 'none'}", flush=True)
     try:
         for name in names:
             for seed in range(first, first + args.seeds):
-                with NetnsCluster(args.nodes, root / f"{name}-{seed}") as cluster:
+                with NetnsCluster(args.nodes, root / f"{name}-{seed}", settings=_settings(args)) as cluster:
                     result = run_scenario(name, cluster, seed, timings=timings, workload=_workload(args))
                 results.append(result)
                 _progress(result, args.verbose)
@@ -108,12 +119,16 @@ def _workload(args: argparse.Namespace) -> Workload | None:
     return WORKLOADS[args.workload]() if args.workload else None
 
 
+def _settings(args: argparse.Namespace) -> dict[str, str]:
+    return {"consensus_mode": args.mode} if args.mode else {}
+
+
 def _soak(args: argparse.Namespace, names: list[str], seed: int, timings: Timings, root: Path) -> list[ScenarioResult]:
     """Random scenarios back to back on one long-lived cluster until the time is up."""
     results = []
     deadline = time.monotonic() + args.soak * 60
     rng = random.Random(seed)
-    with NetnsCluster(args.nodes, root / "soak") as cluster:
+    with NetnsCluster(args.nodes, root / "soak", settings=_settings(args)) as cluster:
         while time.monotonic() < deadline:
             name = rng.choice(names)
             result = run_scenario(name, cluster, seed, timings=timings, workload=_workload(args))
