@@ -7,10 +7,11 @@ import time
 
 from aiohttp import web
 
+from ..config import MAX_LEASE_S
 from ..model import node_id_problem
 from .common import NODE, bad_request, read_object, reply, require
 
-_MAX_LEASE_S = 3600.0
+_MAX_LEASE_S = MAX_LEASE_S
 
 
 def _bully(request: web.Request):

@@ -48,15 +48,20 @@ class ClusterState:
         cmd = dict(command) if "now" in command else commands.stamp(command, time.time())
         started = time.monotonic()
         deadline = started + (timeout or self._config.state.submit_timeout_s)
+        # Once one attempt may have been applied (a timeout, a leader change, a forward that got
+        # no answer), the outcome stays unknown whatever later attempts say: "no leader" on the
+        # last retry must not be reported as "not applied".
+        maybe_applied = False
         while True:
             remaining = deadline - time.monotonic()
             try:
                 result = await self._execute_once(cmd, max(0.05, remaining))
             except (NoLeader, ClusterTimeout, PeerUnreachable) as e:
+                maybe_applied = maybe_applied or not isinstance(e, NoLeader)
                 if time.monotonic() + _RETRY_PAUSE_S >= deadline:
-                    self._record(cmd, "no_leader" if isinstance(e, NoLeader) else "timeout", started)
-                    if isinstance(e, PeerUnreachable):
-                        raise ClusterTimeout(f"no answer in time: {e}") from e
+                    self._record(cmd, "timeout" if maybe_applied else "no_leader", started)
+                    if maybe_applied:
+                        raise ClusterTimeout(f"outcome unknown (retry with the same request_id): {e}") from e
                     raise
             else:
                 self._record(cmd, "ok" if result.get("ok") else "refused", started)
