@@ -1,0 +1,364 @@
+"""SWIM membership over swim-p2p, isolated on a thread of its own.
+
+``SwimMembership(config)`` implements ``Membership``. The engine (``swim_engine.py``, plus our
+transport in ``swim_transport.py`` and the damped view in ``swim_view.py``) runs on a private
+asyncio loop in a daemon thread: a node whose own loop stalls (a busy host application; measured:
+a loop blocked 1 s every 10 s made an in-loop swim-p2p report 82 false transitions) no longer
+starves the failure detector. This module is the only bridge: ``start``/``stop`` hand coroutines
+to the SWIM loop with ``run_coroutine_threadsafe`` and await them wrapped (never blocking the
+caller's loop); snapshots and events come back with ``loop.call_soon_threadsafe`` only.
+
+The library itself is imported lazily (its modules print to stdout on import), so importing this
+module never needs swim-p2p; ``describe()["swim_available"]`` says whether it is there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import io
+import socket
+import threading
+import time
+from types import MappingProxyType
+from typing import Any, Mapping, Optional
+
+import structlog
+
+from ..config import ClusterConfig, SwimSettings
+from ..errors import BackendUnavailable, ConfigError
+from ..events import EventHub, Subscription
+from ..model import Member, MembershipEvent, MemberState, NodeId
+
+_ENGINE_MODULE = "ringrift_cluster.membership.swim_engine"
+_START_TIMEOUT_S = 15.0
+_STOP_TIMEOUT_S = 10.0
+_import_lock = threading.Lock()
+
+
+def _load_engine() -> Any:
+    """Import the engine (and swim-p2p) once, swallowing the library's import-time prints."""
+    with _import_lock:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return importlib.import_module(_ENGINE_MODULE)
+
+
+def swim_available() -> bool:
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("swim") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_settings(s: SwimSettings) -> None:
+    """The ranges swim-p2p accepts (its own checks are not enforced), as ConfigErrors."""
+    prefix = "ringrift_cluster.swim."
+    limits = {
+        "ping_retries": (1, 10, "an integer from 1 to 10 (0 would suspect every member at once)"),
+        "indirect_probes": (1, 10, "an integer from 1 to 10"),
+        "gossip_fanout": (1, 10, "an integer from 1 to 10"),
+        "protocol_period_s": (0.1, 10.0, "from 0.1 to 10 seconds"),
+        "ping_timeout_s": (0.05, 10.0, "from 0.05 to 10 seconds"),
+        "suspicion_timeout_s": (0.5, 120.0, "from 0.5 to 120 seconds"),
+        "sync_interval_s": (5.0, 300.0, "from 5 to 300 seconds"),
+    }
+    for name, (low, high, expected) in limits.items():
+        value = getattr(s, name)
+        if not low <= value <= high:
+            raise ConfigError(prefix + name, value, expected)
+    if s.transport not in ("udp", "tcp"):
+        raise ConfigError(prefix + "transport", s.transport, "one of ['udp', 'tcp']")
+    if s.suspect_report_after_s >= s.suspicion_timeout_s:
+        raise ConfigError(prefix + "suspect_report_after_s", s.suspect_report_after_s,
+                          f"less than swim.suspicion_timeout_s ({s.suspicion_timeout_s})")
+
+
+def failure_bound_s(s: SwimSettings) -> float:
+    """How long after a crash every live member should report it failed (used by tests and
+    shown as ``config.failure_timeout``): first probe and its retries, the suspicion timeout
+    counted from when a member learned of the suspicion, checked once per protocol cycle (a cycle
+    also waits on indirect probes), gossip, and the failed confirmation."""
+    cycle = s.protocol_period_s + (s.ping_retries + 2) * s.ping_timeout_s
+    return round(s.ping_retries * s.ping_timeout_s + s.suspicion_timeout_s + 4 * cycle
+                 + s.failed_confirm_s, 2)
+
+
+def _resolve(host: str) -> str:
+    """An IPv4 address for ``host`` (swim-p2p splits "host:port" on ':' and cannot carry IPv6)."""
+    infos = socket.getaddrinfo(host, None, socket.AF_INET, socket.SOCK_DGRAM)
+    return str(infos[0][4][0])
+
+
+class SwimMembership:
+    """Membership by SWIM (swim-p2p), members keyed by node id; see the module docstring."""
+
+    name = "swim"
+
+    def __init__(self, config: ClusterConfig, *, logger: Any = None) -> None:
+        check_settings(config.swim)
+        self._config = config
+        self._settings = config.swim
+        self._log = logger if logger is not None else structlog.get_logger("ringrift.membership.swim")
+        self._hub: EventHub[MembershipEvent] = EventHub()
+        self._members: Mapping[NodeId, Member] = MappingProxyType({})
+        self._counters: dict[str, Any] = {}
+        self._seed_errors: list[str] = []
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._engine_loop: Optional[asyncio.AbstractEventLoop] = None
+        self._engine: Any = None
+        self._sock: Optional[socket.socket] = None
+        self._plan: Any = None
+        self._started = False
+        self._start_error: Optional[str] = None
+        self._started_at = 0.0
+
+    # -- Membership ------------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._started
+
+    def members(self) -> Mapping[NodeId, Member]:
+        return self._members
+
+    def subscribe(self) -> Subscription[MembershipEvent]:
+        return self._hub.subscribe()
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        self._loop = asyncio.get_running_loop()
+        s = self._settings
+        try:
+            engine_module = await asyncio.to_thread(_load_engine)
+        except ImportError as e:
+            self._start_error = f"swim-p2p is not importable: {e}"
+            raise BackendUnavailable(self._start_error) from e
+        plan = await asyncio.to_thread(self._make_plan, engine_module)
+        self._sock = self._bind(engine_module)
+        engine_module.install_library_log_bridge(self._log)
+        stats = engine_module.TransportStats()
+        self._engine_loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run_engine_loop, args=(self._engine_loop, ready),
+                                        name=f"swim-{self._config.node_id}", daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(ready.wait, 5.0)
+        self._engine = engine_module.SwimEngine(plan, self._sock, stats, self._from_engine, self._log)
+        try:
+            await self._on_engine(self._engine.start(), _START_TIMEOUT_S)
+        except BaseException as e:
+            await self._close_thread()
+            self._close_socket()
+            self._start_error = f"SWIM engine failed to start on {s.bind_host}:{s.bind_port}: {e!r}"
+            if isinstance(e, asyncio.CancelledError):
+                raise
+            raise BackendUnavailable(self._start_error) from e
+        self._started = True
+        self._started_at = time.monotonic()
+        self._start_error = None
+        self._log.info("swim_started", node_id=self._config.node_id, bind=f"{s.bind_host}:{s.bind_port}",
+                       transport=s.transport, seeds=len(plan.seeds), seed_errors=len(self._seed_errors))
+
+    async def stop(self, graceful: bool = True) -> None:
+        if not self._started and self._thread is None:
+            return
+        self._started = False
+        if self._engine is not None and self._engine_loop is not None and self._engine_loop.is_running():
+            try:
+                await self._on_engine(self._engine.shutdown(graceful), _STOP_TIMEOUT_S)
+            except Exception as e:
+                self._log.warning("swim_stop_failed", error=repr(e))
+        await self._close_thread()
+        self._close_socket()
+        self._hub.close()
+        self._log.info("swim_stopped", node_id=self._config.node_id, graceful=graceful)
+
+    def describe(self) -> dict[str, Any]:
+        s, c = self._settings, self._counters
+        members = sorted(self._members.values(), key=lambda m: m.node_id)
+        counts = {state: sum(1 for m in members if m.state is state) for state in MemberState}
+        return {
+            "name": self.name,
+            "node_id": self._config.node_id,
+            "swim_enabled": self._config.swim_enabled,
+            "swim_available": swim_available(),
+            "swim_started": self._started,
+            "engine_running": bool(c.get("running", False)) and self._started,
+            "config": {
+                "bind_host": s.bind_host,
+                "bind_port": s.bind_port,
+                "transport": s.transport,
+                "ping_interval": s.protocol_period_s,
+                "ping_timeout": s.ping_timeout_s,
+                "ping_retries": s.ping_retries,
+                "indirect_probes": s.indirect_probes,
+                "suspicion_timeout": s.suspicion_timeout_s,
+                "suspect_report_after": s.suspect_report_after_s,
+                "failed_confirm": s.failed_confirm_s,
+                "failure_timeout": failure_bound_s(s),
+                "lifeguard": s.lifeguard,
+                "sync_interval": s.sync_interval_s,
+                "preset": self._config.preset,
+            },
+            "members": [
+                {"id": m.node_id, "state": m.state.value, "address": m.meta.get("swim_address", "")}
+                for m in members
+            ],
+            "alive_count": counts[MemberState.ALIVE],
+            "suspected_count": counts[MemberState.SUSPECT],
+            "failed_count": counts[MemberState.FAILED],
+            "left_count": counts[MemberState.LEFT],
+            "raw_flaps": c.get("raw_flaps", 0),
+            "raw_dead_flaps": c.get("raw_dead_flaps", 0),
+            "raw_transitions": c.get("raw_transitions", 0),
+            "refutations": c.get("refutations", 0),
+            "failures_detected": c.get("failures_detected", 0),
+            "leaves_detected": c.get("leaves_detected", 0),
+            "self_refutations": c.get("self_refutations", 0),
+            "pauses_detected": c.get("pauses_detected", 0),
+            "restarts": c.get("restarts", 0),
+            "last_error": c.get("last_error") or self._start_error,
+            "incarnation": c.get("incarnation", 0),
+            "unknown_addresses": len(c.get("unknown_addresses", ())),
+            "unknown_address_list": list(c.get("unknown_addresses", ()))[:20],
+            "mismatched_ids": list(c.get("mismatched_ids", ())),
+            "seed_errors": list(self._seed_errors),
+            "messages_sent": c.get("messages_sent", 0),
+            "messages_received": c.get("messages_received", 0),
+            "bytes_sent": c.get("bytes_sent", 0),
+            "bytes_received": c.get("bytes_received", 0),
+            "send_errors": c.get("send_errors", 0),
+            "dropped_messages": c.get("dropped", 0),
+            "events_dropped": self._hub.dropped,
+            "uptime_s": round(time.monotonic() - self._started_at, 3) if self._started else 0.0,
+        }
+
+    # -- setup -------------------------------------------------------------------------------------
+
+    def _make_plan(self, engine_module: Any) -> Any:
+        """Resolve every configured SWIM address to (IPv4, port) -> node id. Blocking (DNS)."""
+        config, s = self._config, self._settings
+        me = config.me
+        try:
+            self_ip = _resolve(me.address)
+        except OSError as e:
+            raise BackendUnavailable(
+                f"SWIM cannot use this node's address hosts.{me.node_id} = {me.address!r}: {e}") from e
+        self_addr = (self_ip, s.bind_port)
+        addr_to_id: dict[tuple[str, int], NodeId] = {self_addr: me.node_id}
+        id_to_addr: dict[NodeId, tuple[str, int]] = {me.node_id: self_addr}
+        seeds: list[tuple[str, int]] = []
+        errors: list[str] = []
+        for peer in config.peers:
+            try:
+                ip = _resolve(peer.address)
+            except OSError as e:
+                errors.append(f"hosts.{peer.node_id}: address {peer.address!r} does not resolve to IPv4 ({e})")
+                continue
+            addr = (ip, peer.swim_port)
+            if addr in addr_to_id:
+                errors.append(f"hosts.{peer.node_id}: SWIM address {ip}:{peer.swim_port} is also "
+                              f"{addr_to_id[addr]}'s; ignored")
+                continue
+            addr_to_id[addr] = peer.node_id
+            id_to_addr[peer.node_id] = addr
+            seeds.append(addr)
+        for error in errors:
+            self._log.warning("swim_bad_seed", error=error)
+        if config.peers and not seeds:
+            self._log.warning("swim_no_usable_seeds", node_id=me.node_id,
+                              hint="no peer address resolved; this node can only be joined by others")
+        self._seed_errors = errors
+        return engine_module.EnginePlan(
+            node_id=me.node_id, self_addr=self_addr, transport=s.transport, settings=s,
+            seeds=tuple(seeds), addr_to_id=addr_to_id, hosts=dict(config.hosts), id_to_addr=id_to_addr,
+        )
+
+    def _bind(self, engine_module: Any) -> socket.socket:
+        """Take the SWIM port exclusively, before the engine can talk to anyone."""
+        s = self._settings
+        host = s.bind_host or self._config.me.address
+        try:
+            bind_ip = host if host in ("0.0.0.0", "") else _resolve(host)
+        except OSError as e:
+            raise BackendUnavailable(f"SWIM bind host {host!r} does not resolve: {e}") from e
+        try:
+            return engine_module.bind_exclusive(s.transport, bind_ip or "0.0.0.0", s.bind_port)
+        except OSError as e:
+            if engine_module.port_in_use(e):
+                message = (f"SWIM port {s.bind_port} on {bind_ip} is in use ({s.transport}; {e.strerror}): "
+                           f"another ringrift node (or program) holds it; stop it or set swim.bind_port")
+            else:
+                message = f"SWIM cannot bind {s.transport} {bind_ip}:{s.bind_port}: {e}"
+            self._start_error = message
+            raise BackendUnavailable(message) from e
+
+    # -- the thread bridge ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _run_engine_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
+        asyncio.set_event_loop(loop)
+        loop.call_soon(ready.set)
+        try:
+            loop.run_forever()
+        finally:
+            try:
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+
+    async def _on_engine(self, coro: Any, timeout: float) -> Any:
+        """Run ``coro`` on the SWIM loop and await it here without blocking this loop."""
+        assert self._engine_loop is not None
+        future = asyncio.run_coroutine_threadsafe(coro, self._engine_loop)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except asyncio.TimeoutError:
+            future.cancel()
+            raise
+
+    async def _close_thread(self) -> None:
+        loop, thread = self._engine_loop, self._thread
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(loop.stop)
+            except RuntimeError:
+                pass
+        if thread is not None:
+            await asyncio.to_thread(thread.join, 5.0)
+        self._thread = None
+        self._engine_loop = None
+        self._engine = None
+
+    def _close_socket(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _from_engine(self, snapshot: Mapping[NodeId, Member], events: list[MembershipEvent],
+                     counters: dict[str, Any]) -> None:
+        """Called on the SWIM thread: hop to the node's loop, the only way across."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            loop.call_soon_threadsafe(self._apply, MappingProxyType(dict(snapshot)), events, counters)
+        except RuntimeError:
+            pass  # the node's loop is closing
+
+    def _apply(self, snapshot: Mapping[NodeId, Member], events: list[MembershipEvent],
+               counters: dict[str, Any]) -> None:
+        self._members = snapshot
+        self._counters = counters
+        for event in events:
+            self._hub.publish(event)
