@@ -22,6 +22,8 @@ from .consensus.raft_observer import RaftObserver
 from .errors import BackendUnavailable, ClusterError
 from .membership.base import Membership
 from .membership.heartbeat import HeartbeatMembership
+from .membership.hybrid import HybridMembership
+from .membership.swim import SwimMembership
 from .model import Leadership
 from .nodeinfo import NodeInfo, host_load
 from .observability import NodeMetrics
@@ -45,7 +47,7 @@ class ClusterNode:
         self._log = structlog.get_logger("ringrift.node").bind(node_id=config.node_id)
         self.version = __version__
         self.heartbeat: HeartbeatMembership | None = None
-        self.swim: Any = None  # the SWIM backend, when membership uses it
+        self.swim: SwimMembership | None = None
         self.bully: BullyElection | None = None
         self.raft: RaftConsensus | None = None
         self.membership: Membership = self._build_membership()
@@ -63,13 +65,15 @@ class ClusterNode:
     # -- Composition (the only place that maps resolved backends to classes) -------------------
 
     def _build_membership(self) -> Membership:
-        backends = self.config.membership_backends
-        if backends != ("heartbeat",):
-            raise BackendUnavailable(
-                f"membership backends {backends} are not available in this build; "
-                "use RINGRIFT_MEMBERSHIP_MODE=http")
-        self.heartbeat = HeartbeatMembership(self.config, self.client, self.node_info)
-        return self.heartbeat
+        """http: heartbeats; swim: SWIM; hybrid: both on one failure timeline."""
+        sources: list[Membership] = []
+        if "swim" in self.config.membership_backends:
+            self.swim = SwimMembership(self.config)
+            sources.append(self.swim)
+        if "heartbeat" in self.config.membership_backends:
+            self.heartbeat = HeartbeatMembership(self.config, self.client, self.node_info)
+            sources.append(self.heartbeat)
+        return sources[0] if len(sources) == 1 else HybridMembership(sources)
 
     def _build_consensus_and_store(self) -> Consensus:
         """Who leads, and where the state lives:

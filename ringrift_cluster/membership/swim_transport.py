@@ -106,7 +106,27 @@ def _parse_addr(value: Any) -> Optional[tuple[str, int]]:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit():
         return None
-    return host, int(port)
+    dest = (host, int(port))
+    return dest if valid_dest(dest) else None
+
+
+def valid_dest(dest: Any) -> bool:
+    """An address the socket layer accepts. asyncio closes a datagram endpoint on any sendto error
+    that is not an OSError (a port over 65535, a NUL or a lone surrogate in the host): one such
+    address from a garbage datagram would leave the node deaf for good."""
+    try:
+        host, port = dest
+    except (TypeError, ValueError):
+        return False
+    if not isinstance(host, str) or not host or len(host) > 253 or "\x00" in host:
+        return False
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        return False
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 @dataclass
@@ -197,7 +217,13 @@ class _EngineTransport(Transport):
         return data, sender
 
     async def send(self, data: bytes, dest: tuple[str, int]) -> None:
-        dest = (dest[0], int(dest[1]))
+        try:
+            dest = (dest[0], int(dest[1]))
+        except (TypeError, ValueError, IndexError, OverflowError):
+            dest = None  # type: ignore[assignment]
+        if not valid_dest(dest):
+            self.stats.dropped += 1
+            return
         if data.startswith(_PING_PREFIX):
             task = asyncio.current_task()
             if task is not None:

@@ -1,0 +1,60 @@
+"""Hybrid membership on real processes: SWIM and heartbeats on one failure timeline."""
+
+from __future__ import annotations
+
+import socket
+import urllib.request
+
+import pytest
+
+from ringrift_cluster.testing import LocalCluster, wait_until
+
+pytestmark = pytest.mark.integration
+START_S = 30.0
+HYBRID = {"membership_mode": "hybrid"}
+
+
+def states(cluster: LocalCluster, observer: str) -> dict[str, str]:
+    return {p: v["state"] for p, v in (cluster.status(observer) or {}).get("peers", {}).items()}
+
+
+def failed_events(cluster: LocalCluster, node_id: str) -> float:
+    with urllib.request.urlopen(cluster.nodes[node_id].url + "/metrics", timeout=2) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith('ringrift_membership_events_total{kind="failed",source="hybrid"}'):
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_swim_port_blocked_on_one_node_and_a_death_seen_by_both_sources(make_cluster) -> None:
+    cluster = make_cluster(4, settings=HYBRID)
+    blocked = cluster.nodes["node-2"]
+    # Something else holds node-2's SWIM port (UDP and TCP): its SWIM cannot start.
+    squatters = []
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_INET, kind)
+        s.bind(("127.0.0.1", blocked.swim_port))
+        squatters.append(s)
+    try:
+        cluster.start_all()
+        cluster.wait_converged(START_S)
+        swim = cluster.get("node-2", "/swim/status")
+        assert swim["swim_started"] is False and swim["swim_enabled"] is True
+        sources = cluster.status("node-2")["membership"]["sources"]
+        assert sources["swim"]["active"] is False and sources["heartbeat"]["active"] is True
+        assert states(cluster, "node-1")["node-2"] == "alive"  # heard over HTTP only
+
+        cluster.kill("node-4")
+        survivors = ["node-1", "node-2", "node-3"]
+        wait_until(lambda: all(states(cluster, n).get("node-4") == "failed" for n in survivors), 20,
+                   what="node-4 failed everywhere", describe=lambda: {n: states(cluster, n) for n in survivors})
+        compare = wait_until(lambda: (c := cluster.get("node-1", "/swim/compare")) and c["deaths"]
+                             and len(c["deaths"][0]["sources"]) == 2 and c, 20, what="both sources noticed")
+        death = compare["deaths"][0]
+        assert death["node_id"] == "node-4" and death["declared_failed_at"] is not None
+        assert set(death["sources"]) == {"swim", "heartbeat"}
+        assert failed_events(cluster, "node-1") == 1  # reported once, not once per source
+        assert all(states(cluster, n).get(o) == "alive" for n in survivors for o in survivors if o != n)
+    finally:
+        for s in squatters:
+            s.close()
