@@ -372,6 +372,10 @@ class RaftConsensus:
             self._log.warning("raft_unknown_leader_address", address=status.leader)
         if leader == self.node_id and not (status.role is RaftRole.LEADER and status.has_quorum):
             leader = None  # a stale self-view, or a leader that lost its quorum: in doubt
+        if leader not in (None, self.node_id) and status.connected.get(status.leader) is False:
+            # pysyncobj keeps a follower's last leader while it cannot reach anyone (it only
+            # campaigns when connected to someone): a leader we cannot reach is not one we know.
+            leader = None
         return Leadership(leader=leader, term=status.term, is_self=leader == self.node_id)
 
     def _refresh(self) -> None:

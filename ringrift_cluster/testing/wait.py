@@ -39,3 +39,23 @@ def wait_until(
             seen = describe() if describe is not None else last
             raise WaitTimeout(f"{what}: not true after {timeout:.1f}s; last seen: {seen}")
         time.sleep(interval)
+
+
+def stays_true(
+    probe: Callable[[], object],
+    duration: float,
+    *,
+    interval: float = 0.1,
+    what: str = "condition",
+    describe: Callable[[], object] | None = None,
+) -> None:
+    """Check ``probe`` over ``duration`` seconds and fail at the first moment it is false:
+    for what must NOT happen (a false death, a flap), which no single look can prove."""
+    deadline = time.monotonic() + duration
+    while True:
+        if not probe():
+            seen = describe() if describe is not None else None
+            raise WaitTimeout(f"{what}: stopped holding; seen: {seen}")
+        if time.monotonic() >= deadline:
+            return
+        time.sleep(interval)

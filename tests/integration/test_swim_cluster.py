@@ -21,6 +21,7 @@ from swim_driver import SwimCluster, wait_for  # noqa: E402
 
 from ringrift_cluster.config import load_config  # noqa: E402
 from ringrift_cluster.membership.swim import failure_bound_s  # noqa: E402
+from ringrift_cluster.testing import stays_true  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -138,8 +139,9 @@ def test_graceful_stop_is_left_everywhere_and_restart_joins(cluster: SwimCluster
     for n in survivors:
         kinds = [e["kind"] for e in cluster.events(n)[marks[n]:] if e["node_id"] == victim]
         assert kinds == ["left"], f"{n} saw {kinds} for a graceful stop"
-    time.sleep(1.0)  # the library probes dead members now and then: must not turn left into failed
-    assert all(cluster.view(n).get(victim) == "left" for n in survivors)
+    # The library probes dead members now and then: that must not turn left into failed.
+    stays_true(lambda: all(cluster.view(n).get(victim) == "left" for n in survivors), 1.0,
+               what=f"{victim} stays left", describe=lambda: cluster.summary(survivors))
     cluster.spawn(victim)
     converged(cluster, 10.0)
     for n in survivors:

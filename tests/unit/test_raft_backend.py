@@ -26,11 +26,7 @@ from ringrift_cluster.errors import (
     BackendUnavailable, ClusterTimeout, CommandRejected, ConfigError, NoLeader, NotLeader,
 )
 from ringrift_cluster.model import ElectionOutcome
-
-try:
-    from ringrift_cluster.state import StateMachine
-except ImportError:  # pragma: no cover - the state machine lands separately
-    StateMachine = None  # type: ignore[assignment,misc]
+from ringrift_cluster.state import StateMachine
 
 
 class AppendMachine:
@@ -261,8 +257,6 @@ async def test_second_instance_fails_fast(tmp_path):
 
 
 async def test_timeout_then_retry_applies_once(tmp_path):
-    if StateMachine is None:
-        pytest.skip("ringrift_cluster.state not available")
     config = _config(tmp_path)
     machine = StateMachine()
     raft = RaftConsensus(config, machine)
@@ -306,8 +300,6 @@ async def test_no_leader_fails_fast(tmp_path):
 
 
 async def test_final_snapshot_and_import(tmp_path):
-    if StateMachine is None:
-        pytest.skip("ringrift_cluster.state not available")
     from ringrift_cluster.store.base import StateStore
 
     source = RaftConsensus(_config(tmp_path, node="a"), StateMachine())
