@@ -24,7 +24,7 @@ from .membership.base import Membership
 from .membership.heartbeat import HeartbeatMembership
 from .membership.hybrid import HybridMembership
 from .membership.swim import SwimMembership
-from .model import Leadership
+from .model import EventKind, Leadership
 from .nodeinfo import NodeInfo, host_load
 from .observability import NodeMetrics
 from .peer_client import PeerClient
@@ -223,6 +223,8 @@ class ClusterNode:
     def refresh_metrics(self) -> None:
         self.metrics.update_membership(self.membership.members(), self.config.node_id, self.config.voters)
         self.metrics.update_leadership(self.consensus.leadership())
+        if self.swim is not None:
+            self.metrics.update_swim(self.swim.describe())
 
     async def _sample_state(self) -> None:
         """Queue depth and held locks, from this node's own copy of the state (if it has one)."""
@@ -239,6 +241,8 @@ class ClusterNode:
     async def _follow_membership(self) -> None:
         async for event in self.membership.subscribe():
             self.metrics.membership_events.labels(kind=event.kind.value, source=event.source).inc()
+            if event.kind is EventKind.FAILED and event.after_s is not None:
+                self.metrics.detection.labels(source=event.source).observe(event.after_s)
             self.refresh_metrics()
 
     async def _follow_leadership(self) -> None:

@@ -47,6 +47,14 @@ class NodeMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r)
         self.work_items = Gauge("ringrift_work_items", "Work items by status (this node's copy).", ["status"], registry=r)
         self.locks_held = Gauge("ringrift_locks_held", "Training locks held (this node's copy).", registry=r)
+        self.detection = Histogram(
+            "ringrift_membership_detection_seconds", "Silence before a member was declared failed, by source.",
+            ["source"], buckets=(0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60, 120, 300), registry=r)
+        self.swim_messages = Counter("ringrift_swim_messages_total", "SWIM messages by direction.", ["direction"], registry=r)
+        self.swim_bytes = Counter("ringrift_swim_bytes_total", "SWIM bytes by direction.", ["direction"], registry=r)
+        self.swim_raw_flaps = Counter("ringrift_swim_raw_flaps_total",
+                                      "Raw SUSPECT flaps of the library, damped (not reported as events).", registry=r)
+        self._swim_seen: dict[str, int] = {}
         for state in MemberState:
             self.peer_count.labels(status=state.value)
         for outcome in ElectionOutcome:
@@ -72,6 +80,21 @@ class NodeMetrics:
         self.is_leader.set(1 if view.is_self else 0)
         self.has_leader.set(1 if view.leader else 0)
         self.term.set(view.term)
+
+    def update_swim(self, described: Mapping[str, object]) -> None:
+        """Mirror the SWIM backend's own counters (they only grow; a restart of it resets them)."""
+        pairs = (("messages_sent", self.swim_messages.labels(direction="sent")),
+                 ("messages_received", self.swim_messages.labels(direction="received")),
+                 ("bytes_sent", self.swim_bytes.labels(direction="sent")),
+                 ("bytes_received", self.swim_bytes.labels(direction="received")),
+                 ("raw_flaps", self.swim_raw_flaps))
+        for key, counter in pairs:
+            value = described.get(key)
+            if isinstance(value, int):
+                delta = value - self._swim_seen.get(key, 0)
+                if delta > 0:
+                    counter.inc(delta)
+                self._swim_seen[key] = value
 
     def observe_command(self, op: str, outcome: str, latency_s: float) -> None:
         self.state_commands.labels(op=op, outcome=outcome).inc()

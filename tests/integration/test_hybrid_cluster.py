@@ -18,11 +18,15 @@ def states(cluster: LocalCluster, observer: str) -> dict[str, str]:
     return {p: v["state"] for p, v in (cluster.status(observer) or {}).get("peers", {}).items()}
 
 
-def failed_events(cluster: LocalCluster, node_id: str) -> float:
+def metrics_text(cluster: LocalCluster, node_id: str) -> str:
     with urllib.request.urlopen(cluster.nodes[node_id].url + "/metrics", timeout=2) as response:
-        for line in response.read().decode().splitlines():
-            if line.startswith('ringrift_membership_events_total{kind="failed",source="hybrid"}'):
-                return float(line.rsplit(" ", 1)[1])
+        return response.read().decode()
+
+
+def failed_events(cluster: LocalCluster, node_id: str) -> float:
+    for line in metrics_text(cluster, node_id).splitlines():
+        if line.startswith('ringrift_membership_events_total{kind="failed",source="hybrid"}'):
+            return float(line.rsplit(" ", 1)[1])
     return 0.0
 
 
@@ -54,6 +58,10 @@ def test_swim_port_blocked_on_one_node_and_a_death_seen_by_both_sources(make_clu
         assert death["node_id"] == "node-4" and death["declared_failed_at"] is not None
         assert set(death["sources"]) == {"swim", "heartbeat"}
         assert failed_events(cluster, "node-1") == 1  # reported once, not once per source
+        text = metrics_text(cluster, "node-1")
+        assert 'ringrift_membership_detection_seconds_count{source="hybrid"} 1.0' in text
+        sent = [line for line in text.splitlines() if line.startswith('ringrift_swim_messages_total{direction="sent"}')]
+        assert sent and float(sent[0].rsplit(" ", 1)[1]) > 0
         assert all(states(cluster, n).get(o) == "alive" for n in survivors for o in survivors if o != n)
     finally:
         for s in squatters:
