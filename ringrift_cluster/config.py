@@ -95,6 +95,10 @@ class StateSettings:
     submit_timeout_s: float = 5.0  # how long a write may take, retries included
     tick_interval_s: float = 1.0  # how often the state leader advances the replicated clock
     journal_compact_entries: int = 10000  # legacy journal: snapshot and truncate past this
+    # A new leader waits this long for every member's state when a mode switch is in sight
+    # (store/reconcile.py): a member down for longer loses what only it held.
+    reconcile_wait_s: float = 30.0
+    cluster_name: str = "ringrift"  # written into state exports; another cluster's are refused
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,7 +261,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "request_timeout_s": 1.0,
             "lease_safety_margin_s": 0.5,
         },
-        "state": {"submit_timeout_s": 3.0, "tick_interval_s": 0.5},
+        "state": {"submit_timeout_s": 3.0, "tick_interval_s": 0.5, "reconcile_wait_s": 10.0},
         "swim": {  # measured on loopback, 30 nodes, 2 busy CPU hogs: no false transition
             "protocol_period_s": 0.5,
             "ping_timeout_s": 0.3,
@@ -615,6 +619,8 @@ def _check_section(name: str, s: Any, labels: Mapping[str, str]) -> None:
                 labels["min_timeout_s"], s.min_timeout_s,
                 f"more than 3 x raft.append_entries_period_s ({s.append_entries_period_s})",
             )
+    elif name == "state" and not (s.cluster_name and len(s.cluster_name) <= 128 and s.cluster_name.isprintable()):
+        raise ConfigError(labels["cluster_name"], s.cluster_name, "a printable name of 1 to 128 characters")
     elif name == "api" and not 1024 <= s.max_body_bytes <= 64 << 20:
         raise ConfigError(labels["max_body_bytes"], s.max_body_bytes, "from 1024 bytes to 64 MiB")
 

@@ -30,8 +30,9 @@ from .observability import NodeMetrics
 from .peer_client import PeerClient
 from .store import ClusterState, StateStore
 from .store.duties import ReleaseFailedMembers
-from .store.export import read_export, write_export
+from .store.handoff import Handoff
 from .store.journal import JournalStore
+from .store.recovery import recover_raft_state, stop_lingering
 from .state import StateMachine
 
 _LOAD_CACHE_S = 5.0
@@ -51,6 +52,7 @@ class ClusterNode:
         self.bully: BullyElection | None = None
         self.raft: RaftConsensus | None = None
         self.membership: Membership = self._build_membership()
+        self.handoff = Handoff(config, self.client, config.state_backend, self._peer_url)
         self.store: StateStore | None = None
         self.consensus: Consensus = self._build_consensus_and_store()
         self.state = ClusterState(config, self.store, self.client, self.membership.members,
@@ -85,13 +87,18 @@ class ClusterNode:
         config = self.config
         raft: RaftConsensus | None = None
         if config.state_backend == "raft" and config.node_id in config.raft_members:
-            raft = self.raft = RaftConsensus(config, StateMachine())
+            raft = self.raft = RaftConsensus(config, StateMachine(), handoff=self.handoff)
         if config.leader_backend == "raft":
-            self.store = raft
+            self.store = self.handoff.store = raft
             return raft if raft is not None else RaftObserver(config, self.client, self.membership)
         self.bully = BullyElection(config, self.client, self.membership)
-        self.store = raft if config.state_backend == "raft" else JournalStore(config, self.bully, self.client)
+        self.store = raft if config.state_backend == "raft" else JournalStore(config, self.bully, self.client, self.handoff)
+        self.handoff.store = self.store
         return self.bully
+
+    def _peer_url(self, node_id: str) -> str | None:
+        host = self.config.hosts.get(node_id)
+        return host.api_url if host is not None else None
 
     # -- Lifecycle -----------------------------------------------------------------------------
 
@@ -102,6 +109,9 @@ class ClusterNode:
             await self.client.start()
             self._undo.append(self.client.close)
             await self._start_api()
+            if self.store is not None:
+                # Before the store serves: what this node holds from its last run or mode.
+                await self.handoff.load(lambda: recover_raft_state(self.config))
             await self.membership.start()
             self._undo.append(lambda: self.membership.stop(graceful=False))
             await self.consensus.start()
@@ -109,7 +119,6 @@ class ClusterNode:
             if self.store is not None and self.store is not self.consensus:
                 await self.store.start()
                 self._undo.append(self.store.stop)
-            self._import_other_mode()
             duties = ReleaseFailedMembers(self.config.node_id, self.state, self.membership,
                                           sweep_s=self.config.state.tick_interval_s * 4)
             self._tasks = [
@@ -135,10 +144,10 @@ class ClusterNode:
             snapshot = await self.store.final_snapshot() if graceful else None
             if self.store is not self.consensus:
                 await self.store.stop()
-            if snapshot is not None:
-                path = await asyncio.to_thread(write_export, self.config.data_dir, self.store.name, snapshot)
-                self._log.info("state_exported", path=str(path), changes=snapshot["counters"]["change"])
+            if graceful:
+                await self.handoff.export(snapshot)
         await self.consensus.stop()
+        await stop_lingering()
         await self.membership.stop(graceful=graceful)
         for task in self._tasks:
             task.cancel()
@@ -148,15 +157,6 @@ class ClusterNode:
             self._runner = None
         await self.client.close()
         self._log.info("node_stopped", graceful=graceful)
-
-    def _import_other_mode(self) -> None:
-        """After a mode switch, start from the state the other mode left (if it is newer)."""
-        export = read_export(self.config.data_dir)
-        if export is None or self.store is None or export.source == self.store.name:
-            return
-        result = self.store.import_snapshot(export.snapshot)
-        self._log.info("state_imported" if result.get("ok") else "state_import_skipped",
-                       source=export.source, changes=export.changes, reason=result.get("message"))
 
     async def _start_api(self) -> None:
         api = self.config.api

@@ -229,6 +229,23 @@ async def post_state_handover(request: web.Request) -> web.Response:
     return reply({"imported": bool(result.get("ok")), "reason": result.get("message"), "node_id": node.config.node_id})
 
 
+async def post_state_candidate(request: web.Request) -> web.Response:
+    """A new state leader asks: the newest state this node holds (its lineage; with
+    ``{"snapshot": true}`` the state itself) and whether it has just switched stores."""
+    node = request.app[NODE]
+    body = await read_object(request)
+    want = body.get("snapshot", False)
+    if not isinstance(want, bool):
+        raise bad_request("snapshot: expected true or false")
+    if not node.handoff.loaded:
+        return reply({"error": "loading", "message": "this node is still collecting its state"}, status=503)
+    report = await node.handoff.report()
+    answer: dict[str, Any] = report.to_dict()
+    if want and report.lineage is not None:
+        answer["snapshot"] = await node.handoff.snapshot_for(report.lineage)
+    return reply(answer)
+
+
 async def get_state_digest(request: web.Request) -> web.Response:
     """A digest of this node's own copy of the state: replicas that applied the same commands
     have the same digest (what the convergence checks compare)."""
@@ -256,4 +273,5 @@ def register(app: web.Application) -> None:
     app.router.add_post("/state/submit", post_state_submit)
     app.router.add_post("/state/read", post_state_read)
     app.router.add_post("/state/handover", post_state_handover)
+    app.router.add_post("/state/candidate", post_state_candidate)
     app.router.add_get("/state/digest", get_state_digest)

@@ -15,6 +15,7 @@ from ..consensus.lease_rules import alive_voters, quorum_health, quorum_size
 from ..errors import ClusterError
 from ..model import MemberState
 from ..observability import CONTENT_TYPE
+from ..store.handoff import DURABILITY
 from .common import NODE, reply
 
 if TYPE_CHECKING:
@@ -111,6 +112,8 @@ async def status_document(node: "ClusterNode") -> dict[str, Any]:
         "membership": node.membership.describe(),
         "consensus": node.consensus.describe(),
         "state": None if node.store is None else node.store.describe(),
+        "durability": {"state_backend": config.state_backend, "acknowledged_writes_survive_on": DURABILITY[config.state_backend],
+                       "switched_from": node.handoff.switched_from},
         "swim_raft": {
             "membership_mode": config.membership_mode.value,
             "consensus_mode": config.consensus_mode.value,

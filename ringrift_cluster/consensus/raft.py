@@ -39,6 +39,7 @@ from ..events import EventHub, Subscription
 from ..model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
 from . import raft_bridge as bridge
 from .raft_bridge import FailReason, RaftRole
+from .raft_gate import ServingGate
 
 try:
     import fcntl
@@ -164,7 +165,7 @@ class RaftConsensus:
     name = "raft"
 
     def __init__(self, config: ClusterConfig, machine: Any, *, logger: Any = None,
-                 restore: Callable[[Any, Any], Any] | None = None) -> None:
+                 restore: Callable[[Any, Any], Any] | None = None, handoff: Any = None) -> None:
         if not bridge.PYSYNCOBJ_AVAILABLE:
             raise BackendUnavailable("raft: pysyncobj is not installed (pip install 'pysyncobj==0.3.17')")
         if config.node_id not in config.raft_members:
@@ -234,6 +235,7 @@ class RaftConsensus:
         self._restore_logged = False
         self._draining = False
         self.last_import: dict[str, Any] | None = None
+        self._gate = ServingGate(self, handoff, tuple(config.raft_members))
 
     # ----------------------------------------------------------------------------- config
 
@@ -284,6 +286,7 @@ class RaftConsensus:
             self._release_lock()
             raise BackendUnavailable(f"raft: journal file {self.journal_file} was not created")
         self._started = True
+        self._gate.started(self._engine.status().term)
         self._tasks = [
             asyncio.create_task(self._watch_loop(), name="raft-watch"),
             asyncio.create_task(self._tick_loop(), name="raft-tick"),
@@ -296,6 +299,7 @@ class RaftConsensus:
         if not self._started:
             return
         self._stopping = True
+        await self._gate.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -407,11 +411,14 @@ class RaftConsensus:
                            is_self=new.is_self, after_s=None if latency is None else round(latency, 3))
         self._changed.set()
         self._changed = asyncio.Event()
+        self._gate.on_leadership(new)
 
     async def _watch_loop(self) -> None:
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             self._refresh()
+            if self._started and self._engine.restore_failed is None:
+                await self._gate.refresh_head(self._leadership)
             failed = self._engine.restore_failed
             if failed is not None and not self._restore_logged:
                 self._restore_logged = True
@@ -435,6 +442,7 @@ class RaftConsensus:
             if leader is None or leader == self.node_id:
                 raise NoLeader("raft: this node is stopping")
             raise NotLeader(leader, f"this node is stopping; the leader is {leader}")
+        self._gate.check(self._leadership)
         payload, rid = _encode(command, MAX_COMMAND_BYTES)
         return await self._commit(payload, timeout, rid)
 
@@ -535,8 +543,17 @@ class RaftConsensus:
         """
         self._require_running()
         if linearizable:
+            self._gate.check(self._leadership)
             await self._commit(bridge.BARRIER, timeout, None)
         return await self._engine.read_local(fn)
+
+    async def read_local(self, fn: Callable[[Any], T]) -> T:
+        """This replica's state as applied here, whoever leads (exports and reconciles)."""
+        self._require_running()
+        return await self._engine.read_local(fn)
+
+    def sealed_since_start(self) -> bool:
+        return self._gate.sealed_since_start()
 
     # ----------------------------------------------------------------------------- leader duties
 
@@ -614,6 +631,7 @@ class RaftConsensus:
             "term": status.term,
             "is_leader": current.is_self,
             "leader_confirmed": self.leader_confirmed(),
+            "serving": self._gate.open_term == current.term if current.is_self else self._gate.head_term == current.term,
             "state": status.role.name.lower(),
             "has_quorum": bool(status.has_quorum),
             "commit_index": status.commit_index,

@@ -169,7 +169,18 @@ def tick(*, rid: str | None = None, now: float | None = None) -> dict[str, Any]:
     return command("tick", rid=rid, now=now)
 
 
-def import_state(snapshot: Mapping[str, Any], *, rid: str | None = None,
-                 now: float | None = None) -> dict[str, Any]:
-    """Replace the state with ``snapshot`` (from another consensus mode) if it is newer."""
-    return command("state.import", {"snapshot": dict(snapshot)}, rid=rid, now=now)
+def import_state(snapshot: Mapping[str, Any], *, seal: str | None = None, base: Mapping[str, Any] | None = None,
+                 rid: str | None = None, now: float | None = None) -> dict[str, Any]:
+    """Replace the state with ``snapshot`` if its lineage is ahead of ours, then seal it;
+    ``base`` (the lineage we expect to replace) makes it a compare-and-set."""
+    args: dict[str, Any] = {"snapshot": dict(snapshot)}
+    if seal is not None:
+        args["seal"] = seal
+    if base is not None:
+        args["base"] = dict(base)
+    return command("state.import", args, rid=rid, now=now)
+
+
+def seal(seal_id: str, *, rid: str | None = None, now: float | None = None) -> dict[str, Any]:
+    """A new leader period begins: after it, the leader serves writes (see ``lineage.py``)."""
+    return command("state.seal", {"id": seal_id}, rid=rid, now=now)

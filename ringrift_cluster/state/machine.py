@@ -40,6 +40,7 @@ from ._common import (
     refuse,
 )
 from .jobs import Jobs
+from .lineage import MAX_SEALS, Lineage, is_newer, of_snapshot
 from .locks import Locks
 from .models import Models
 from .work_queue import WorkQueue
@@ -60,6 +61,7 @@ class StateMachine:
         self.models = Models(self.core)
         self.locks = Locks(self.core)
         self.dedup: OrderedDict[str, dict[str, Any]] = OrderedDict()  # rid -> entry, oldest first
+        self.seals: list[str] = []  # the leader periods this state went through (lineage.py)
         self._swept: tuple[list[str], list[str]] = ([], [])  # what this command's sweep expired
 
     @property
@@ -174,23 +176,47 @@ class StateMachine:
         return ok(expired_work=list(self._swept[0]), expired_locks=list(self._swept[1]))
 
     def _import(self, a: Args) -> dict[str, Any]:
-        """Replace the whole state with a snapshot from another mode, if it is newer than ours.
+        """Replace the whole state with a snapshot (from another mode, a departing leader or a
+        member's store) if its lineage is ahead of ours (``lineage.py``), then append ``seal``.
 
-        Newer means more applied changes (the ``change`` counter): after a mode switch the state
-        that saw the last write wins, and a replayed or older export is refused."""
+        ``base`` (our lineage as the proposer saw it) makes it a compare-and-set: if anything was
+        applied since, the import is refused rather than overwrite it."""
         snapshot = a.opaque("snapshot")
+        seal = a.text("seal", None)
+        base = a.data("base")
         a.done()
-        theirs = snapshot.get("counters", {}).get("change") if isinstance(snapshot, dict) else None
-        if isinstance(theirs, bool) or not isinstance(theirs, int):
-            return refuse(BAD_COMMAND, "snapshot: expected a state snapshot with counters.change")
-        ours = self.core.counters["change"]
-        if theirs <= ours:
-            return refuse(STALE_IMPORT, f"snapshot: {theirs} changes, not newer than ours ({ours})")
+        if not isinstance(snapshot, dict):
+            return refuse(BAD_COMMAND, "snapshot: expected a state snapshot")
+        try:
+            theirs = of_snapshot(snapshot)
+            expected = Lineage.from_dict(base) if base is not None else None
+        except ValueError as exc:
+            return refuse(BAD_COMMAND, f"snapshot: {exc}")
+        ours = self.lineage()
+        if expected is not None and expected != ours:
+            return refuse(STALE_IMPORT, f"base: the state moved on ({ours}) since {expected} was seen")
+        if not is_newer(theirs, ours):
+            return refuse(STALE_IMPORT, f"snapshot: {theirs} is not ahead of ours ({ours})")
         try:
             self.restore(snapshot)
         except SnapshotError as exc:
             return refuse(BAD_COMMAND, f"snapshot: {exc}")
-        return ok(imported=True, changes=theirs, replaced=ours)
+        if seal:
+            self._append_seal(seal)
+        return ok(imported=True, changes=theirs.changes, replaced=ours.changes, lineage=self.lineage().to_dict())
+
+    def _seal(self, a: Args) -> dict[str, Any]:
+        """A new leader period begins here (see ``lineage.py``)."""
+        seal = a.text("id")
+        a.done()
+        self._append_seal(seal)
+        return ok(lineage=self.lineage().to_dict())
+
+    def _append_seal(self, seal: str) -> None:
+        self.seals = (self.seals + [seal])[-MAX_SEALS:]
+
+    def lineage(self) -> Lineage:
+        return Lineage(tuple(self.seals), self.core.counters["change"])
 
     def _expire_work(self, a: Args) -> dict[str, Any]:
         a.done()
@@ -252,6 +278,7 @@ class StateMachine:
             "limits": self.core.limits.to_dict(),
             "clock": self.core.clock,
             "counters": dict(self.core.counters),
+            "seals": list(self.seals),
             "dedup": {rid: clone(entry) for rid, entry in self.dedup.items()},
             "work": self.work.snapshot(),
             "jobs": self.jobs.snapshot(),
@@ -283,6 +310,7 @@ class StateMachine:
                 raise ValueError("counters: wrong names or values")
             fresh.core.counters = dict(counters)
             fresh.dedup = OrderedDict((str(rid), clone(e)) for rid, e in data["dedup"].items())
+            fresh.seals = list(of_snapshot(data).seals)  # absent in snapshots from before lineages
             fresh.work.restore(data["work"])
             fresh.jobs.restore(data["jobs"])
             fresh.models.restore(data["models"])
@@ -291,6 +319,7 @@ class StateMachine:
             raise SnapshotError(f"invalid snapshot: {type(exc).__name__}: {exc}") from exc
         self.core, self.work, self.jobs = fresh.core, fresh.work, fresh.jobs
         self.models, self.locks, self.dedup = fresh.models, fresh.locks, fresh.dedup
+        self.seals = fresh.seals
         self._swept = ([], [])
 
 
@@ -322,7 +351,8 @@ _HANDLERS: dict[str, Callable[[StateMachine, Args], dict[str, Any]]] = {
     "node.release": StateMachine._release_node,
     "tick": StateMachine._tick,
     "state.import": StateMachine._import,
+    "state.seal": StateMachine._seal,
 }
-_NOT_CHANGES = frozenset({"tick", "work.expire", "state.import"})
+_NOT_CHANGES = frozenset({"tick", "work.expire", "state.import", "state.seal"})
 
 OPS: tuple[str, ...] = tuple(_HANDLERS)

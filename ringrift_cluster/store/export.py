@@ -1,8 +1,14 @@
-"""The portable snapshot that carries the state across a mode switch.
+"""The files that carry the state across restarts and mode switches, and their checks.
 
-A graceful stop writes ``state-export.json`` in the node's data dir: the machine's snapshot and
-which store it came from. The next start, in any mode, offers it to its store, which takes it
-only if it holds more changes than its own state (``state.import``)."""
+- ``state-export.json``: written at every graceful stop by whatever store the node ran, with the
+  machine's snapshot, its lineage (``state/lineage.py``), the store that wrote it and the
+  cluster's name. Any later start, in any mode, offers it as one of the node's candidates.
+- ``store-run.json``: which store the node runs, and whether it stopped cleanly; the next start
+  reads it to know that a switch is under way (and whether the old store left an export).
+
+A file that cannot be trusted (unreadable, truncated, wrong JSON, a snapshot that does not
+restore, another cluster's) is refused with one log line naming it, and never loaded.
+"""
 
 from __future__ import annotations
 
@@ -13,35 +19,111 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+
+from ..state import StateMachine
+from ..state.lineage import Lineage, of_snapshot
+
 EXPORT_FILE = "state-export.json"
+RUN_FILE = "store-run.json"
+_log = structlog.get_logger("ringrift.store.export")
 
 
 @dataclass(frozen=True)
 class Export:
     source: str  # the store that wrote it: "journal" | "raft"
-    changes: int  # the machine's change counter
+    lineage: Lineage
     written_at: float
     snapshot: dict[str, Any]
 
+    @property
+    def changes(self) -> int:
+        return self.lineage.changes
 
-def write_export(data_dir: Path, source: str, snapshot: dict[str, Any]) -> Path:
-    path = Path(data_dir) / EXPORT_FILE
+
+def write_atomically(path: Path, body: Any) -> None:
+    """Write, fsync, rename, fsync the directory: after a crash the file is whole or absent."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"source": source, "changes": snapshot.get("counters", {}).get("change", 0),
-            "written_at": time.time(), "snapshot": snapshot}
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w") as f:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
         json.dump(body, f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_export(data_dir: Path, source: str, snapshot: dict[str, Any], cluster: str) -> Path:
+    path = Path(data_dir) / EXPORT_FILE
+    write_atomically(path, {"cluster": cluster, "source": source, "lineage": of_snapshot(snapshot).to_dict(),
+                            "written_at": time.time(), "snapshot": snapshot})
     return path
 
 
-def read_export(data_dir: Path) -> Export | None:
-    """The export in ``data_dir``, or None when there is none or it is unreadable."""
+def read_export(data_dir: Path, cluster: str) -> Export | None:
+    """The export in ``data_dir``; None when there is none or it is refused (logged)."""
+    path = Path(data_dir) / EXPORT_FILE
     try:
-        body = json.loads((Path(data_dir) / EXPORT_FILE).read_text())
-        return Export(str(body["source"]), int(body["changes"]), float(body["written_at"]), dict(body["snapshot"]))
-    except (OSError, ValueError, KeyError, TypeError):
+        body = json.loads(path.read_bytes())
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError) as e:
+        return _refuse(path, f"unreadable or not JSON: {e}")
+    if not isinstance(body, dict):
+        return _refuse(path, "not a JSON object")
+    if body.get("cluster") != cluster:
+        return _refuse(path, f"written by cluster {body.get('cluster')!r}, this is {cluster!r}")
+    snapshot = body.get("snapshot")
+    problem = snapshot_problem(snapshot)
+    if problem:
+        return _refuse(path, problem)
+    lineage = of_snapshot(snapshot)
+    try:
+        if Lineage.from_dict(body.get("lineage")) != lineage:
+            return _refuse(path, "its lineage does not match its snapshot")
+        return Export(str(body["source"]), lineage, float(body["written_at"]), snapshot)
+    except (KeyError, TypeError, ValueError) as e:
+        return _refuse(path, f"bad header: {e}")
+
+
+def snapshot_problem(snapshot: Any) -> str | None:
+    """Why ``snapshot`` is not a state this version can load, or None."""
+    if not isinstance(snapshot, dict):
+        return "no state snapshot in it"
+    try:
+        of_snapshot(snapshot)
+        StateMachine.from_snapshot(snapshot)
+    except Exception as e:  # SnapshotError, ValueError: any reason is a refusal
+        return f"its snapshot does not load: {e}"
+    return None
+
+
+def _refuse(path: Path, reason: str) -> None:
+    _log.error("state_file_refused", path=str(path), reason=reason,
+               hint="the file is left in place and ignored; the node keeps the state it has")
+    return None
+
+
+@dataclass(frozen=True)
+class LastRun:
+    store: str
+    clean: bool
+
+
+def read_last_run(data_dir: Path) -> LastRun | None:
+    try:
+        body = json.loads((Path(data_dir) / RUN_FILE).read_bytes())
+        return LastRun(str(body["store"]), bool(body["clean"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        _refuse(Path(data_dir) / RUN_FILE, f"unreadable: {e}")
+        return None
+
+
+def write_last_run(data_dir: Path, store: str, clean: bool) -> None:
+    write_atomically(Path(data_dir) / RUN_FILE, {"store": store, "clean": clean, "at": time.time()})

@@ -264,9 +264,20 @@ class LocalCluster:
         return None
 
     def wait_for_leader(self, timeout: float, among: Iterable[str] | None = None) -> str:
+        """One agreed leader, and (where nodes hold state) a state leader that serves: a new
+        leader gathers the members' states before it takes writes."""
         among = list(among) if among is not None else None
-        return wait_until(lambda: self.agreed_leader(among), timeout, what="one agreed leader",
-                          describe=lambda: self.leaders(self.statuses(among)))
+        leader = wait_until(lambda: self.agreed_leader(among), timeout, what="one agreed leader",
+                            describe=lambda: self.leaders(self.statuses(among)))
+        wait_until(lambda: self.state_served(among), timeout, what="the state served by its leader",
+                   describe=lambda: {n: (s or {}).get("state") for n, s in self.statuses(among).items()})
+        return leader
+
+    def state_served(self, among: Iterable[str] | None = None) -> bool:
+        """Some node serves the state (or none of them holds any)."""
+        states = [(s or {}).get("state") for s in self.statuses(among).values()]
+        held = [st for st in states if st]
+        return not held or any(st.get("serving") for st in held)
 
     def wait_converged(self, timeout: float, among: Iterable[str] | None = None) -> None:
         """Every given node sees every other given node alive."""

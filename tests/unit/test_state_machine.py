@@ -292,7 +292,7 @@ def test_builders_shape() -> None:
            c.register_model("m", "1", "u", "s")["op"], c.promote_model("m", "1", "archived")["op"],
            c.acquire_lock("L", "n")["op"], c.renew_lock("L", "n", 1)["op"],
            c.release_lock("L", "n", 1)["op"], c.release_node("n")["op"], c.tick()["op"],
-               c.import_state({})["op"]}
+               c.import_state({})["op"], c.seal("s")["op"]}
     assert ops == set(OPS)
 
 
