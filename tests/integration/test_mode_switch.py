@@ -106,3 +106,27 @@ def test_every_switch_graceful_and_sigkill_keeps_every_acknowledged_write(make_c
         write_phase(cluster, acked, phase)
     switch(cluster, ORDER[-1], not kill_first)  # the last phase's writes survive a restart too
     check_everything(cluster, acked, "the final restart")
+
+
+@pytest.mark.parametrize("mode", ["bully", "raft", "hybrid"])
+def test_a_rolling_restart_keeps_every_acknowledged_write(make_cluster, mode: str) -> None:
+    """Each node in turn stopped and started again while the others take writes: in bully mode
+    the returning greatest node leads again and must first take the state its stand-in built."""
+    cluster = make_cluster(3, settings={"consensus_mode": mode})
+    cluster.start_all()
+    cluster.wait_converged(START_S)
+    cluster.wait_for_leader(START_S)
+    acked = Acknowledged()
+    write_phase(cluster, acked, 0)
+    for phase, node_id in enumerate(sorted(cluster.nodes, reverse=True), start=1):
+        assert cluster.stop(node_id) == 0
+        others = [n for n in cluster.nodes if n != node_id]
+        cluster.wait_for_leader(START_S, among=others)
+        for i, via in enumerate(others):
+            work_id = f"while-{node_id}-down-{i}"
+            ok(cluster, via, "/raft/work", {"work_id": work_id, "work_type": "t", "request_id": f"add-{work_id}"})
+            acked.work.append(work_id)
+        cluster.start(node_id)
+        cluster.wait_converged(START_S)
+        cluster.wait_for_leader(START_S)
+        check_everything(cluster, acked, f"restart of {node_id} in {mode} mode")
