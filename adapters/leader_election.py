@@ -286,7 +286,7 @@ def _alive_ids(alive_peers: Iterable[str] | Mapping[str, Any] | None) -> set[str
 
 def _quorum(voters: Iterable[str] | None, alive_peers: Any, self_node_id: str | None) -> tuple[list[str], set[str], int]:
     voter_list = sorted({v for v in (voters or ()) if isinstance(v, str) and v})
-    alive = _alive_ids(alive_peers)
+    alive = {a for a in _alive_ids(alive_peers) if node_id_problem(a) is None}  # an address is never alive
     if self_node_id:
         alive.add(self_node_id)
     return voter_list, alive, alive_voters(voter_list, alive)

