@@ -37,6 +37,7 @@ class PeerInfo:
     tailscale_ip: str | None = None
     alive: bool = True
     nat_blocked: bool = False
+    leader_id: str | None = None  # the leader this peer last reported (the host's NodeInfo field)
 
     def is_alive(self) -> bool:
         return self.alive
