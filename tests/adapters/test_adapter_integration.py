@@ -165,6 +165,11 @@ async def test_host_sees_the_peers_quorum_and_leader_the_nodes_see(make_cluster:
         assert view["election"]["is_healthy"] and view["election"]["is_leader"] is (leader == IN_PROCESS)
         assert view["peers"]["active_peers"] == 2 and view["peers"]["is_healthy"]
         assert_one_consistent_leader(host, statuses, tmp_path)
+        raft = modes.consensus == "raft"
+        assert host._use_raft_for_leadership() is raft  # read from the node's own Raft replica
+        assert host._get_raft_leader_node_id() == (leader if raft else None)
+        if raft:  # election_health_check synced the host's own leader field from Raft
+            assert host.leader_id == leader and host._sync_leader_from_raft() is False
         election = LeaderElectionMixin.health_check(host)  # the host's MRO puts the peer manager's first
         assert election["healthy"] and election["details"]["mixin_type"] == "leader_election"
         assert host.get_quorum_recovery_status()["voters_needed_for_quorum"] == 0
