@@ -44,7 +44,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 from uuid import uuid4
 
 from ringrift_cluster.consensus.lease_rules import QuorumHealth, alive_voters, quorum_health, quorum_size

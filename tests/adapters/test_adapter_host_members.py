@@ -3,7 +3,6 @@ minimal host object without a node: the host's semantics, or ours where README s
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
