@@ -524,3 +524,40 @@ def test_compute_leader_priority_is_the_same_everywhere(tmp_path: Path) -> None:
     # Not Python's per-process salted hash(): a fixed value for a fixed id.
     assert host._compute_leader_priority("node-1") == int.from_bytes(
         __import__("hashlib").sha256(b"node-1").digest()[:8], "big") % 1_000_000
+
+
+async def test_every_member_reads_only_what_the_hosts_module_reads(tmp_path: Path, clocks: tuple[Clock, Clock],
+                                                                    dynamic: None) -> None:
+    host = candidate_host(tmp_path, clocks)
+
+    async def no_network(action: str, node_id: str) -> int:  # the peers' addresses are not routable
+        return 0
+
+    host._broadcast_voter_change = no_network  # type: ignore[method-assign]
+    host._check_election_timeout()
+    host._calculate_dynamic_quorum(2)
+    host._update_quorum_metrics(L, 1, 3, 2)
+    host._on_quorum_health_changed(D, L, 1, 3, 2)
+    host._can_enter_single_node_mode()
+    host._get_voter_quorum_status()
+    host.get_priority_voters_for_recovery()
+    host.get_quorum_recovery_status()
+    host._should_promote_voter()
+    host._rank_voter_candidates()
+    await host._maybe_promote_voter()
+    host._check_dynamic_voter_health()
+    host._check_leader_consistency()
+    host._check_lease_expiry()
+    host._has_voter_consensus_on_leader("node-2")
+    host._count_votes_for_leader("node-2")
+    host._detect_split_brain()
+    host._resolve_split_brain({"node-2": ["node-2"]})
+    host._use_raft_for_leadership()
+    host._get_raft_leader_node_id()
+    host._sync_leader_from_raft()
+    LeaderElectionMixin.health_check(host)
+    host.update_leader_candidates()
+    host.get_leader_candidates()
+    host.get_backup_leader_candidates()
+    host._compute_leader_priority("node-1")
+    assert host.foreign_reads() == set()
