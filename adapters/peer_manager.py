@@ -1,9 +1,11 @@
 """Drop-in for the host's ``peer_manager.py``: a peer cache with reputation, as a host mixin.
 
 The mixin keeps the host's SQLite table ``peer_cache`` (in the file at ``host.db_path``, created
-when missing) and the host's method names and return values. It reads only these host
-attributes: ``node_id``, ``peers`` (+ ``peers_lock``), ``db_path``, ``bootstrap_seeds`` and
-``verbose``.
+when missing), every member of the host's module (names, parameters, defaults, return shapes,
+the ``_peer_manager`` singleton) and the host's health answer. It reads only the host attributes
+the host's module reads: ``node_id``, ``peers`` (+ ``peers_lock``), ``db_path``,
+``bootstrap_seeds``, ``verbose``, ``_peer_reputations``, ``_p2p_sync_results`` and
+``_nat_blocked_peers``.
 
 When a ClusterNode is attached (``ringrift_cluster.host_bridge.attach(host, node)``):
 
@@ -18,9 +20,11 @@ When a ClusterNode is attached (``ringrift_cluster.host_bridge.attach(host, node
 
 Reputation: an exponential moving average of success (1) / failure (0) with weight
 ``PEER_REPUTATION_ALPHA``, starting at 0.5, plus success/failure counts, all in the peer's row. A
-success also refreshes ``last_seen``; a failure does not. The health score of a peer is
-``0.7 * reputation + 0.3 * success rate of its last 10 sync results`` (0.5 when it has none); the
-last 50 sync results of each peer are kept in memory.
+success also refreshes ``last_seen``; a failure does not (a peer failing every call must not look
+fresh for bootstrapping). As in the host, the health score of a peer is ``0.7 * reputation +
+0.3 * success rate of its last 10 sync results`` from the host's in-memory inputs: the reputation
+in ``host._peer_reputations`` (0.5 when absent) and the results in ``host._p2p_sync_results``
+(peer -> list of bools, the last 50 kept; 0.5 when none).
 
 The three constants can be overridden by ``RINGRIFT_P2P_<NAME>``; a bad value is a ConfigError
 naming the variable, raised at import.
@@ -28,7 +32,6 @@ naming the variable, raised at import.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import os
@@ -104,20 +107,21 @@ CREATE TABLE IF NOT EXISTS peer_cache (
 
 _wall = time.time  # tests replace this to move the clock
 
-_instance: PeerManagerMixin | None = None
-_instance_lock = threading.Lock()
+# The host's singleton, under the host's name.
+_peer_manager: PeerManagerMixin | None = None
+_peer_manager_lock = threading.Lock()
 
 
 def get_peer_manager() -> PeerManagerMixin | None:
     """The peer manager the host registered with ``set_peer_manager``, or None."""
-    return _instance
+    return _peer_manager
 
 
-def set_peer_manager(instance: PeerManagerMixin | None) -> None:
+def set_peer_manager(instance: PeerManagerMixin) -> None:
     """Register the process-wide peer manager (None clears it)."""
-    global _instance
-    with _instance_lock:
-        _instance = instance
+    global _peer_manager
+    with _peer_manager_lock:
+        _peer_manager = instance
 
 
 class _PeerManagerState:
@@ -125,12 +129,13 @@ class _PeerManagerState:
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
-        self.sync_results: dict[str, collections.deque[bool]] = {}
         self.schema_ready: set[str] = set()
 
 
 class PeerManagerMixin:
     """Peer cache, reputation and bootstrap selection, mixed into the host's orchestrator."""
+
+    MIXIN_TYPE = "peer_manager"
 
     # -- Reputation ----------------------------------------------------------------------------
 
@@ -162,28 +167,34 @@ class PeerManagerMixin:
                            " WHERE node_id = ?", (reputation, node_id))
 
     def _record_p2p_sync_result(self, peer_id: str, success: bool) -> None:
-        """Remember one sync result (the last 50 per peer) and update the peer's reputation."""
+        """Append one sync result to the host's ``_p2p_sync_results[peer]`` (the last 50 kept) and
+        update the peer's reputation."""
         node_id = self._pm_peer_id(peer_id, "_record_p2p_sync_result")
         if node_id is None:
             return
-        state = self._pm_state()
-        with state.lock:
-            results = state.sync_results.setdefault(node_id, collections.deque(maxlen=SYNC_RESULTS_KEPT))
-            results.append(bool(success))
+        with self._pm_state().lock:
+            results = self._pm_sync_results()
+            history = list(results.get(node_id) or [])
+            history.append(bool(success))
+            results[node_id] = history[-SYNC_RESULTS_KEPT:]
         self._update_peer_reputation(node_id, success)
 
     def _get_peer_health_score(self, peer_id: str) -> float:
-        """0.7 x reputation + 0.3 x success rate of the last 10 sync results (each 0.5 if unknown)."""
+        """0.7 x the host's in-memory reputation (``_peer_reputations[peer]``, 0.5 if unknown) +
+        0.3 x the success rate of its last 10 results in ``_p2p_sync_results`` (0.5 if none)."""
         node_id = self._pm_peer_id(peer_id, "_get_peer_health_score")
-        if node_id is None:
-            return HEALTH_WEIGHT_REPUTATION * REPUTATION_START + HEALTH_WEIGHT_SYNC * REPUTATION_START
-        with self._pm_db() as db:
-            row = db.execute("SELECT reputation_score FROM peer_cache WHERE node_id = ?", (node_id,)).fetchone()
-        reputation = REPUTATION_START if row is None or row[0] is None else float(row[0])
-        state = self._pm_state()
-        with state.lock:
-            recent = list(state.sync_results.get(node_id, ()))[-SYNC_RESULTS_SCORED:]
-        rate = sum(recent) / len(recent) if recent else REPUTATION_START
+        keys = [k for k in (node_id, peer_id) if isinstance(k, str)]
+        reputations = getattr(self, "_peer_reputations", None) or {}
+        reputation = next((reputations[k] for k in keys if k in reputations), REPUTATION_START)
+        try:
+            reputation = float(reputation)
+        except (TypeError, ValueError):
+            reputation = REPUTATION_START
+        with self._pm_state().lock:
+            results = self._pm_sync_results()
+            history = next((results[k] for k in keys if results.get(k)), [])
+            recent = list(history)[-SYNC_RESULTS_SCORED:]
+        rate = sum(1 for r in recent if r) / len(recent) if recent else REPUTATION_START
         score = HEALTH_WEIGHT_REPUTATION * reputation + HEALTH_WEIGHT_SYNC * rate
         return min(1.0, max(0.0, score))
 
@@ -235,7 +246,6 @@ class PeerManagerMixin:
         with self._pm_db(write=True) as db:
             gone = [r[0] for r in db.execute("SELECT node_id FROM peer_cache WHERE NOT COALESCE(is_bootstrap_seed, 0)")]
             db.execute("DELETE FROM peer_cache WHERE NOT COALESCE(is_bootstrap_seed, 0)")
-        self._pm_forget(gone)
         return len(gone)
 
     def _prune_stale_peers(self, max_age_seconds: float = 86400) -> int:
@@ -248,7 +258,6 @@ class PeerManagerMixin:
                 "SELECT node_id FROM peer_cache WHERE NOT COALESCE(is_bootstrap_seed, 0)"
                 " AND COALESCE(last_seen, 0) < ?", (cutoff,)) if r[0] not in keep]
             db.executemany("DELETE FROM peer_cache WHERE node_id = ?", [(n,) for n in stale])
-        self._pm_forget(stale)
         return len(stale)
 
     def peer_health_check(self) -> dict[str, Any]:
@@ -270,7 +279,9 @@ class PeerManagerMixin:
         else:
             peers = [info for _, info in _host_peers_snapshot(self)]
             known = len(peers) + cached + len(seeds)
-            nat_blocked = sum(1 for info in peers if getattr(info, "nat_blocked", False))
+            blocked = getattr(self, "_nat_blocked_peers", None)
+            nat_blocked = (len(blocked) if blocked is not None
+                           else sum(1 for info in peers if getattr(info, "nat_blocked", False)))
         return {
             "is_healthy": bool(active) or known == 0,
             "cached_peers": cached,
@@ -279,7 +290,25 @@ class PeerManagerMixin:
             "nat_blocked_count": nat_blocked,
         }
 
+    def health_check(self) -> dict[str, Any]:
+        """``{"healthy", "message", "details": {"mixin_type": "peer_manager", ...}}`` from
+        ``peer_health_check()``: "Peer manager (N active, M cached)" or "No peers available"."""
+        status = self.peer_health_check()
+        healthy = bool(status.get("is_healthy", False))
+        message = (f"Peer manager ({status['active_peers']} active, {status['cached_peers']} cached)"
+                   if healthy else "No peers available")
+        return {"healthy": healthy, "message": message,
+                "details": {"mixin_type": PeerManagerMixin.MIXIN_TYPE, **status}}
+
     # -- Internals (prefixed _pm_ so they cannot collide with the host's other mixins) -----------
+
+    def _pm_sync_results(self) -> dict[str, Any]:
+        """The host's ``_p2p_sync_results`` dict (peer -> list of bools), created when missing."""
+        results = getattr(self, "_p2p_sync_results", None)
+        if not isinstance(results, dict):
+            results = {}
+            self._p2p_sync_results = results
+        return results
 
     def _pm_state(self) -> _PeerManagerState:
         state = self.__dict__.get("_ringrift_pm_state")
@@ -366,13 +395,6 @@ class PeerManagerMixin:
             " ORDER BY COALESCE(reputation_score, 0.5) ASC, COALESCE(last_seen, 0) ASC, node_id ASC LIMIT ?",
             (excess,))]
         db.executemany("DELETE FROM peer_cache WHERE node_id = ?", [(n,) for n in victims])
-        self._pm_forget(victims)
-
-    def _pm_forget(self, node_ids: list[str]) -> None:
-        state = self._pm_state()
-        with state.lock:
-            for node_id in node_ids:
-                state.sync_results.pop(node_id, None)
 
     def _pm_cache_alive_members(self) -> None:
         """With a node attached, write the alive members' addresses into the cache (by node id)."""

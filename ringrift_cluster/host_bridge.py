@@ -24,14 +24,21 @@ the same code serves a host with or without a node:
 - ``to_node_id(host, value)``: a node id for ``value``, mapping an address (``host:port``, a SWIM
   or Raft address, a bare IP) to the node it belongs to, or None when it maps to no node;
 - ``drain_leadership_events(host)``: the node's leadership events since the last call;
-- ``split_address(value)``: ``"h:p"`` / ``"[v6]:p"`` / ``"h"`` as (host, port or None).
+- ``split_address(value)``: ``"h:p"`` / ``"[v6]:p"`` / ``"h"`` as (host, port or None);
+- ``leader_reports(host)``: what this node and each alive member say about leadership (who they
+  name, in which term, whether they claim it themselves), for split-brain detection;
+- ``raft_leads(host)``: whether the node's leader comes from its own Raft replica;
+- ``step_down(host, reason)``: ask the node's consensus backend to give up leadership.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
-from dataclasses import dataclass
+import logging
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from .model import LeadershipEvent, node_id_problem
@@ -41,15 +48,18 @@ if TYPE_CHECKING:  # importing the node pulls in aiohttp; the hook itself only n
     from .node import ClusterNode
 
 __all__ = ["attach", "detach", "attached_node", "alive_peer_ids", "to_node_id", "split_address",
-           "drain_leadership_events"]
+           "drain_leadership_events", "LeaderReport", "leader_reports", "raft_leads", "step_down"]
 
 _ATTR = "_ringrift_cluster_attachment"
+_log = logging.getLogger("ringrift.host_bridge")
 
 
 @dataclass
 class _Attachment:
     node: ClusterNode
     events: Subscription[LeadershipEvent] | None
+    loop: asyncio.AbstractEventLoop | None = None  # the loop attach() ran in, if any
+    tasks: set[Any] = field(default_factory=set)  # step-downs running (kept referenced)
 
 
 def attach(host: Any, node: ClusterNode) -> None:
@@ -70,7 +80,11 @@ def attach(host: Any, node: ClusterNode) -> None:
     # Subscribing now (not at the adapters' first call) means no election after attach() is missed.
     events = node.consensus.subscribe() if hasattr(node.consensus, "subscribe") else None
     try:
-        setattr(host, _ATTR, _Attachment(node, events))
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    try:
+        setattr(host, _ATTR, _Attachment(node, events, loop))
     except AttributeError as e:  # a host class with __slots__ and no __dict__
         if events is not None:
             events.close()
@@ -185,6 +199,93 @@ def split_address(value: str) -> tuple[str, int | None]:
     if not address or not 0 < port < 65536:
         return "", None
     return address.lower(), port
+
+
+@dataclass(frozen=True)
+class LeaderReport:
+    """What one node says about leadership, as the attached node knows it right now."""
+
+    node_id: str
+    leader: str | None  # the leader it names (None: it knows none)
+    term: int | None  # the term / epoch of that leader, when reported
+    claims: bool  # it says it leads (role leader, naming itself)
+    lease_expires: float | None  # wall clock; known for this node's own lease only
+    heard_at: float  # wall clock at which the report was current
+
+
+def leader_reports(host: Any) -> dict[str, LeaderReport]:
+    """This node's own view and every alive member's last report, by node id ({} without a node).
+
+    A member's report comes from what membership carries: heartbeats (``http``, ``hybrid``) carry
+    the sender's role, leader and term; SWIM carries none, so under ``swim`` only this node's own
+    view is known.
+    """
+    node = attached_node(host)
+    if node is None:
+        return {}
+    now, mono = time.time(), time.monotonic()
+    me = node.config.node_id
+    view = node.consensus.leadership()
+    out = {me: LeaderReport(me, view.leader, view.term, view.is_self,
+                            view.lease_expires if view.is_self else None, now)}
+    for node_id, member in node.membership.members().items():
+        meta = member.meta or {}
+        if node_id == me or not member.is_alive or "leader_id" not in meta:
+            continue
+        leader, term = meta.get("leader_id"), meta.get("leader_term")
+        leader = leader if isinstance(leader, str) and node_id_problem(leader) is None else None
+        heard = now - (mono - member.last_seen) if member.last_seen else now
+        out[node_id] = LeaderReport(node_id, leader, term if isinstance(term, int) else None,
+                                    member.role == "leader" and leader == node_id, None, heard)
+    return out
+
+
+def raft_leads(host: Any) -> bool:
+    """True when the attached node's leader is decided by its own Raft replica (raft mode, this
+    node a Raft member, the replica started)."""
+    node = attached_node(host)
+    raft = getattr(node, "raft", None) if node is not None else None
+    return raft is not None and node.consensus is raft and bool(raft.ready)
+
+
+def step_down(host: Any, reason: str) -> bool:
+    """Ask the attached node's consensus backend to give up leadership; True when it was asked.
+
+    Only the backend changes leadership: the Bully backend steps down (hands its lease back to the
+    voters); a Raft replica has no step-down (Raft itself keeps one leader per term), so nothing
+    is asked. The step-down runs on the node's loop; this call never blocks.
+    """
+    attachment: _Attachment | None = getattr(host, _ATTR, None)
+    if attachment is None:
+        return False
+    node = attachment.node
+    backend = node.consensus
+    action = getattr(backend, "step_down", None)
+    if not callable(action) and backend is getattr(node, "bully", None):
+        action = getattr(backend, "_step_down", None)  # BullyElection has no public step-down yet
+    if not callable(action):
+        _log.warning("step_down(%s): the %s backend cannot step down", reason, getattr(backend, "name", "?"))
+        return False
+    result = action(reason)
+    if not asyncio.iscoroutine(result):
+        return True
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    loop = running or attachment.loop
+    if loop is None or loop.is_closed():
+        result.close()
+        _log.warning("step_down(%s): no event loop to run it on", reason)
+        return False
+    future: Any
+    if loop is running:
+        future = loop.create_task(result, name="adapter-step-down")
+    else:  # called from another thread: run it on the node's loop
+        future = asyncio.run_coroutine_threadsafe(result, loop)
+    attachment.tasks.add(future)
+    future.add_done_callback(attachment.tasks.discard)
+    return True
 
 
 # -- Internals --------------------------------------------------------------------------------

@@ -11,11 +11,17 @@ from typing import Any
 from adapters.leader_election import LeaderElectionMixin
 from adapters.peer_manager import PeerManagerMixin
 
-# Every host attribute the adapters may read (legacy-contract.md §1).
+# Every host attribute the adapters may read: legacy-contract.md §1, plus what the host's own
+# leader_election.py / peer_manager.py (and their base class) read from the orchestrator.
 CONTRACT_ATTRS = frozenset({
     "node_id", "peers", "peers_lock", "db_path", "bootstrap_seeds", "verbose", "role", "leader_id",
     "leader_lease_id", "leader_lease_expires", "voter_node_ids", "voter_grant_leader_id",
     "voter_grant_lease_id", "voter_grant_expires", "_lease_epoch",
+    # read by the host's modules
+    "last_lease_renewal", "is_peer_alive_hybrid", "self_info", "_raft_initialized", "_raft_work_queue",
+    "advertise_host", "_start_time", "_preferred_leader_id", "_forced_leader_override", "_save_state",
+    "_safe_emit_event", "_emit_event", "emit_event", "publish_event", "_broadcast_leader_to_all_peers",
+    "cluster_epoch", "_leadership_sm", "_peer_reputations", "_p2p_sync_results", "_nat_blocked_peers",
 })
 # What the adapters and the bridge keep on the host object themselves.
 OWN_ATTRS = frozenset({"_ringrift_pm_state", "_ringrift_le_state", "_ringrift_cluster_attachment"})
@@ -31,6 +37,7 @@ class PeerInfo:
     tailscale_ip: str | None = None
     alive: bool = True
     nat_blocked: bool = False
+    leader_id: str | None = None  # the leader this peer last reported (the host's NodeInfo field)
 
     def is_alive(self) -> bool:
         return self.alive

@@ -3,7 +3,11 @@ a real node, not started, whose membership is fed heartbeats by hand."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
 from pathlib import Path
+from typing import Callable
 
 import prometheus_client
 import pytest
@@ -29,6 +33,11 @@ def node(tmp_path: Path) -> ClusterNode:
     path.write_text(yaml.safe_dump({"hosts": hosts, "ringrift_cluster": {"preset": "local"}}))
     config = load_config(path, env={}, overrides={"node_id": "node-1", "data_dir": str(tmp_path / "data")})
     return ClusterNode(config)
+
+
+def row_reputation(host: LegacyHost, node_id: str) -> float:
+    with sqlite3.connect(host.db_path) as db:
+        return float(db.execute("SELECT reputation_score FROM peer_cache WHERE node_id = ?", (node_id,)).fetchone()[0])
 
 
 def heard(node: ClusterNode, name: str, *, leaving: bool = False) -> None:
@@ -98,7 +107,8 @@ def test_quorum_and_metrics_use_the_node(host: LegacyHost, node: ClusterNode) ->
     assert metrics["ringrift_leader_election_latency_seconds"]["timeout"]["count"] == 1
     assert metrics["ringrift_p2p_peer_count"] == {"alive": 2, "suspect": 0, "failed": 0, "left": 0}
     assert host.get_authoritative_leader() is None  # the node (not started) knows no leader
-    assert host.election_health_check()["is_healthy"] is False
+    report = host.election_health_check()  # quorum and no leader yet: not unhealthy (the host's rule)
+    assert report["is_healthy"] is True and report["leader_id"] is None and report["voter_count"] == 3
     assert {m.name for m in prometheus_client.REGISTRY.collect()} == before
 
 
@@ -113,7 +123,9 @@ def test_peer_cache_is_fed_by_membership_under_node_ids(host: LegacyHost, node: 
     host._save_peer_to_cache("127.0.0.1:9", "127.0.0.1", 9)  # nobody's address: refused
     assert host._get_cached_peer_count() == 2
     assert host._get_bootstrap_peers_by_reputation() == [f"127.0.0.1:{PORTS['node-3'][0]}", f"100.64.0.2:{api2}"]
-    assert host._get_peer_health_score("node-2") == pytest.approx(0.7 * 0.4 + 0.3 * 0.5)
+    assert row_reputation(host, "node-2") == pytest.approx(0.4)
+    host._peer_reputations = {"node-2": 0.4}  # the score reads the host's in-memory reputations
+    assert host._get_peer_health_score(f"127.0.0.1:{swim2}") == pytest.approx(0.7 * 0.4 + 0.3 * 0.5)
     assert host.peer_health_check() == {"is_healthy": True, "cached_peers": 2, "active_peers": 2,
                                         "bootstrap_seeds": 0, "nat_blocked_count": 1}
     assert host._prune_stale_peers(max_age_seconds=-1) == 0  # members alive now are never pruned
@@ -142,3 +154,75 @@ def test_to_node_id_without_a_node_uses_the_host_peers(tmp_path: Path) -> None:
     assert to_node_id(host, "10.0.0.3:8770") == "node-3"
     assert alive_peer_ids(host) == {"node-2", "node-3"}  # the address key is reported by node id
     assert to_node_id(host, None) is None and to_node_id(host, "10.0.0.3:9999") is None
+
+
+# -- Leadership through the node: split-brain, step-down, Raft, voters -------------------------------
+
+
+def claimed(node: ClusterNode, name: str, leader: str, term: int) -> None:
+    """``name`` sends a heartbeat naming ``leader`` (itself: it claims leadership) in ``term``."""
+    assert node.heartbeat is not None
+    info = NodeInfo(node_id=name, host="127.0.0.1", port=PORTS[name][0], role="leader" if leader == name else "follower",
+                    leader_id=leader, leader_term=term)
+    node.heartbeat.handle_heartbeat(info, "127.0.0.1")
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_split_brain_is_two_leaders_at_once_and_the_backend_steps_down(host: LegacyHost, node: ClusterNode) -> None:
+    bully = node.bully
+    assert bully is not None and host._detect_split_brain() is None
+    claimed(node, "node-2", "node-2", 3)
+    claimed(node, "node-3", "node-2", 3)
+    heard_at = node.membership.members()["node-2"].last_seen
+    bully._become_leader(4, "lease-4", heard_at + 0.05)  # our lease, granted after node-2's claim was heard
+    assert node.consensus.leadership().is_self and host._check_leader_consistency() == (True, "consistent")
+    # node-2's claim (epoch 3) is older than our lease: a stale view, not two leaders at once.
+    assert host._detect_split_brain() is None
+    assert host._count_votes_for_leader("node-2") == 2 and host._count_votes_for_leader("node-1") == 1
+    # The same epoch claimed by two nodes: a split-brain. A tie: the lowest id (us) stays.
+    claimed(node, "node-2", "node-2", 4)
+    report = host._detect_split_brain()
+    assert report is not None and report["leaders_seen"] == {"node-1": ["node-1"], "node-2": ["node-2", "node-3"]}
+    await until(lambda: not node.consensus.leadership().is_self)  # node-2 had more votes: we stepped down
+    claimed(node, "node-3", "node-3", 0)
+    # Stepped down through the backend, not by editing the host's fields behind its back.
+    assert (host.role, host.leader_id, host.leader_lease_id) == ("follower", None, "")
+    assert bully.role == "follower" and host._check_leader_consistency() == (True, "consistent")
+    assert host._detect_split_brain() is None  # no lease of ours any more: nothing provably overlaps
+    await bully.stop()
+
+
+async def test_a_later_claim_heard_while_our_lease_holds_is_a_split_brain(host: LegacyHost, node: ClusterNode) -> None:
+    bully = node.bully
+    assert bully is not None
+    bully._become_leader(4, "lease-4", time.monotonic() - 0.5)  # granted half a second ago
+    claimed(node, "node-2", "node-2", 5)  # heard after our lease was granted, while it holds
+    report = host._detect_split_brain()
+    assert report is not None and set(report["leaders_seen"]) == {"node-1", "node-2"}
+    await bully.stop()
+
+
+def test_raft_members_and_voters_read_the_node(host: LegacyHost, node: ClusterNode, monkeypatch: pytest.MonkeyPatch) -> None:
+    import adapters.leader_election as le
+
+    monkeypatch.setattr(le, "DYNAMIC_VOTER_ENABLED", True)
+    monkeypatch.setattr(le, "CONSENSUS_MODE", "raft")
+    monkeypatch.setattr(le, "RAFT_ENABLED", True)
+    host._raft_initialized = True  # type: ignore[attr-defined]
+    # A bully node: its leader is not Raft's, whatever the host's own flags say.
+    assert host._use_raft_for_leadership() is False and host._get_raft_leader_node_id() is None
+    assert host._sync_leader_from_raft() is False
+    heard(node, "node-2")
+    heard(node, "node-3")
+    assert host._should_promote_voter() is False  # the voters are the node's configuration
+    assert asyncio.run(host._promote_to_voter("node-2")) is False
+    assert host._get_voter_quorum_status()["voters"] == ["node-1", "node-2", "node-3"]
+    assert host._check_lease_expiry()["lease_stale"] is False
+    assert [c["node_id"] for c in host._rank_leader_candidates() if c["is_alive"]] == sorted(
+        ["node-1", "node-2", "node-3"], key=host._compute_leader_priority)

@@ -20,6 +20,8 @@ from typing import Any, Callable
 import pytest
 from adapter_hosts import LegacyHost
 
+from adapters.leader_election import LeaderElectionMixin
+
 from ringrift_cluster.config import load_config
 from ringrift_cluster.host_bridge import alive_peer_ids, attach
 from ringrift_cluster.node import ClusterNode
@@ -60,6 +62,32 @@ def host_view(host: LegacyHost) -> dict[str, Any]:
         "peers": host.peer_health_check(),
         "election": host.election_health_check(),
     }
+
+
+def mirror(name: str, statuses: dict[str, Any], tmp_path: Path) -> LegacyHost:
+    """The host's own (unattached) view of node ``name``, as its heartbeats would give it: role,
+    leader and lease from its /status, its peers with the leader each of them reports."""
+    status = statuses[name]
+    host = LegacyHost(tmp_path / f"mirror-{name}.db", name, voters=list(status["voters"]))
+    host.role, host.leader_id = status["role"], status["leader_id"]
+    host.leader_lease_expires = status["lease_expires"] or 0.0
+    for peer, seen in status["peers"].items():
+        reported = statuses.get(peer) if seen["is_alive"] else None
+        host.add_peer(peer, seen["host"], seen["port"], alive=seen["is_alive"],
+                      leader_id=reported["leader_id"] if reported else None)
+    return host
+
+
+def assert_one_consistent_leader(host: LegacyHost, statuses: dict[str, Any], tmp_path: Path) -> None:
+    """No split-brain and a consistent role/leader on every running node: the attached host (its
+    node's real leadership) and the host's own view of each process node (the host's rule)."""
+    assert host._detect_split_brain() is None
+    assert host._check_leader_consistency() == (True, "consistent")
+    for name in statuses:
+        if name != IN_PROCESS:
+            view = mirror(name, statuses, tmp_path)
+            assert view._check_leader_consistency() == (True, "consistent"), name
+            assert view._detect_split_brain() is None, name
 
 
 def alive_seen_by(status: dict[str, Any]) -> set[str]:
@@ -136,13 +164,22 @@ async def test_host_sees_the_peers_quorum_and_leader_the_nodes_see(make_cluster:
         assert view["quorum"]["level"] == "degraded" and view["quorum"]["source"] == "membership"
         assert view["election"]["is_healthy"] and view["election"]["is_leader"] is (leader == IN_PROCESS)
         assert view["peers"]["active_peers"] == 2 and view["peers"]["is_healthy"]
+        assert_one_consistent_leader(host, statuses, tmp_path)
+        raft = modes.consensus == "raft"
+        assert host._use_raft_for_leadership() is raft  # read from the node's own Raft replica
+        assert host._get_raft_leader_node_id() == (leader if raft else None)
+        if raft:  # election_health_check synced the host's own leader field from Raft
+            assert host.leader_id == leader and host._sync_leader_from_raft() is False
+        election = LeaderElectionMixin.health_check(host)  # the host's MRO puts the peer manager's first
+        assert election["healthy"] and election["details"]["mixin_type"] == "leader_election"
+        assert host.get_quorum_recovery_status()["voters_needed_for_quorum"] == 0
         api_ports = {cluster.nodes[n].api_port for n in PROCESSES}
         bootstrap = host._get_bootstrap_peers_by_reputation()
         assert {int(a.rsplit(":", 1)[1]) for a in bootstrap} == api_ports  # addresses of the live peers
         host._update_peer_reputation(f"127.0.0.1:{cluster.nodes['node-1'].swim_port}", True)  # a SWIM address
         host._record_p2p_sync_result("node-2", True)
         assert host._get_cached_peer_count() == 2  # keyed by node id: no address became a row
-        assert host._get_peer_health_score("node-1") == pytest.approx(0.7 * 0.6 + 0.3 * 0.5)
+        assert host._get_peer_health_score("node-2") == pytest.approx(0.7 * 0.5 + 0.3 * 1.0)
         # A lease revoke reaches both other voters with the node's token (a lease id nobody holds,
         # so the cluster is undisturbed): this node + node-1 + node-2. Under Raft there are no
         # voter leases: the peers' Bully routes are off, and only this node counts itself.
@@ -165,6 +202,12 @@ async def test_host_sees_the_peers_quorum_and_leader_the_nodes_see(make_cluster:
         assert view["alive"] == {"node-2"} and view["quorum"]["level"] == "minimum"
         assert view["leader"] is not None and view["quorum"]["missing_voters"] == ["node-1"]
         assert host.get_cluster_metrics()["ringrift_quorum_health_level"] == 1
+        assert_one_consistent_leader(host, statuses, tmp_path)
+        # A voter killed: quorum holds at its minimum; node-1 is the one to bring back.
+        assert host.get_quorum_recovery_status() == {
+            "quorum_required": 2, "current_alive": 2, "voters_needed_for_quorum": 0,
+            "priority_voters": ["node-2", "node-3", "node-1"], "last_healthy_voters": ["node-2", "node-3"],
+            "offline_healthy_voters": [], "recovery_possible": True}
 
         # 3. SIGKILL node-2: quorum lost; no leader anywhere, and the host says so.
         cluster.kill("node-2")
@@ -183,5 +226,11 @@ async def test_host_sees_the_peers_quorum_and_leader_the_nodes_see(make_cluster:
         metrics = host.get_cluster_metrics()
         assert (metrics["ringrift_quorum_health_level"], metrics["ringrift_p2p_quorum_status"],
                 metrics["ringrift_is_leader"]) == (0, 0, 0)
+        assert host._detect_split_brain() is None and host._check_leader_consistency() == (True, "consistent")
+        # Quorum lost: one of the voters alive with it last time would restore it.
+        assert host.get_quorum_recovery_status() == {
+            "quorum_required": 2, "current_alive": 1, "voters_needed_for_quorum": 1,
+            "priority_voters": ["node-2", "node-3", "node-1"], "last_healthy_voters": ["node-2", "node-3"],
+            "offline_healthy_voters": ["node-2"], "recovery_possible": True}
     finally:
         await node.stop(graceful=False)

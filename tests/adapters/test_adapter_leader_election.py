@@ -89,7 +89,8 @@ def test_check_quorum_is_a_strict_majority_at_every_voter_count(n: int) -> None:
             peers = vs[1:alive]
             assert check_quorum(vs, peers, vs[0]) is (alive >= need), (n, alive)
             ok, reason = check_quorum_strict(vs, peers, vs[0])
-            assert ok is (alive >= need) and f"{alive}/{n} voters alive, quorum {need}" in reason
+            assert ok is (alive >= need)
+            assert reason == "OK" if ok else reason.startswith(f"Quorum lost: {alive}/{n} voters alive (quorum {need};")
         # This node is not a voter: only the voters alive count.
         assert check_quorum(vs, vs[:alive], "node-observer") is (alive >= need), (n, alive)
     # The host's min(2, n) is gone: 2 of 5 is no quorum.
@@ -99,8 +100,9 @@ def test_check_quorum_is_a_strict_majority_at_every_voter_count(n: int) -> None:
 
 def test_check_quorum_inputs() -> None:
     vs = voters(3)
-    assert check_quorum([], ["node-2"], "node-1") is False
-    assert check_quorum_strict([], [], "node-1") == (False, "no_voters: no voters configured, so no quorum can exist")
+    # No voters configured: quorum checks are off, as in the host.
+    assert check_quorum([], ["node-2"], "node-1") is True
+    assert check_quorum_strict([], [], "node-1") == (True, "OK")
     assert check_quorum(vs + vs, ["node-2"], "node-1") is True  # duplicates count once
     # A peers mapping: only entries alive count.
     host = LegacyHost(Path("/nonexistent"), "node-1")
@@ -111,28 +113,33 @@ def test_check_quorum_inputs() -> None:
     assert check_quorum(vs, host.peers, "node-1") is True
     # An address in the voter list counts in the total and is never alive.
     ok, reason = check_quorum_strict(["node-1", "node-2", "10.0.0.3:7947"], ["node-2", "10.0.0.3:7947"], "node-1")
-    assert ok is True and "10.0.0.3:7947" in reason
-    assert check_quorum(["node-1", "10.0.0.2:7947", "10.0.0.3:7947"], ["10.0.0.2:7947"], "node-1") is True
+    assert (ok, reason) == (True, "OK")
+    ok, reason = check_quorum_strict(["node-1", "10.0.0.2:7947", "10.0.0.3:7947"], ["10.0.0.2:7947"], "node-1")
+    assert ok is False and "not node ids (never counted alive): 10.0.0.2:7947, 10.0.0.3:7947" in reason
     ok, reason = check_quorum_strict(["node-1", "node-2", "node-3"], [], "node-1")
-    assert ok is False and reason.startswith("quorum_lost") and "missing node-2, node-3" in reason
+    assert ok is False and reason.startswith("Quorum lost: 1/3 voters alive") and "missing node-2, node-3" in reason
 
 
 def test_should_block_election() -> None:
     vs = voters(3)
-    assert should_block_election(vs, ["node-2"], "node-1") == (False, "ok")
-    assert should_block_election(vs, ["node-2", "node-3"], "node-9")[0] is True
-    assert should_block_election(vs, ["node-2", "node-3"], "node-9")[1].startswith("not_a_voter")
+    # The host's three arguments: blocked exactly when there is no quorum.
+    assert should_block_election(vs, ["node-2"], "node-1") == (False, "OK")
+    assert should_block_election([], [], "node-1") == (False, "OK")  # no voters: quorum checks off
+    assert should_block_election(vs, ["node-2", "node-3"], "node-9") == (False, "OK")
     blocked, reason = should_block_election(vs, [], "node-1")
-    assert blocked and reason.startswith("quorum_lost")
+    assert blocked and reason.startswith("Quorum lost")
+    # Our gates, by keyword: only a voter among the coordinators; not under another's lease.
+    blocked, reason = should_block_election(vs, ["node-2", "node-3"], "node-9", coordinators=["node-9"])
+    assert blocked and reason.startswith("not_a_voter")
     blocked, reason = should_block_election(vs, ["node-2"], "node-1", coordinators=["node-2", "node-3"])
     assert blocked and reason.startswith("not_a_coordinator")
     blocked, reason = should_block_election(vs, ["node-2"], "node-1", current_leader="node-3",
                                             leader_lease_expires=110.0, now=100.0)
     assert blocked and reason.startswith("leader_lease_valid")
     assert should_block_election(vs, ["node-2"], "node-1", current_leader="node-3",
-                                 leader_lease_expires=90.0, now=100.0) == (False, "ok")
+                                 leader_lease_expires=90.0, now=100.0) == (False, "OK")
     assert should_block_election(vs, ["node-2"], "node-1", current_leader="node-1",
-                                 leader_lease_expires=110.0, now=100.0) == (False, "ok")
+                                 leader_lease_expires=110.0, now=100.0) == (False, "OK")
 
 
 # -- The mixin: quorum ------------------------------------------------------------------------------
@@ -156,7 +163,9 @@ def test_health_level_table(tmp_path: Path) -> None:
     assert [cluster_host(tmp_path, 5, a)._check_quorum_health() for a in (2, 3, 4, 5)] == table[5]
     assert [cluster_host(tmp_path, 7, a)._check_quorum_health() for a in (2, 3, 4, 5, 6, 7)] == table[7]
     assert cluster_host(tmp_path, 1, 1)._check_quorum_health() is M
-    assert LegacyHost(tmp_path / "x.db", "node-1")._check_quorum_health() is L  # no voters at all
+    alone = LegacyHost(tmp_path / "x.db", "node-1")  # no voters at all: quorum checks off, as in the host
+    assert alone._check_quorum_health() is H and alone._has_voter_quorum() is True
+    assert alone.election_health_check()["is_healthy"] is True
 
 
 def test_voter_addresses_are_mapped_to_node_ids(tmp_path: Path) -> None:
@@ -189,7 +198,9 @@ def test_quorum_health_status_and_failure_events(tmp_path: Path, clocks: tuple[C
     assert len(failures) == 1
     assert failures[0] == QuorumFailureEvent(
         node_id="node-1", previous_level=M, alive_voters=2, total_voters=5, quorum_required=3,
-        missing_voters=("node-2", "node-3", "node-4"), timestamp=clocks[1].now).to_dict()
+        missing_voters=("node-2", "node-3", "node-4"), timestamp=clocks[1].now,
+        failure_id=failures[0]["failure_id"]).to_dict()
+    assert host._current_failure_event is not None and host._current_failure_event.failure_id == failures[0]["failure_id"]
     assert failures[0]["level"] == "lost" and failures[0]["previous_level"] == "minimum"
 
 
@@ -211,12 +222,21 @@ def test_election_latency_is_timed_and_summarised(tmp_path: Path, clocks: tuple[
     assert stats["total_elections"] == 5 and stats["samples"] == 5 and stats["in_progress"] is False
     assert stats["mean_latency_s"] == pytest.approx(16.5 / 5)
     assert stats["mean_latency_by_outcome_s"]["won"] == pytest.approx(1.5)
-    assert (stats["min_latency_s"], stats["p50_latency_s"], stats["max_latency_s"]) == (0.5, 2.0, 10.0)
+    assert (stats["min_latency_seconds"], stats["p50_latency_s"], stats["max_latency_seconds"]) == (0.5, 2.0, 10.0)
     assert stats["p95_latency_s"] == 10.0
-    assert (stats["last_latency_s"], stats["last_outcome"], stats["last_source"]) == (2.0, "won", "host")
-    with pytest.raises(ValueError, match="won"):
-        host._start_election_timing()
-        host._record_election_latency("draw")
+    assert (stats["last_latency_seconds"], stats["last_outcome"], stats["last_source"]) == (2.0, "won", "host")
+    # The host's keys
+    assert {k: stats[k] for k in ("elections_completed", "elections_won", "elections_lost", "elections_timeout",
+                                  "election_in_progress", "latency_samples")} == {
+        "elections_completed": 5, "elections_won": 2, "elections_lost": 1, "elections_timeout": 1,
+        "election_in_progress": False, "latency_samples": 5}
+    assert stats["avg_latency_seconds"] == pytest.approx(16.5 / 5)
+    assert (host._elections_completed, host._elections_won, host._last_election_latency_seconds) == (5, 2, 2.0)
+    # Any outcome is accepted, as in the host; only won/lost/timeout have their own counter.
+    host._start_election_timing()
+    mono.now += 1
+    assert host._record_election_latency("draw") == 1.0
+    assert host.get_election_latency_stats()["elections_completed"] == 6
 
 
 # -- Voters -----------------------------------------------------------------------------------------
@@ -234,29 +254,35 @@ def test_voter_config_version_and_hash(tmp_path: Path) -> None:
     assert a._get_voter_config_version() == 2 and a._get_voter_config_hash() != before
 
 
-def test_voter_promotion_circuit_breaker(tmp_path: Path) -> None:
+def test_voter_promotion_circuit_breaker(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+    _, wall = clocks
     host = LegacyHost(tmp_path / "p2p.db", "node-1")
-    assert host._get_voter_promotion_cb() is host._get_voter_promotion_cb()
+    assert host._get_voter_promotion_cb() is host._get_voter_promotion_cb() is host._voter_promotion_cb
     assert isinstance(host._get_voter_promotion_cb(), VoterPromotionCircuitBreaker)
-    clock = Clock(0.0)
-    cb = VoterPromotionCircuitBreaker(failure_threshold=2, reset_timeout_s=60, clock=clock)
-    assert cb.state == "closed" and cb.can_attempt()
-    cb.record_failure("timeout")
-    assert cb.state == "closed"
-    cb.record_failure("timeout")
-    assert cb.state == "open" and not cb.can_attempt()
-    assert cb.status()["retry_in_s"] == 60 and cb.status()["last_failure_reason"] == "timeout"
-    clock.now = 60
-    assert cb.state == "half_open" and cb.can_attempt() and not cb.can_attempt()  # one trial at a time
-    cb.record_failure("refused")
-    assert cb.state == "open"
-    clock.now = 130
-    assert cb.can_attempt()
+    cb = VoterPromotionCircuitBreaker(failure_threshold=2, timeout_seconds=60)
+    assert not cb.is_open and not cb.cooloff_active
+    cb.record_failure()
+    assert not cb.is_open
+    wall.now += 61
+    cb.record_failure()  # the first failure is too old to count
+    assert not cb.is_open and cb.get_status()["failure_count"] == 1
+    wall.now += 1
+    cb.record_failure()
+    assert cb.is_open
+    status = cb.get_status()
+    assert status == {"is_open": True, "cooloff_active": False, "failure_count": 2, "failure_threshold": 2,
+                      "time_since_last_failure": 0.0, "time_until_reset": 60, "cooloff_remaining": None}
+    wall.now += 61
+    assert not cb.is_open and cb.get_status()["failure_count"] == 0  # timed out: reset
     cb.record_success()
-    assert cb.state == "closed" and cb.status()["consecutive_failures"] == 0
-    assert (cb.status()["total_failures"], cb.status()["total_successes"]) == (3, 1)
-    with pytest.raises(ValueError):
-        VoterPromotionCircuitBreaker(failure_threshold=0)
+    assert cb.cooloff_active and cb.get_status()["cooloff_remaining"] == le.VOTER_PROMOTION_COOLOFF_PERIOD
+    wall.now += le.VOTER_PROMOTION_COOLOFF_PERIOD
+    assert not cb.cooloff_active
+    cb.record_failure()
+    cb.record_failure()
+    assert cb.is_open
+    cb._reset()
+    assert not cb.is_open and cb.get_status()["time_until_reset"] is None
 
 
 # -- Leases and the leader ---------------------------------------------------------------------------
@@ -265,11 +291,11 @@ def test_voter_promotion_circuit_breaker(tmp_path: Path) -> None:
 def test_release_voter_grant_if_self(tmp_path: Path) -> None:
     host = LegacyHost(tmp_path / "p2p.db", "node-1")
     host.voter_grant_leader_id, host.voter_grant_lease_id, host.voter_grant_expires = "node-3", "l3", 99.0
-    assert host._release_voter_grant_if_self() is False
+    assert host._release_voter_grant_if_self() is None
     assert (host.voter_grant_leader_id, host.voter_grant_lease_id, host.voter_grant_expires) == ("node-3", "l3", 99.0)
     host.voter_grant_leader_id, host.voter_grant_lease_id = "node-1", "l1"
-    assert host._release_voter_grant_if_self() is True
-    assert (host.voter_grant_leader_id, host.voter_grant_lease_id, host.voter_grant_expires) == (None, None, 0.0)
+    assert host._release_voter_grant_if_self() is None
+    assert (host.voter_grant_leader_id, host.voter_grant_lease_id, host.voter_grant_expires) == ("", "", 0.0)
 
 
 class _Voter(BaseHTTPRequestHandler):
@@ -312,16 +338,16 @@ async def test_notify_voters_lease_revoked(tmp_path: Path, voter_servers: list[T
     for name, server in zip(("node-2", "node-3", "node-4"), voter_servers):
         host.add_peer(name, "127.0.0.1", server.server_address[1])
     host.add_peer("node-5", "127.0.0.1", 1)  # nobody listens there
-    assert await host._notify_voters_lease_revoked() == 0  # no lease to give back
+    assert await host._notify_voters_lease_revoked() == 1  # no lease to give back: only our own grant
     host.lease("node-1")
     host.voter_grant_leader_id, host.voter_grant_lease_id = "node-1", host.leader_lease_id
     # self (its own grant released) + node-2 + node-3; node-4 refuses (409), node-5 is down
     assert await host._notify_voters_lease_revoked() == 3
-    assert host.voter_grant_leader_id is None
+    assert host.voter_grant_leader_id == ""
     assert len(_Voter.received) == 3
     for path, body, auth in _Voter.received:
         assert path == "/election/lease_revoke"
-        assert body == {"leader_id": "node-1", "lease_id": host.leader_lease_id}
+        assert body == {"leader_id": "node-1", "lease_id": host.leader_lease_id, "epoch": 0}
         assert auth == "Bearer sekrit"
 
 
@@ -372,7 +398,9 @@ def test_election_health_check(tmp_path: Path, clocks: tuple[Clock, Clock]) -> N
     _, wall = clocks
     host = cluster_host(tmp_path, 3, 3)
     report = host.election_health_check()
-    assert report["is_healthy"] is False and report["has_quorum"] is True and report["has_leader"] is False
+    # Quorum and no leader yet is not unhealthy (the host's rule).
+    assert report["is_healthy"] is True and report["has_quorum"] is True and report["has_leader"] is False
+    assert (report["voter_count"], report["lease_remaining_seconds"]) == (3, 0.0)
     host.leader_id, host.leader_lease_expires, host.role = "node-1", wall.now + 20, "leader"
     report = host.election_health_check()
     assert {k: report[k] for k in ("is_healthy", "role", "leader_id", "is_leader", "has_leader", "has_quorum",
@@ -381,6 +409,7 @@ def test_election_health_check(tmp_path: Path, clocks: tuple[Clock, Clock]) -> N
         "is_healthy": True, "role": "leader", "leader_id": "node-1", "is_leader": True, "has_leader": True,
         "has_quorum": True, "quorum_health": "degraded", "alive_voters": 3, "total_voters": 3,
         "quorum_required": 2, "lease_expires_in_s": 20.0, "source": "host_peers"}
+    assert report["lease_remaining_seconds"] == 20.0 and report["split_brain_detected"] is False
     host.set_alive("node-2", False)
     host.set_alive("node-3", False)
     report = host.election_health_check()
@@ -397,7 +426,7 @@ def test_metrics_are_updated_in_the_object_and_never_globally(tmp_path: Path, cl
     m = host.get_cluster_metrics()
     assert set(m) == {"ringrift_cluster_peers_alive", "ringrift_p2p_peer_count", "ringrift_is_leader",
                       "ringrift_quorum_health_level", "ringrift_quorum_alive_voters",
-                      "ringrift_quorum_total_voters", "ringrift_p2p_quorum_status",
+                      "ringrift_quorum_total_voters", "ringrift_quorum_margin", "ringrift_p2p_quorum_status",
                       "ringrift_p2p_leader_changes_total", "ringrift_leader_election_latency_seconds"}
     assert (m["ringrift_quorum_health_level"], m["ringrift_quorum_alive_voters"], m["ringrift_quorum_total_voters"],
             m["ringrift_p2p_quorum_status"], m["ringrift_cluster_peers_alive"]) == (3, 5, 5, 1, 4)

@@ -108,7 +108,7 @@ def test_get_and_set_peer_manager(host: LegacyHost) -> None:
         pm.set_peer_manager(None)
         assert pm.get_peer_manager() is None
         pm.set_peer_manager(host)
-        assert pm.get_peer_manager() is host
+        assert pm.get_peer_manager() is host and pm._peer_manager is host  # the host's module global
     finally:
         pm.set_peer_manager(None)
 
@@ -274,21 +274,28 @@ def test_count_clear_keeps_seeds_and_prune(host: LegacyHost, clock: list[float])
     host._record_p2p_sync_result("node-d", True)
     assert host._clear_peer_cache() == 1
     assert ids(host) == {"node-seed"} and host._get_cached_peer_count() == 1
-    assert host._get_peer_health_score("node-d") == pytest.approx(0.5)  # its history went with it
+    # As in the host, the in-memory sync history is not tied to the cache rows.
+    assert host._get_peer_health_score("node-d") == pytest.approx(0.7 * 0.5 + 0.3 * 1.0)
 
 
 # -- Health ---------------------------------------------------------------------------------------
 
 
 def test_health_score_is_07_reputation_plus_03_recent_sync_rate(host: LegacyHost) -> None:
+    """The host's inputs: ``_peer_reputations`` (in memory, 0.5 if absent) and ``_p2p_sync_results``."""
     assert host._get_peer_health_score("node-x") == pytest.approx(0.5)  # nothing known
-    host._update_peer_reputation("node-b", True)  # reputation 0.6, no sync results yet
-    assert host._get_peer_health_score("node-b") == pytest.approx(0.7 * 0.6 + 0.3 * 0.5)
+    host._update_peer_reputation("node-b", True)  # the cached row's reputation: not the score's input
+    assert row(host, "node-b")["reputation_score"] == pytest.approx(0.6)
+    assert host._get_peer_health_score("node-b") == pytest.approx(0.5)
+    host._peer_reputations = {"node-b": 0.9}
+    assert host._get_peer_health_score("node-b") == pytest.approx(0.7 * 0.9 + 0.3 * 0.5)
     host._record_p2p_sync_result("node-c", True)
     host._record_p2p_sync_result("node-c", False)
-    rep = row(host, "node-c")["reputation_score"]
-    assert rep == pytest.approx(0.8 * 0.6)
-    assert host._get_peer_health_score("node-c") == pytest.approx(0.7 * rep + 0.3 * 0.5)
+    assert host._p2p_sync_results["node-c"] == [True, False]
+    assert row(host, "node-c")["reputation_score"] == pytest.approx(0.8 * 0.6)
+    assert host._get_peer_health_score("node-c") == pytest.approx(0.7 * 0.5 + 0.3 * 0.5)
+    host._p2p_sync_results["node-b"] = [True, True, True, False]  # the host's own list is read as it is
+    assert host._get_peer_health_score("node-b") == pytest.approx(0.7 * 0.9 + 0.3 * 0.75)
 
 
 def test_only_the_last_10_results_score_and_50_are_kept(host: LegacyHost) -> None:
@@ -296,15 +303,13 @@ def test_only_the_last_10_results_score_and_50_are_kept(host: LegacyHost) -> Non
         host._record_p2p_sync_result("node-b", False)
     for _ in range(10):
         host._record_p2p_sync_result("node-b", True)
-    rep = row(host, "node-b")["reputation_score"]
-    assert host._get_peer_health_score("node-b") == pytest.approx(0.7 * rep + 0.3 * 1.0)
+    assert host._get_peer_health_score("node-b") == pytest.approx(0.7 * 0.5 + 0.3 * 1.0)
     for _ in range(3):
         host._record_p2p_sync_result("node-b", False)
-    rep = row(host, "node-b")["reputation_score"]
-    assert host._get_peer_health_score("node-b") == pytest.approx(0.7 * rep + 0.3 * 0.7)
+    assert host._get_peer_health_score("node-b") == pytest.approx(0.7 * 0.5 + 0.3 * 0.7)
     for _ in range(60):
         host._record_p2p_sync_result("node-b", True)
-    assert len(host._pm_state().sync_results["node-b"]) == 50
+    assert len(host._p2p_sync_results["node-b"]) == 50
     assert row(host, "node-b")["success_count"] == 70 and row(host, "node-b")["failure_count"] == 8
     assert 0.0 <= host._get_peer_health_score("node-b") <= 1.0
 
@@ -320,8 +325,21 @@ def test_peer_health_check_keys_and_values(host: LegacyHost) -> None:
     host._save_peer_to_cache("node-b", "10.0.0.2", 8770)
     assert host.peer_health_check() == {"is_healthy": True, "cached_peers": 1, "active_peers": 1,
                                         "bootstrap_seeds": 1, "nat_blocked_count": 1}
+    host._nat_blocked_peers = {"node-c", "node-d"}  # the host's own set, when it keeps one
+    assert host.peer_health_check()["nat_blocked_count"] == 2
     alone = LegacyHost(Path(host.db_path).with_name("alone.db"), "node-z")
     assert alone.peer_health_check()["is_healthy"] is True  # nobody else to reach
+
+
+def test_health_check_is_the_host_base_answer(host: LegacyHost) -> None:
+    assert host.health_check() == {
+        "healthy": False, "message": "No peers available",
+        "details": {"mixin_type": "peer_manager", **host.peer_health_check()}}
+    host.add_peer("node-b", "10.0.0.2", 8770)
+    host._save_peer_to_cache("node-b", "10.0.0.2", 8770)
+    report = host.health_check()
+    assert report["healthy"] is True and report["message"] == "Peer manager (1 active, 1 cached)"
+    assert report["details"]["mixin_type"] == "peer_manager" and report["details"]["active_peers"] == 1
 
 
 def test_only_contract_attributes_are_read(host: LegacyHost) -> None:
@@ -334,5 +352,6 @@ def test_only_contract_attributes_are_read(host: LegacyHost) -> None:
     host._get_cached_peer_count()
     host._prune_stale_peers()
     host.peer_health_check()
+    host.health_check()
     host._clear_peer_cache()
     assert host.foreign_reads() == set()
