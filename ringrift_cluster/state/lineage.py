@@ -1,26 +1,29 @@
 """Where a state comes from: the lineage that decides which of two states is newer.
 
-A state's lineage is its **seals** (the ids of the leader periods it went through, oldest first,
-the last ``MAX_SEALS`` kept) and its **changes** (the machine's ``change`` counter).
+A state's lineage is its **seals** (one per leader period it went through, oldest first, the
+last ``MAX_SEALS`` kept), each with the change count at which it was made, and its **changes**
+(the machine's ``change`` counter).
 
 A leader seals once, when it takes over and before it serves a write: it has gathered the
 candidate states of the other members, imported the newest if it was ahead of its own, and then
-appends a fresh seal id. An import copies the lineage of the state it imports. So:
+appends a fresh seal id. An import copies the lineage of the state it imports. Within one leader
+period the changes are one leader's, in one order, so two states with the same last seal differ
+only in how far they got. Hence ``contains(a, b)`` (``a`` holds every change ``b`` holds):
 
-- two states with the same last seal are the same leader period: the one with more changes saw
-  more of it (``AHEAD`` / ``BEHIND``; equal changes: ``SAME``);
-- a state whose seals contain the other's last seal continued from it into later periods:
-  ``AHEAD``, whatever the counts;
-- otherwise the two histories **diverged** (a leader sealed without hearing from the holder of
-  the other): neither replaces the other; the running store keeps its own.
+- ``a`` went through one of ``b``'s seals made after ``b``'s last change (a leader that sealed
+  and wrote nothing), or through ``b``'s last seal before its last change, and then stayed in
+  that period at least until ``b``'s count (``a``'s next seal was made at a count >= ``b``'s, or
+  it has none and its own count is >= ``b``'s);
+- ``b`` with no seal at all: ``a`` reached ``b``'s count before its first seal.
 
-Invariant (why no acknowledged write is ever overwritten): every write is applied after its
-leader's seal, so the state holding it has that seal as its last one or in its list. An import
-replaces a state only by one that is ``AHEAD`` of it, that is, one whose history contains the
-replaced state's last seal and everything after it; a state that did not see a write can only
-be ``BEHIND`` or ``DIVERGED`` from the one that did, so it never replaces it. What can be lost is
-what a leader never heard of: the state of a member that was down for the whole gather (the
-gather waits for every member, within a bound, whenever a switch is in sight).
+``a`` is AHEAD of ``b`` when it contains ``b`` and not the reverse; both ways: SAME; neither:
+DIVERGED (a leader sealed and wrote without hearing from the holder of the other).
+
+Invariant (why no acknowledged write is ever overwritten): an import replaces a state only by
+one that contains it, so every change of the replaced state, acknowledged or not, is in the new
+one. What can be lost is what a leader never heard of: the state of a member that was down for
+the whole gather (the gather waits for every member, within a bound, when a switch is in sight);
+such a state diverges from the one the cluster went on with, so it never overwrites it either.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-MAX_SEALS = 32
+MAX_SEALS = 64
+Seal = tuple[str, int]  # (id, change count when it was made)
 
 
 class Relation(str, enum.Enum):
@@ -41,30 +45,36 @@ class Relation(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Lineage:
-    seals: tuple[str, ...] = ()
+    seals: tuple[Seal, ...] = ()
     changes: int = 0
 
     @property
     def head(self) -> str | None:
-        return self.seals[-1] if self.seals else None
+        return self.seals[-1][0] if self.seals else None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seals": list(self.seals), "changes": self.changes}
+        return {"seals": [list(seal) for seal in self.seals], "changes": self.changes}
 
     @classmethod
     def from_dict(cls, data: Any) -> "Lineage":
-        """Raises ValueError on anything but ``{"seals": [str, ...], "changes": int >= 0}``."""
+        """Raises ValueError on anything but ``{"seals": [[id, count], ...], "changes": n}``."""
         if not isinstance(data, Mapping):
             raise ValueError("lineage: expected an object")
         seals, changes = data.get("seals"), data.get("changes")
-        if not isinstance(seals, list) or not all(isinstance(s, str) and s for s in seals):
-            raise ValueError("lineage.seals: expected a list of seal ids")
         if type(changes) is not int or changes < 0:
             raise ValueError("lineage.changes: expected an integer >= 0")
-        return cls(tuple(seals[-MAX_SEALS:]), changes)
+        if not isinstance(seals, list):
+            raise ValueError("lineage.seals: expected a list")
+        parsed: list[Seal] = []
+        for seal in seals:
+            if not (isinstance(seal, (list, tuple)) and len(seal) == 2 and isinstance(seal[0], str) and seal[0]
+                    and type(seal[1]) is int and 0 <= seal[1] <= changes):
+                raise ValueError("lineage.seals: expected [id, count] pairs with count <= changes")
+            parsed.append((seal[0], seal[1]))
+        return cls(tuple(parsed[-MAX_SEALS:]), changes)
 
     def sealed(self, seal_id: str) -> "Lineage":
-        return Lineage((self.seals + (seal_id,))[-MAX_SEALS:], self.changes)
+        return Lineage((self.seals + ((seal_id, self.changes),))[-MAX_SEALS:], self.changes)
 
     def __str__(self) -> str:
         return f"{self.head or '-'}+{self.changes}"
@@ -74,23 +84,31 @@ def of_snapshot(snapshot: Mapping[str, Any]) -> Lineage:
     """The lineage a machine snapshot carries (snapshots from before lineages: no seals)."""
     counters = snapshot.get("counters")
     changes = counters.get("change") if isinstance(counters, Mapping) else None
-    if type(changes) is not int or changes < 0:
-        raise ValueError("counters.change: expected an integer >= 0")
-    seals = snapshot.get("seals", [])
-    return Lineage.from_dict({"seals": seals, "changes": changes})
+    return Lineage.from_dict({"seals": snapshot.get("seals", []), "changes": changes})
+
+
+def contains(a: Lineage, b: Lineage) -> bool:
+    """Whether ``a`` holds every change ``b`` holds (see the module docstring)."""
+    ids = [seal_id for seal_id, _ in a.seals]
+    for seal_id, count in reversed(b.seals):
+        if seal_id in ids:
+            i = ids.index(seal_id)
+            until = a.seals[i + 1][1] if i + 1 < len(a.seals) else a.changes
+            return until >= b.changes
+        if count < b.changes:
+            return False  # b wrote after this seal, and a never went through it
+    first = a.seals[0][1] if a.seals else a.changes  # b's changes are all from before any seal
+    return first >= b.changes
 
 
 def relation(a: Lineage, b: Lineage) -> Relation:
     """What ``a`` is to ``b``."""
-    if a.head == b.head:
-        if a.changes == b.changes:
-            return Relation.SAME
-        return Relation.AHEAD if a.changes > b.changes else Relation.BEHIND
-    if b.head is None or b.head in a.seals:
-        return Relation.AHEAD  # a went on from b's period (an unsealed state is the root of all)
-    if a.head is None or a.head in b.seals:
-        return Relation.BEHIND
-    return Relation.DIVERGED
+    a_has_b, b_has_a = contains(a, b), contains(b, a)
+    if a_has_b and b_has_a:
+        return Relation.SAME
+    if a_has_b:
+        return Relation.AHEAD
+    return Relation.BEHIND if b_has_a else Relation.DIVERGED
 
 
 def is_newer(candidate: Lineage, current: Lineage) -> bool:

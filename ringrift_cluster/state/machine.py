@@ -61,7 +61,7 @@ class StateMachine:
         self.models = Models(self.core)
         self.locks = Locks(self.core)
         self.dedup: OrderedDict[str, dict[str, Any]] = OrderedDict()  # rid -> entry, oldest first
-        self.seals: list[str] = []  # the leader periods this state went through (lineage.py)
+        self.seals: list[tuple[str, int]] = []  # (id, changes): the leader periods it went through (lineage.py)
         self._swept: tuple[list[str], list[str]] = ([], [])  # what this command's sweep expired
 
     @property
@@ -213,7 +213,7 @@ class StateMachine:
         return ok(lineage=self.lineage().to_dict())
 
     def _append_seal(self, seal: str) -> None:
-        self.seals = (self.seals + [seal])[-MAX_SEALS:]
+        self.seals = (self.seals + [(seal, self.core.counters["change"])])[-MAX_SEALS:]
 
     def lineage(self) -> Lineage:
         return Lineage(tuple(self.seals), self.core.counters["change"])
@@ -278,7 +278,7 @@ class StateMachine:
             "limits": self.core.limits.to_dict(),
             "clock": self.core.clock,
             "counters": dict(self.core.counters),
-            "seals": list(self.seals),
+            "seals": [list(seal) for seal in self.seals],
             "dedup": {rid: clone(entry) for rid, entry in self.dedup.items()},
             "work": self.work.snapshot(),
             "jobs": self.jobs.snapshot(),

@@ -13,36 +13,54 @@ def run(machine: StateMachine, cmd: dict, now: float = 10.0) -> dict:
     return machine.apply(json.loads(json.dumps(c.stamp(cmd, now))))
 
 
-def L(*seals: str, changes: int = 0) -> Lineage:
+def L(*seals: tuple[str, int], changes: int = 0) -> Lineage:
     return Lineage(tuple(seals), changes)
 
 
+A, B, C = ("a", 0), ("b", 5), ("c", 5)
+
+
 def test_relations() -> None:
-    assert relation(L("a", changes=3), L("a", changes=3)) is Relation.SAME
-    assert relation(L("a", changes=4), L("a", changes=3)) is Relation.AHEAD
-    assert relation(L("a", changes=2), L("a", changes=3)) is Relation.BEHIND
-    # a later period wins whatever the counts: it went on from the other's last seal
-    assert relation(L("a", "b", changes=1), L("a", changes=99)) is Relation.AHEAD
-    assert relation(L("a", changes=99), L("a", "b", changes=1)) is Relation.BEHIND
-    # two leaders sealed apart: neither may replace the other
-    assert relation(L("a", "b", changes=5), L("a", "c", changes=9)) is Relation.DIVERGED
-    # an unsealed state (fresh, or from before lineages) is behind any sealed one
-    assert relation(L("a"), L(changes=50)) is Relation.AHEAD
+    assert relation(L(A, changes=3), L(A, changes=3)) is Relation.SAME
+    assert relation(L(A, changes=4), L(A, changes=3)) is Relation.AHEAD
+    assert relation(L(A, changes=2), L(A, changes=3)) is Relation.BEHIND
+    # a later period that went on from the other's whole history wins whatever the counts
+    assert relation(L(A, ("b", 3), changes=3), L(A, changes=3)) is Relation.SAME  # sealed, wrote nothing
+    assert relation(L(A, ("b", 3), changes=4), L(A, changes=3)) is Relation.AHEAD
+    # the other had written past the point where this one moved on: diverged, not ahead
+    assert relation(L(A, ("b", 3), changes=90), L(A, changes=9)) is Relation.DIVERGED
+    # two leaders sealed apart and both wrote: neither may replace the other
+    assert relation(L(A, B, changes=7), L(A, C, changes=9)) is Relation.DIVERGED
+    # an unsealed state (fresh, or from before lineages) is contained by one sealed after it
+    assert relation(L(("a", 50), changes=50), L(changes=50)) is Relation.SAME
+    assert relation(L(("a", 50), changes=51), L(changes=50)) is Relation.AHEAD
+    assert relation(L(("a", 0), changes=60), L(changes=50)) is Relation.DIVERGED
+
+
+def test_a_seal_that_carries_no_change_does_not_fork_the_history() -> None:
+    """Found by the switch loop: Raft sealed a leader period and wrote nothing after the export
+    was taken; the Bully period went on from the export. The Bully state contains the Raft one."""
+    raft = L(("r6", 35), ("r7", 35), changes=35)
+    bully = L(("r6", 35), ("j4", 35), changes=42)
+    assert relation(bully, raft) is Relation.AHEAD and relation(raft, bully) is Relation.BEHIND
+    # but once the Raft leader wrote after its seal, the Bully state no longer contains it
+    assert relation(bully, L(("r6", 35), ("r7", 35), changes=36)) is Relation.DIVERGED
 
 
 def test_newest_prefers_descendants_then_a_stable_order_among_diverged() -> None:
-    assert newest([L("a", changes=3), L("a", "b", changes=1), L("a", changes=7)]) == L("a", "b", changes=1)
-    diverged = [L("a", "b", changes=5), L("a", "c", changes=5)]
-    assert newest(diverged) == newest(list(reversed(diverged))) == L("a", "c", changes=5)
+    assert newest([L(A, changes=3), L(A, ("b", 7), changes=8), L(A, changes=7)]) == L(A, ("b", 7), changes=8)
+    diverged = [L(A, B, changes=6), L(A, C, changes=6)]
+    assert newest(diverged) == newest(list(reversed(diverged))) == L(A, C, changes=6)
     assert newest([]) is None
 
 
 def test_choose_takes_only_what_is_ahead_of_ours() -> None:
-    ours = L("r1", changes=13)
-    reports = [Report("n1", L("r1", changes=13)), Report("n2", None), Report("n3", L("r1", "b2", changes=14)),
-               Report("n4", L("x", changes=500))]  # diverged: never chosen however big
+    ours = L(("r1", 0), changes=13)
+    reports = [Report("n1", L(("r1", 0), changes=13)), Report("n2", None),
+               Report("n3", L(("r1", 0), ("b2", 13), changes=14)),
+               Report("n4", L(("x", 0), changes=500))]  # diverged: never chosen however big
     assert choose(ours, reports).node_id == "n3"
-    assert choose(L("r1", "b2", changes=14), reports) is None
+    assert choose(L(("r1", 0), ("b2", 13), changes=14), reports) is None
 
 
 def test_seal_ids_carry_store_and_term() -> None:
@@ -70,7 +88,7 @@ def test_an_import_never_overwrites_a_write_made_after_a_seal() -> None:
     fresh = StateMachine.from_snapshot(exported)
     taken = run(fresh, c.import_state(bully.snapshot(), seal="raft-3-a"))
     assert taken["ok"] and fresh.work_get("in-bully") is not None
-    assert fresh.lineage().seals == ("raft-1-a", "journal-1-b", "raft-3-a")
+    assert [seal for seal, _ in fresh.lineage().seals] == ["raft-1-a", "journal-1-b", "raft-3-a"]
 
 
 def test_import_is_a_compare_and_set_on_base() -> None:
@@ -92,7 +110,7 @@ def test_seals_survive_snapshots_and_old_snapshots_still_load() -> None:
     run(m, c.seal("s1"))
     run(m, c.add_work("w", "t"))
     again = StateMachine.from_snapshot(json.loads(json.dumps(m.snapshot())))
-    assert again.lineage() == m.lineage() == L("s1", changes=1)
+    assert again.lineage() == m.lineage() == L(("s1", 0), changes=1)
     old = m.snapshot()
     del old["seals"]  # a snapshot written before lineages existed
     assert StateMachine.from_snapshot(old).lineage() == L(changes=1)
