@@ -109,9 +109,12 @@ class ClusterNode:
             await self.client.start()
             self._undo.append(self.client.close)
             await self._start_api()
-            if self.store is not None:
-                # Before the store serves: what this node holds from its last run or mode.
-                await self.handoff.load(lambda: recover_raft_state(self.config))
+            # What this node holds from its last run or mode. Collected beside the engines'
+            # start (a recovery may take seconds; the election must not wait for it): whatever
+            # needs it (a reconcile, /state/candidate) waits until it is done.
+            loading = asyncio.create_task(self.handoff.load(lambda: recover_raft_state(self.config))) \
+                if self.store is not None else None
+            self._undo.append(lambda: _cancel(loading))
             await self.membership.start()
             self._undo.append(lambda: self.membership.stop(graceful=False))
             await self.consensus.start()
@@ -119,6 +122,8 @@ class ClusterNode:
             if self.store is not None and self.store is not self.consensus:
                 await self.store.start()
                 self._undo.append(self.store.stop)
+            if loading is not None:
+                await loading
             duties = ReleaseFailedMembers(self.config.node_id, self.state, self.membership,
                                           sweep_s=self.config.state.tick_interval_s * 4)
             self._tasks = [
@@ -252,6 +257,12 @@ class ClusterNode:
             if event.election_outcome is not None and event.election_latency_s is not None:
                 self.metrics.election_latency.labels(outcome=event.election_outcome.value).observe(event.election_latency_s)
             self.refresh_metrics()
+
+
+async def _cancel(task: "asyncio.Task[Any] | None") -> None:
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def run_until_signalled(node: ClusterNode) -> None:

@@ -44,10 +44,14 @@ class Handoff:
         self._gatherer = Gatherer(client, peer_url, config.election.request_timeout_s)
         self._local: list[dict[str, Any]] = []  # snapshots held outside the store
         self.switched_from: str | None = None
-        self.loaded = False  # until then this node cannot tell what it holds
+        self._loaded = asyncio.Event()  # until set, this node cannot tell what it holds
         self._log = structlog.get_logger("ringrift.store.handoff").bind(node_id=config.node_id)
 
     # -- start and stop ------------------------------------------------------------------------
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
 
     async def load(self, recover_raft: Callable[[], Awaitable[dict[str, Any] | None]] | None = None) -> None:
         """Collect the local candidates; call before the store serves."""
@@ -69,7 +73,7 @@ class Handoff:
             if recovered is not None:
                 self._local.append(recovered)
         await asyncio.to_thread(write_last_run, data_dir, self.store_name, False)
-        self.loaded = True
+        self._loaded.set()
         if self._local or self.switched_from:
             self._log.info("state_candidates", switched_from=self.switched_from,
                            candidates=[str(of_snapshot(s)) for s in self._local])
@@ -116,6 +120,7 @@ class Handoff:
     async def reconcile(self, own_lineage: Lineage, members: tuple[str, ...],
                         still_leader: Callable[[], bool]) -> dict[str, Any] | None:
         """The snapshot the new leader must import before it serves (None: its own is newest)."""
+        await self._loaded.wait()
         own = await self.report()
 
         async def mine() -> dict[str, Any] | None:

@@ -107,7 +107,9 @@ def test_full_cluster_crash_and_restart_keeps_acknowledged_writes(make_cluster) 
         cluster.kill(node_id)
     cluster.start_all()
     cluster.wait_converged(START_S)
-    assert cluster.wait_for_leader(START_S) == leader  # the same (greatest) voter leads again
+    # Whoever leads now (the greatest voter, unless it came back late) first gathers the state
+    # the old leader journaled, so nothing acknowledged is missing.
+    cluster.wait_for_leader(START_S)
     stats = wait_until(lambda: (cluster.get("node-1", "/raft/work") or {}).get("stats"), 20, what="stats")
     assert stats["pending"] == 20
     locks = cluster.get("node-1", "/raft/locks")["locks"]
@@ -126,20 +128,20 @@ def _delete(cluster: LocalCluster, node_id: str, path: str, body: dict) -> dict:
 
 
 def test_graceful_leader_stop_hands_the_state_to_the_next_leader(make_cluster) -> None:
-    cluster, leader = started(make_cluster)
-    assert leader == "node-3"
+    cluster, leader = started(make_cluster)  # the greatest voter, unless it started late
     for i in range(5):
         ok(cluster.post("node-1", "/raft/work", {"work_id": f"w{i}", "work_type": "t"}))
     lock = ok(cluster.post("node-1", "/raft/lock/L", {"holder": "node-1", "ttl_s": 600}))
     assert cluster.stop(leader) == 0
-    new = wait_until(lambda: (l := cluster.agreed_leader(["node-1", "node-2"])) != leader and l, 15, what="new leader")
-    assert new == "node-2"
+    others = [n for n in cluster.nodes if n != leader]
+    new = wait_until(lambda: (l := cluster.agreed_leader(others)) != leader and l, 15, what="new leader")
+    assert new in others
     stats = wait_until(lambda: (cluster.get("node-1", "/raft/work") or {}).get("stats"), 10, what="stats")
     assert stats["pending"] == 5
     assert cluster.get("node-1", "/raft/locks")["locks"][0]["fence_token"] == lock["fence_token"]
     # And the next lock token still grows past everything handed over.
     ok(_delete_lock(cluster, lock))
-    assert ok(cluster.post("node-2", "/raft/lock/L", {"holder": "node-2", "ttl_s": 60}))["fence_token"] > lock["fence_token"]
+    assert ok(cluster.post(new, "/raft/lock/L", {"holder": new, "ttl_s": 60}))["fence_token"] > lock["fence_token"]
 
 
 def _delete_lock(cluster: LocalCluster, lock: dict) -> tuple[int, dict]:
