@@ -51,28 +51,31 @@ def write_phase(cluster: LocalCluster, acked: Acknowledged, phase: int) -> None:
     acked.jobs.append(f"job-{phase}")
 
 
+def fetch(cluster: LocalCluster, node: str, path: str) -> dict:
+    """A read that answered 200 (a read may wait out a leader change: that is not a loss)."""
+    return wait_until(lambda: cluster.get(node, path, timeout=10), 30, what=f"GET {path} on {node}")
+
+
 def check_everything(cluster: LocalCluster, acked: Acknowledged, where: str) -> None:
     reader = sorted(cluster.nodes)[0]
 
     def stats() -> dict | None:
-        body = cluster.get(reader, "/raft/work?consistent=true") or {}
-        return body.get("stats")
+        return fetch(cluster, reader, "/raft/work?consistent=true")["stats"]
 
     seen = wait_until(lambda: (s := stats()) and s["total"] >= len(acked.work) and s, 30,
                       what=f"the work queue after {where}", describe=stats)
     assert seen["total"] == len(acked.work), (where, seen)
     for work_id in acked.work:
-        item = (cluster.get(reader, f"/raft/work/{work_id}?consistent=true") or {}).get("item")
+        item = fetch(cluster, reader, f"/raft/work/{work_id}?consistent=true").get("item")
         assert item is not None, f"{where}: acknowledged work {work_id} is gone"
         if work_id in acked.claims:
             assert item["status"] == "claimed" and item["claim_token"] == acked.claims[work_id], (where, item)
-    locks = {l["name"]: l["fence_token"] for l in cluster.get(reader, "/raft/locks?consistent=true")["locks"]}
+    locks = {l["name"]: l["fence_token"] for l in fetch(cluster, reader, "/raft/locks?consistent=true")["locks"]}
     assert locks == acked.locks, (where, locks, acked.locks)
-    versions = [v["version"] for v in cluster.get(reader, "/raft/models/policy?consistent=true")["versions"]]
+    versions = [v["version"] for v in fetch(cluster, reader, "/raft/models/policy?consistent=true")["versions"]]
     assert sorted(versions) == sorted(acked.models), (where, versions)
-    for job_id in acked.jobs:
-        job = (cluster.get(reader, f"/raft/jobs?consistent=true") or {}).get("jobs", [])
-        assert any(j.get("job_id") == job_id for j in job), (where, job_id, job)
+    jobs = {j.get("job_id") for j in fetch(cluster, reader, "/raft/jobs?consistent=true")["jobs"]}
+    assert set(acked.jobs) <= jobs, (where, sorted(set(acked.jobs) - jobs), jobs)
 
 
 def switch(cluster: LocalCluster, mode: str, kill: bool) -> None:
