@@ -32,12 +32,19 @@ class StateStore(Protocol):
                    timeout: float | None = None) -> T:
         """Run ``fn(machine)``; with ``linearizable`` it sees every write acknowledged before."""
 
+    async def read_local(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn`` on this node's own copy, whoever leads (exports, reconciles)."""
+
+    def sealed_since_start(self) -> bool:
+        """Whether a leader sealed this store's state since this process started (so the
+        switch this node came from has been reconciled; see ``reconcile.py``)."""
+
     async def final_snapshot(self) -> dict[str, Any] | None:
         """At a graceful stop, before ``stop()``: stop taking writes and return the state this
-        node holds (None when it holds none), for the next start to import."""
+        node holds (None when it holds none), which becomes its export."""
 
     def import_snapshot(self, snapshot: dict[str, Any]) -> dict[str, Any]:
-        """Offer a snapshot from another mode or a departing leader; taken only if newer."""
+        """A departing leader's state; taken only if its lineage is ahead (``lineage.py``)."""
 
     def describe(self) -> dict[str, Any]: ...
 
