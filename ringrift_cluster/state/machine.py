@@ -12,6 +12,8 @@ remember the result under ``rid``; finally compact finished history and the dedu
 state is within its limits after every command.
 
 Not thread-safe: the owner (Raft or legacy adapter) must not read while another thread applies.
+``freeze()`` is the exception's way out: it costs the owner O(n / 512) and returns a view of the
+state that any thread may turn into a snapshot later, while applies go on.
 """
 
 from __future__ import annotations
@@ -247,17 +249,23 @@ class StateMachine:
 
     def snapshot(self) -> dict[str, Any]:
         """The full state as JSON-able data; equal to its own json round trip."""
-        return {
+        return self.freeze().snapshot()
+
+    def freeze(self) -> "FrozenState":
+        """The state as it is now, cheaply: records are shared, never copied, because no part
+        mutates a stored record and every container is copied on its next write. Serialize the
+        view on any thread (``FrozenState.snapshot``) while this machine keeps applying."""
+        return FrozenState({
             "format": SNAPSHOT_FORMAT,
             "limits": self.core.limits.to_dict(),
             "clock": self.core.clock,
             "counters": dict(self.core.counters),
-            "dedup": {rid: clone(entry) for rid, entry in self.dedup.items()},
-            "work": self.work.snapshot(),
-            "jobs": self.jobs.snapshot(),
-            "models": self.models.snapshot(),
-            "locks": self.locks.snapshot(),
-        }
+            "dedup": dict(self.dedup),  # entries are never mutated either
+            "work": self.work.freeze(),
+            "jobs": self.jobs.freeze(),
+            "models": self.models.freeze(),
+            "locks": self.locks.freeze(),
+        })
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> "StateMachine":
@@ -292,6 +300,40 @@ class StateMachine:
         self.core, self.work, self.jobs = fresh.core, fresh.work, fresh.jobs
         self.models, self.locks, self.dedup = fresh.models, fresh.locks, fresh.dedup
         self._swept = ([], [])
+
+
+class FrozenState:
+    """A machine's state at one instant (see ``StateMachine.freeze``); immutable, any thread."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: dict[str, Any]) -> None:
+        self._parts = parts
+
+    @property
+    def changes(self) -> int:
+        return self._parts["counters"]["change"]
+
+    def snapshot(self, copy: bool = True) -> dict[str, Any]:
+        """``StateMachine.snapshot()`` as of the freeze. ``copy=False`` shares the records
+        instead of copying them: only for a consumer that never mutates (a pickler)."""
+        p = self._parts
+        keep: Callable[[Any], Any] = clone if copy else _same
+        return {
+            "format": p["format"],
+            "limits": dict(p["limits"]),
+            "clock": p["clock"],
+            "counters": dict(p["counters"]),
+            "dedup": {rid: keep(entry) for rid, entry in p["dedup"].items()},
+            "work": WorkQueue.thaw(p["work"], keep),
+            "jobs": Jobs.thaw(p["jobs"], keep),
+            "models": Models.thaw(p["models"], keep),
+            "locks": Locks.thaw(p["locks"], keep),
+        }
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _part(attr: str, method: str) -> Callable[[StateMachine, Args], dict[str, Any]]:
