@@ -22,7 +22,9 @@ Rules, enforced here and nowhere else:
 * callbacks and the tick hook never raise (an exception in a pysyncobj callback makes the node
   apply the entry twice; one in an applied method wedges the cluster);
 * the replicated entry point is total: it parses one JSON command and returns the state
-  machine's result, or ``{"ok": False, "error": ...}``, whatever happens.
+  machine's result, or ``{"ok": False, "error": ...}``, whatever happens;
+* log compaction never serializes on the tick thread when the machine can ``freeze()``: the tick
+  thread freezes it (milliseconds) and a ``raft-dump`` thread writes the dump (``_DumpWriter``).
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ import asyncio
 import collections
 import dataclasses
 import enum
+import gzip
 import json
 import logging
+import os
+import pickle
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,7 +45,8 @@ from typing import Any, Callable, Mapping
 
 try:  # pysyncobj is imported here and in no other module of the package.
     import pysyncobj as _pso
-    from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+    from pysyncobj import SERIALIZER_STATE, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+    from pysyncobj import pickle as _pso_pickle
     from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
     PYSYNCOBJ_AVAILABLE = True
@@ -124,12 +130,16 @@ if PYSYNCOBJ_AVAILABLE:
             self.lock = threading.Lock()
             self.apply_failures = 0
             self.restore_failed: str | None = None
+            self.longest_apply_s = 0.0
 
         @replicated
         def execute(self, payload: str) -> Any:
             # Runs on every replica, on the tick thread, once the entry commits. Never raises.
             with self.lock:
-                return self._apply(payload)
+                started = time.perf_counter()
+                result = self._apply(payload)
+                self.longest_apply_s = max(self.longest_apply_s, time.perf_counter() - started)
+                return result
 
         def _apply(self, payload: Any) -> Any:
             if payload == BARRIER:
@@ -160,6 +170,91 @@ if PYSYNCOBJ_AVAILABLE:
             except BaseException as e:  # never raise into pysyncobj's tick
                 self.restore_failed = f"{type(e).__name__}: {e}"
                 _log.critical("raft snapshot restore failed: %s", self.restore_failed)
+
+
+    class _YieldingFile:
+        """A file whose writes let the tick thread run: the pickler calls ``write`` about every
+        64 KiB frame (protocol 4), and ``sleep(0)`` hands over the GIL there."""
+
+        def __init__(self, raw: Any) -> None:
+            self.raw = raw
+
+        def write(self, data: bytes) -> int:
+            n = self.raw.write(data)
+            time.sleep(0)
+            return n
+
+    class _DumpWriter:
+        """pysyncobj's asynchronous serializer hooks (``serializer``, ``serializeChecker``,
+        ``deserializer``). At log compaction the tick thread only freezes the machine; a
+        ``raft-dump`` thread writes the file in the very format pysyncobj writes itself (gzip'd
+        pickle of ``([engine fields, consumer data], last entries, cluster)``), so dumps of
+        either kind load either way.
+
+        pysyncobj renames ``<dump>.tmp`` right after ``serialize`` returns; the writer uses its
+        own temporary name, so that rename finds nothing (and is ignored: ``check`` reports)."""
+
+        def __init__(self, consumer: "_MachineConsumer", path: str) -> None:
+            self.consumer = consumer
+            self.path = path
+            self.syncobj: Any = None
+            self.state = SERIALIZER_STATE.NOT_SERIALIZING
+            self.longest_stall_s = 0.0
+            self.dumps = 0
+            self.last_error: str | None = None
+
+        def serialize(self, tmp: str, raft_data: tuple[Any, ...]) -> None:  # tick thread
+            started = time.perf_counter()
+            try:  # a leftover would be renamed over the dump when this returns
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            with self.consumer.lock:
+                view = self.consumer.machine.freeze()
+            engine = self._engine_fields()
+            self.state = SERIALIZER_STATE.SERIALIZING
+            threading.Thread(target=self._write, args=(view, engine, raft_data), name="raft-dump",
+                             daemon=True).start()
+            self.longest_stall_s = max(self.longest_stall_s, time.perf_counter() - started)
+
+        def _write(self, view: Any, engine: dict[str, Any], raft_data: tuple[Any, ...]) -> None:
+            tmp = self.path + ".writing"
+            try:
+                data = ([engine, {"format": 1, "machine": view.layout()}], *raft_data)
+                with open(tmp, "wb") as f:
+                    with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=6) as g:
+                        pickle.dump(data, _YieldingFile(g), protocol=4)
+                os.replace(tmp, self.path)
+                self.dumps += 1
+                self.state = SERIALIZER_STATE.SUCCESS
+            except BaseException as e:  # a failed dump keeps the old one and the log
+                self.last_error = f"{type(e).__name__}: {e}"
+                _log.error("raft dump failed: %s", self.last_error)
+                self.state = SERIALIZER_STATE.FAILED
+
+        def check(self) -> int:  # tick thread: SUCCESS / FAILED are reported once
+            state = self.state
+            if state in (SERIALIZER_STATE.SUCCESS, SERIALIZER_STATE.FAILED):
+                self.state = SERIALIZER_STATE.NOT_SERIALIZING
+            return state
+
+        def deserialize(self, path: str) -> tuple[Any, ...]:  # tick thread: start-up or install
+            with open(path, "rb") as f:
+                with gzip.GzipFile(fileobj=f) as g:
+                    data = _pso_pickle.load(g)
+            own, consumer_data = data[0][0], data[0][1]
+            if self.syncobj is not None and isinstance(own, dict):
+                self.syncobj.__dict__.update(own)  # what pysyncobj's own loader does
+            self.consumer._deserialize(consumer_data)
+            return tuple(data[1:])
+
+        def _engine_fields(self) -> dict[str, Any]:
+            # pysyncobj's own dump carries the fields it set after construction; so does ours.
+            so = self.syncobj
+            known = getattr(so, "_SyncObj__properies", None)
+            if so is None or known is None:
+                return {}
+            return {k: v for k, v in so.__dict__.items() if k not in known}
 
 
 def _settle(fut: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
@@ -222,6 +317,7 @@ class RaftEngine:
         self._outbox: collections.deque[tuple[asyncio.Future[Any], Any]] = collections.deque()
         self._drain_scheduled = False
         self._hook_errors = 0
+        self._dumper: Any = None
         self.started = False
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -253,10 +349,17 @@ class RaftEngine:
         """Owner thread: construct, report, wait for stop, destroy. Lives as long as the node."""
         syncobj = None
         try:
-            conf = SyncObjConf(**self._conf, onStateChanged=self._on_state_changed)
-            conf.validate()  # raft.py validated first; this is the engine's own belt and braces
             self._consumer = _MachineConsumer(self._machine, self._restore)
+            hooks: dict[str, Any] = {}
+            if self._conf.get("fullDumpFile") and callable(getattr(self._machine, "freeze", None)):
+                self._dumper = _DumpWriter(self._consumer, str(self._conf["fullDumpFile"]))
+                hooks = {"serializer": self._dumper.serialize, "deserializer": self._dumper.deserialize,
+                         "serializeChecker": self._dumper.check}
+            conf = SyncObjConf(**self._conf, **hooks, onStateChanged=self._on_state_changed)
+            conf.validate()  # raft.py validated first; this is the engine's own belt and braces
             syncobj = SyncObj(self.self_address, list(self.other_addresses), conf=conf, consumers=[self._consumer])
+            if self._dumper is not None:
+                self._dumper.syncobj = syncobj
             self._syncobj = syncobj
             syncobj.addOnTickCallback(self._on_tick)
             try:
@@ -445,6 +548,16 @@ class RaftEngine:
     @property
     def hook_errors(self) -> int:
         return self._hook_errors
+
+    def stalls(self) -> dict[str, Any]:
+        """The longest the tick thread spent in one apply and in one snapshot (ms)."""
+        consumer, dumper = self._consumer, self._dumper
+        return {
+            "longest_apply_ms": round(1000 * consumer.longest_apply_s, 3) if consumer is not None else 0.0,
+            "longest_snapshot_ms": round(1000 * dumper.longest_stall_s, 3) if dumper is not None else None,
+            "dumps_written": dumper.dumps if dumper is not None else None,
+            "dump_error": dumper.last_error if dumper is not None else None,
+        }
 
 
 __all__ = [

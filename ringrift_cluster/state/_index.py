@@ -114,6 +114,10 @@ class Frozen:
     def __len__(self) -> int:
         return sum(len(c) for c in self.chunks)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickles as a plain dict, streamed from the chunks: no dict of every record is built.
+        return dict, (), None, None, self.items()
+
 
 class KeyedHeap:
     """A min-heap of ``(key, id)`` with O(log n) set and removal by id; ``(key, id)`` is unique."""

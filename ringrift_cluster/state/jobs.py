@@ -150,7 +150,8 @@ class Jobs:
     @staticmethod
     def thaw(frozen: tuple[Frozen, list[str]], copy: Any = clone) -> dict[str, Any]:
         jobs, finished = frozen
-        return {"jobs": {j: copy(job) for j, job in jobs.items()}, "finished": list(finished)}
+        return {"jobs": jobs if copy is None else {j: copy(job) for j, job in jobs.items()},
+                "finished": list(finished)}
 
     def restore(self, data: dict[str, Any]) -> None:
         self.jobs = CowDict((str(j), clone(job)) for j, job in data["jobs"].items())

@@ -134,7 +134,7 @@ class Locks:
 
     @staticmethod
     def thaw(frozen: Frozen, copy: Any = clone) -> dict[str, Any]:
-        return {name: copy(lock) for name, lock in frozen.items()}
+        return frozen if copy is None else {name: copy(lock) for name, lock in frozen.items()}
 
     def restore(self, data: dict[str, Any]) -> None:
         self.locks, self.deadlines, self.by_holder = CowDict(), KeyedHeap(), {}

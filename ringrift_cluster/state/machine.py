@@ -317,14 +317,21 @@ class FrozenState:
     def snapshot(self, copy: bool = True) -> dict[str, Any]:
         """``StateMachine.snapshot()`` as of the freeze. ``copy=False`` shares the records
         instead of copying them: only for a consumer that never mutates (a pickler)."""
+        return self._build(clone if copy else _same)
+
+    def layout(self) -> dict[str, Any]:
+        """The snapshot's shape in O(1) per map: its large maps are left as ``Frozen`` views
+        (each yields ``items()``), for a writer that streams them instead of building dicts."""
+        return self._build(None)
+
+    def _build(self, keep: Callable[[Any], Any] | None) -> dict[str, Any]:
         p = self._parts
-        keep: Callable[[Any], Any] = clone if copy else _same
         return {
             "format": p["format"],
             "limits": dict(p["limits"]),
             "clock": p["clock"],
             "counters": dict(p["counters"]),
-            "dedup": {rid: keep(entry) for rid, entry in p["dedup"].items()},
+            "dedup": {rid: (keep or _same)(entry) for rid, entry in p["dedup"].items()},
             "work": WorkQueue.thaw(p["work"], keep),
             "jobs": Jobs.thaw(p["jobs"], keep),
             "models": Models.thaw(p["models"], keep),

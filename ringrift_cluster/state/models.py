@@ -138,6 +138,8 @@ class Models:
 
     @staticmethod
     def thaw(frozen: dict[str, Frozen], copy: Any = clone) -> dict[str, Any]:
+        if copy is None:
+            return dict(frozen)
         return {name: {v: copy(r) for v, r in versions.items()} for name, versions in frozen.items()}
 
     def restore(self, data: dict[str, Any]) -> None:

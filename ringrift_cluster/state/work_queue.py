@@ -222,7 +222,9 @@ class WorkQueue:
     @staticmethod
     def thaw(frozen: tuple[Frozen, list[str]], copy: Any = clone) -> dict[str, Any]:
         items, finished = frozen
-        return {"items": {w: copy(i) for w, i in items.items()}, "finished": list(finished)}
+        # copy=None keeps the frozen view itself (a pickler streams it as a dict).
+        return {"items": items if copy is None else {w: copy(i) for w, i in items.items()},
+                "finished": list(finished)}
 
     def restore(self, data: dict[str, Any]) -> None:
         self.items = CowDict((str(w), clone(i)) for w, i in data["items"].items())
