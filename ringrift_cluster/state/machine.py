@@ -19,7 +19,6 @@ state that any thread may turn into a snapshot later, while applies go on.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from typing import Any, Callable
 
 from ..errors import ConfigError
@@ -41,6 +40,7 @@ from ._common import (
     ok,
     refuse,
 )
+from ._index import CowDict
 from .jobs import Jobs
 from .locks import Locks
 from .models import Models
@@ -61,7 +61,7 @@ class StateMachine:
         self.jobs = Jobs(self.core)
         self.models = Models(self.core)
         self.locks = Locks(self.core)
-        self.dedup: OrderedDict[str, dict[str, Any]] = OrderedDict()  # rid -> entry, oldest first
+        self.dedup = CowDict()  # rid -> entry, oldest first
         self._swept: tuple[list[str], list[str]] = ([], [])  # what this command's sweep expired
 
     @property
@@ -157,10 +157,10 @@ class StateMachine:
         limits = self.core.limits
         horizon = self.core.clock - limits.dedup_ttl_s
         while self.dedup:
-            entry = self.dedup[next(iter(self.dedup))]
-            if len(self.dedup) <= limits.dedup_max_entries and entry["at"] > horizon:
+            oldest = next(iter(self.dedup))
+            if len(self.dedup) <= limits.dedup_max_entries and self.dedup[oldest]["at"] > horizon:
                 break
-            self.dedup.popitem(last=False)
+            del self.dedup[oldest]
 
     # -- ops that span several parts --------------------------------------------------------
 
@@ -260,7 +260,7 @@ class StateMachine:
             "limits": self.core.limits.to_dict(),
             "clock": self.core.clock,
             "counters": dict(self.core.counters),
-            "dedup": dict(self.dedup),  # entries are never mutated either
+            "dedup": self.dedup.freeze(),  # entries are never mutated either
             "work": self.work.freeze(),
             "jobs": self.jobs.freeze(),
             "models": self.models.freeze(),
@@ -290,7 +290,7 @@ class StateMachine:
                     any(type(n) is not int or n < 0 for n in counters.values()):
                 raise ValueError("counters: wrong names or values")
             fresh.core.counters = dict(counters)
-            fresh.dedup = OrderedDict((str(rid), clone(e)) for rid, e in data["dedup"].items())
+            fresh.dedup = CowDict((str(rid), clone(e)) for rid, e in data["dedup"].items())
             fresh.work.restore(data["work"])
             fresh.jobs.restore(data["jobs"])
             fresh.models.restore(data["models"])
@@ -331,7 +331,7 @@ class FrozenState:
             "limits": dict(p["limits"]),
             "clock": p["clock"],
             "counters": dict(p["counters"]),
-            "dedup": {rid: (keep or _same)(entry) for rid, entry in p["dedup"].items()},
+            "dedup": p["dedup"] if keep is None else {rid: keep(e) for rid, e in p["dedup"].items()},
             "work": WorkQueue.thaw(p["work"], keep),
             "jobs": Jobs.thaw(p["jobs"], keep),
             "models": Models.thaw(p["models"], keep),

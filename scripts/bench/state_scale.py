@@ -101,12 +101,21 @@ def build_queue(n: int, rng: random.Random, progress: Callable[[str], None]) -> 
     return runner, (rss_bytes() - before) / max(n, 1)
 
 
+def memory_per_item(n: int) -> float:
+    """Resident bytes per pending item, from a fresh process (a long-lived one reuses memory)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--memory-probe", str(n)], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def queue_ops(n: int, budget: float, progress: Callable[[str], None]) -> dict[str, Any]:
     rng = random.Random(n)
     out: dict[str, Any] = {}
-    runner, per_item = build_queue(n, rng, progress)
-    out["mem/item"] = per_item
-    progress(f"    built {n:,} pending items ({per_item:,.0f} B/item)")
+    runner, _ = build_queue(n, rng, progress)
+    out["mem/item"] = memory_per_item(n)
+    progress(f"    built {n:,} pending items ({out['mem/item']:,.0f} B/item)")
     timed("add", runner, ((c.add_work, f"x{i}", TYPES[i % 4]) for i in range(1000)), budget, out)
     claims = timed("claim", runner, ((c.claim_work, "n1") for _ in range(400)), budget, out)
     filtered = timed("claim gpu+type", runner,
@@ -282,7 +291,11 @@ def main() -> None:
     p.add_argument("--cluster", type=int, default=0, help="items for the 3-voter cluster run (0: skip)")
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--claim-seconds", type=float, default=600.0)
+    p.add_argument("--memory-probe", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.memory_probe:
+        print(build_queue(a.memory_probe, random.Random(a.memory_probe), lambda s: None)[1])
+        return
     sizes = [int(s) for s in a.sizes.split(",") if int(s) > 0]
     if sizes:
         in_process(sizes, a.budget)
