@@ -24,7 +24,7 @@ Rules, enforced here and nowhere else:
 * the replicated entry point is total: it parses one JSON command and returns the state
   machine's result, or ``{"ok": False, "error": ...}``, whatever happens;
 * log compaction never serializes on the tick thread when the machine can ``freeze()``: the tick
-  thread freezes it (milliseconds) and a ``raft-dump`` thread writes the dump (``_DumpWriter``).
+  thread freezes it (milliseconds) and a ``raft-dump`` thread writes the dump (``raft_dump``).
 """
 
 from __future__ import annotations
@@ -33,11 +33,8 @@ import asyncio
 import collections
 import dataclasses
 import enum
-import gzip
 import json
 import logging
-import os
-import pickle
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,6 +52,8 @@ except ImportError:  # pragma: no cover - exercised only where the engine is mis
     PYSYNCOBJ_AVAILABLE = False
     PYSYNCOBJ_VERSION = ""
     HAS_CRYPTO = False
+
+from .raft_dump import DumpWriter
 
 _log = logging.getLogger(__name__)
 
@@ -172,91 +171,6 @@ if PYSYNCOBJ_AVAILABLE:
                 _log.critical("raft snapshot restore failed: %s", self.restore_failed)
 
 
-    class _YieldingFile:
-        """A file whose writes let the tick thread run: the pickler calls ``write`` about every
-        64 KiB frame (protocol 4), and ``sleep(0)`` hands over the GIL there."""
-
-        def __init__(self, raw: Any) -> None:
-            self.raw = raw
-
-        def write(self, data: bytes) -> int:
-            n = self.raw.write(data)
-            time.sleep(0)
-            return n
-
-    class _DumpWriter:
-        """pysyncobj's asynchronous serializer hooks (``serializer``, ``serializeChecker``,
-        ``deserializer``). At log compaction the tick thread only freezes the machine; a
-        ``raft-dump`` thread writes the file in the very format pysyncobj writes itself (gzip'd
-        pickle of ``([engine fields, consumer data], last entries, cluster)``), so dumps of
-        either kind load either way.
-
-        pysyncobj renames ``<dump>.tmp`` right after ``serialize`` returns; the writer uses its
-        own temporary name, so that rename finds nothing (and is ignored: ``check`` reports)."""
-
-        def __init__(self, consumer: "_MachineConsumer", path: str) -> None:
-            self.consumer = consumer
-            self.path = path
-            self.syncobj: Any = None
-            self.state = SERIALIZER_STATE.NOT_SERIALIZING
-            self.longest_stall_s = 0.0
-            self.dumps = 0
-            self.last_error: str | None = None
-
-        def serialize(self, tmp: str, raft_data: tuple[Any, ...]) -> None:  # tick thread
-            started = time.perf_counter()
-            try:  # a leftover would be renamed over the dump when this returns
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            with self.consumer.lock:
-                view = self.consumer.machine.freeze()
-            engine = self._engine_fields()
-            self.state = SERIALIZER_STATE.SERIALIZING
-            threading.Thread(target=self._write, args=(view, engine, raft_data), name="raft-dump",
-                             daemon=True).start()
-            self.longest_stall_s = max(self.longest_stall_s, time.perf_counter() - started)
-
-        def _write(self, view: Any, engine: dict[str, Any], raft_data: tuple[Any, ...]) -> None:
-            tmp = self.path + ".writing"
-            try:
-                data = ([engine, {"format": 1, "machine": view.layout()}], *raft_data)
-                with open(tmp, "wb") as f:
-                    with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=6) as g:
-                        pickle.dump(data, _YieldingFile(g), protocol=4)
-                os.replace(tmp, self.path)
-                self.dumps += 1
-                self.state = SERIALIZER_STATE.SUCCESS
-            except BaseException as e:  # a failed dump keeps the old one and the log
-                self.last_error = f"{type(e).__name__}: {e}"
-                _log.error("raft dump failed: %s", self.last_error)
-                self.state = SERIALIZER_STATE.FAILED
-
-        def check(self) -> int:  # tick thread: SUCCESS / FAILED are reported once
-            state = self.state
-            if state in (SERIALIZER_STATE.SUCCESS, SERIALIZER_STATE.FAILED):
-                self.state = SERIALIZER_STATE.NOT_SERIALIZING
-            return state
-
-        def deserialize(self, path: str) -> tuple[Any, ...]:  # tick thread: start-up or install
-            with open(path, "rb") as f:
-                with gzip.GzipFile(fileobj=f) as g:
-                    data = _pso_pickle.load(g)
-            own, consumer_data = data[0][0], data[0][1]
-            if self.syncobj is not None and isinstance(own, dict):
-                self.syncobj.__dict__.update(own)  # what pysyncobj's own loader does
-            self.consumer._deserialize(consumer_data)
-            return tuple(data[1:])
-
-        def _engine_fields(self) -> dict[str, Any]:
-            # pysyncobj's own dump carries the fields it set after construction; so does ours.
-            so = self.syncobj
-            known = getattr(so, "_SyncObj__properies", None)
-            if so is None or known is None:
-                return {}
-            return {k: v for k, v in so.__dict__.items() if k not in known}
-
-
 def _settle(fut: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
     """Loop side of every crossing: settle ``fut`` unless it is already done (e.g. timed out)."""
     if fut.done():
@@ -352,7 +266,8 @@ class RaftEngine:
             self._consumer = _MachineConsumer(self._machine, self._restore)
             hooks: dict[str, Any] = {}
             if self._conf.get("fullDumpFile") and callable(getattr(self._machine, "freeze", None)):
-                self._dumper = _DumpWriter(self._consumer, str(self._conf["fullDumpFile"]))
+                self._dumper = DumpWriter(self._consumer, str(self._conf["fullDumpFile"]), SERIALIZER_STATE,
+                                          _pso_pickle.load)
                 hooks = {"serializer": self._dumper.serialize, "deserializer": self._dumper.deserialize,
                          "serializeChecker": self._dumper.check}
             conf = SyncObjConf(**self._conf, **hooks, onStateChanged=self._on_state_changed)

@@ -7,9 +7,11 @@ import gzip
 import pickle
 import time
 
+from pysyncobj import SERIALIZER_STATE
 from pysyncobj.serializer import Serializer
 
 from ringrift_cluster.consensus import raft_bridge
+from ringrift_cluster.consensus.raft_dump import DumpWriter
 from ringrift_cluster.consensus.raft import RaftConsensus
 from ringrift_cluster.state import StateMachine, commands as c
 
@@ -27,16 +29,16 @@ def _consumer(machine: StateMachine) -> "raft_bridge._MachineConsumer":
     return raft_bridge._MachineConsumer(machine, lambda m, snap: m.restore(snap) or m)
 
 
-def _write(tmp_path, machine: StateMachine) -> tuple[str, "raft_bridge._DumpWriter"]:
+def _write(tmp_path, machine: StateMachine) -> tuple[str, DumpWriter]:
     path = str(tmp_path / "dump.bin")
-    writer = raft_bridge._DumpWriter(_consumer(machine), path)
+    writer = DumpWriter(_consumer(machine), path, SERIALIZER_STATE, pickle.load)
     writer.serialize(path + ".tmp", (("e1", 2, 1), ("e0", 1, 1), {"cluster"}))
     deadline = time.monotonic() + 10
-    while (state := writer.check()) == raft_bridge.SERIALIZER_STATE.SERIALIZING:
+    while (state := writer.check()) == SERIALIZER_STATE.SERIALIZING:
         assert time.monotonic() < deadline, "the dump thread did not finish"
         time.sleep(0.01)
-    assert state == raft_bridge.SERIALIZER_STATE.SUCCESS, writer.last_error
-    assert writer.check() == raft_bridge.SERIALIZER_STATE.NOT_SERIALIZING  # reported once
+    assert state == SERIALIZER_STATE.SUCCESS, writer.last_error
+    assert writer.check() == SERIALIZER_STATE.NOT_SERIALIZING  # reported once
     return path, writer
 
 
@@ -54,11 +56,11 @@ def test_dump_ignores_commands_applied_while_it_is_written(tmp_path):
     machine = _machine(3000)
     expected = machine.snapshot()
     path = str(tmp_path / "dump.bin")
-    writer = raft_bridge._DumpWriter(_consumer(machine), path)
+    writer = DumpWriter(_consumer(machine), path, SERIALIZER_STATE, pickle.load)
     writer.serialize(path + ".tmp", ((), (), set()))
     for i in range(300):  # the engine keeps applying while the writer runs
         machine.apply(c.claim_work("n1", rid=f"c{i}", now=5000.0 + i))
-    while writer.check() == raft_bridge.SERIALIZER_STATE.SERIALIZING:
+    while writer.check() == SERIALIZER_STATE.SERIALIZING:
         time.sleep(0.01)
     with gzip.open(path) as f:
         assert pickle.load(f)[0][1]["machine"] == expected
@@ -72,7 +74,7 @@ def test_a_dump_in_pysyncobjs_default_format_restores(tmp_path):
     with open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb") as g:
         pickle.dump(([{}, {"format": 1, "machine": source.snapshot()}], "e1", "e0", "cluster"), g, 2)
     target = _consumer(StateMachine())
-    tail = raft_bridge._DumpWriter(target, path).deserialize(path)
+    tail = DumpWriter(target, path, SERIALIZER_STATE, pickle.load).deserialize(path)
     assert tail == ("e1", "e0", "cluster") and target.restore_failed is None
     assert target.machine.snapshot() == source.snapshot()
     claim = c.claim_work("n", rid="x", now=1e6)
