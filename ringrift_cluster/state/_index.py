@@ -14,7 +14,7 @@ All of it is derived from the records and rebuilt on restore; none of it is in a
 from __future__ import annotations
 
 from heapq import heappop, heappush
-from itertools import chain
+from itertools import chain, islice
 from typing import Any, Iterable, Iterator
 
 CHUNK = 512  # a chunk copy (~10 µs) is the most one write pays after a freeze
@@ -30,8 +30,15 @@ class CowDict:
         self._chunks: dict[int, dict[str, Any]] = {}  # in chunk (= insertion) order
         self._owned: set[int] = set()  # chunks no frozen view shares: writable in place
         self._added = 0
-        for key, value in data:
-            self[key] = value
+        pairs = iter(data)
+        while chunk := dict(islice(pairs, CHUNK)):  # bulk load, a chunk at a time
+            n = self._added // CHUNK
+            self._chunks[n] = chunk
+            self._owned.add(n)
+            self._where.update(dict.fromkeys(chunk, n))
+            self._added += CHUNK
+        if len(self._where) != sum(map(len, self._chunks.values())):
+            raise ValueError("CowDict: duplicate keys")
 
     def __len__(self) -> int:
         return len(self._where)

@@ -33,9 +33,10 @@ class Locks:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.locks = CowDict()
-        # Derived, rebuilt on restore: deadlines and the lock names of each holder.
+        # Derived, rebuilt on restore: deadlines, and the lock names under each node id a
+        # holder answers to (``a:b:c`` answers to ``a``, ``a:b`` and ``a:b:c``).
         self.deadlines = KeyedHeap()  # name -> expires_at
-        self.by_holder: dict[str, dict[str, None]] = {}
+        self.by_node: dict[str, dict[str, None]] = {}
 
     @property
     def next_expiry(self) -> float | None:
@@ -111,9 +112,7 @@ class Locks:
         return due
 
     def release_node(self, node_id: str) -> list[str]:
-        prefix = node_id + ":"
-        mine = sorted(name for holder, names in self.by_holder.items()
-                      if holder == node_id or holder.startswith(prefix) for name in names)
+        mine = sorted(self.by_node.get(node_id, ()))
         for name in mine:
             self._drop(name)
         return mine
@@ -137,7 +136,7 @@ class Locks:
         return frozen if copy is None else {name: copy(lock) for name, lock in frozen.items()}
 
     def restore(self, data: dict[str, Any]) -> None:
-        self.locks, self.deadlines, self.by_holder = CowDict(), KeyedHeap(), {}
+        self.locks, self.deadlines, self.by_node = CowDict(), KeyedHeap(), {}
         for name, lock in data.items():
             if lock["name"] != name:
                 raise ValueError(f"locks: {name!r} holds the lock of {lock['name']!r}")
@@ -165,7 +164,8 @@ class Locks:
             self._unhold(old)
         self.locks[name] = lock
         self.deadlines.set(name, lock["expires_at"])
-        self.by_holder.setdefault(lock["holder"], {})[name] = None
+        for node_id in _answers_to(lock["holder"]):
+            self.by_node.setdefault(node_id, {})[name] = None
         return lock
 
     def _drop(self, name: str) -> None:
@@ -174,7 +174,13 @@ class Locks:
         self.deadlines.discard(name)
 
     def _unhold(self, lock: dict[str, Any]) -> None:
-        names = self.by_holder[lock["holder"]]
-        del names[lock["name"]]
-        if not names:
-            del self.by_holder[lock["holder"]]
+        for node_id in _answers_to(lock["holder"]):
+            names = self.by_node[node_id]
+            del names[lock["name"]]
+            if not names:
+                del self.by_node[node_id]
+
+
+def _answers_to(holder: str) -> list[str]:
+    """Every node id whose release frees this holder's locks: itself and each ``:`` prefix."""
+    return [holder[:i] for i, ch in enumerate(holder) if ch == ":"] + [holder]

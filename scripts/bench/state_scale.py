@@ -84,7 +84,8 @@ def timed(label: str, runner: Runner, calls: Iterable[tuple], budget_s: float, o
         results.append(result)
         if time.perf_counter() - start > budget_s:
             break
-    out[label] = (statistics.median(times), max(times), len(times))
+    times.sort()
+    out[label] = (times[len(times) // 2], times[min(len(times) - 1, int(0.99 * len(times)))], max(times), len(times))
     return results
 
 
@@ -161,13 +162,14 @@ def snapshot_figures(m: StateMachine, n: int, out: dict[str, Any], progress: Cal
 def lock_ops(n: int, budget: float, progress: Callable[[str], None]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     runner = Runner(StateMachine())
-    for i in range(n):  # lock i expires 3600 s after it was taken
-        runner.apply(c.acquire_lock, f"lock-{i}", f"node-{i % 50}:job-{i}", 3600.0)
+    for i in range(n):  # lock i expires 3600 s after it was taken; each node holds 10 locks
+        runner.apply(c.acquire_lock, f"lock-{i}", f"node-{i // 10}:job-{i}", 3600.0)
     progress(f"    {n:,} locks held")
     runner.now = T0 + 3600.0  # from here on, about one old lock expires per command
     runner.worst = 0.0
     timed("lock acquire", runner, ((c.acquire_lock, f"new-{i}", "node-x", 60.0) for i in range(1000)), budget, out)
-    timed("node release", runner, ((c.release_node, f"node-{i}") for i in range(5)), budget, out)
+    timed("node release", runner, ((c.release_node, f"node-{i}") for i in range(0, n // 10, max(1, n // 2000))),
+          budget, out)
     out["worst apply"] = runner.worst
     return out
 
@@ -192,29 +194,32 @@ COLUMNS = ("add", "claim", "claim gpu+type", "claim no match", "complete", "fail
            "lock acquire", "node release", "model register", "model promote")
 
 
-def in_process(sizes: list[int], budget: float) -> None:
+def in_process(sizes: list[int], budget: float, families: set[str]) -> None:
     table: dict[int, dict[str, Any]] = {}
     for n in sizes:
         say = lambda s: print(s, flush=True)  # noqa: E731
         say(f"== {n:,} ==")
-        q = queue_ops(n, budget, say)
-        lk = lock_ops(n, budget, say)
-        md = model_ops(n, budget, say)
-        table[n] = {**q, **lk, **md, "worst apply": max(q["worst apply"], lk["worst apply"], md["worst apply"])}
+        parts = [fn(n, budget, say) for name, fn in (("queue", queue_ops), ("locks", lock_ops), ("models", model_ops))
+                 if name in families]
+        table[n] = {k: v for part in parts for k, v in part.items()}
+        table[n]["worst apply"] = max(part["worst apply"] for part in parts)
         gc.collect()
-    print("\nper operation: median apply (worst apply, samples)")
-    head = f"{'operation':<22}" + "".join(f"{n:>26,}" for n in sizes)
-    print(head)
+    print("\nper operation: median / p99 / worst apply (samples)")
+    print(f"{'operation':<20}" + "".join(f"{n:>34,}" for n in sizes))
     for col in COLUMNS:
+        if col not in table[sizes[0]]:
+            continue
         cells = []
         for n in sizes:
-            med, worst, k = table[n][col]
-            cells.append(f"{fmt_us(med)} ({fmt_us(worst)}, {k})")
-        print(f"{col:<22}" + "".join(f"{x:>26}" for x in cells))
+            med, p99, worst, k = table[n][col]
+            cells.append(f"{fmt_us(med)} / {fmt_us(p99)} / {fmt_us(worst)} ({k})")
+        print(f"{col:<20}" + "".join(f"{x:>34}" for x in cells))
     for col in ("worst apply", "snapshot stall", "snapshot off-thread", "dump", "restore"):
-        print(f"{col:<22}" + "".join(f"{fmt_us(table[n][col]):>26}" for n in sizes))
+        if col in table[sizes[0]]:
+            print(f"{col:<20}" + "".join(f"{fmt_us(table[n][col]):>34}" for n in sizes))
     for col in ("mem/item", "json B/item", "dump B/item"):
-        print(f"{col:<22}" + "".join(f"{table[n][col]:>26,.0f}" for n in sizes))
+        if col in table[sizes[0]]:
+            print(f"{col:<20}" + "".join(f"{table[n][col]:>34,.0f}" for n in sizes))
 
 
 # -- a real cluster ------------------------------------------------------------------------------
@@ -291,6 +296,7 @@ def main() -> None:
     p.add_argument("--cluster", type=int, default=0, help="items for the 3-voter cluster run (0: skip)")
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--claim-seconds", type=float, default=600.0)
+    p.add_argument("--families", default="queue,locks,models")
     p.add_argument("--memory-probe", type=int, default=0, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.memory_probe:
@@ -298,7 +304,7 @@ def main() -> None:
         return
     sizes = [int(s) for s in a.sizes.split(",") if int(s) > 0]
     if sizes:
-        in_process(sizes, a.budget)
+        in_process(sizes, a.budget, set(a.families.split(",")))
     if a.cluster:
         asyncio.run(cluster_run(a.cluster, a.clients, a.claim_seconds))
 
