@@ -171,6 +171,11 @@ if PYSYNCOBJ_AVAILABLE:
                 _log.critical("raft snapshot restore failed: %s", self.restore_failed)
 
 
+def _spawn_dump(fn: Callable[..., None], *args: Any) -> None:
+    """The dump writer's own thread: it reads only a frozen view, never the live machine."""
+    threading.Thread(target=fn, args=args, name="raft-dump", daemon=True).start()
+
+
 def _settle(fut: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
     """Loop side of every crossing: settle ``fut`` unless it is already done (e.g. timed out)."""
     if fut.done():
@@ -267,7 +272,7 @@ class RaftEngine:
             hooks: dict[str, Any] = {}
             if self._conf.get("fullDumpFile") and callable(getattr(self._machine, "freeze", None)):
                 self._dumper = DumpWriter(self._consumer, str(self._conf["fullDumpFile"]), SERIALIZER_STATE,
-                                          _pso_pickle.load)
+                                          _pso_pickle.load, _spawn_dump)
                 hooks = {"serializer": self._dumper.serialize, "deserializer": self._dumper.deserialize,
                          "serializeChecker": self._dumper.check}
             conf = SyncObjConf(**self._conf, **hooks, onStateChanged=self._on_state_changed)

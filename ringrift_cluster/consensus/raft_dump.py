@@ -1,6 +1,7 @@
 """Raft log compaction without stalling the engine: the dump is written by a thread of its own.
 
-Used by ``raft_bridge`` (the only module that imports pysyncobj; it passes in what is needed).
+Used by ``raft_bridge``, the only module that imports pysyncobj or starts threads: it passes in
+pysyncobj's states and unpickler and the function that runs the writer on its own thread.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import gzip
 import logging
 import os
 import pickle
-import threading
 import time
 from typing import Any, Callable
 
@@ -39,11 +39,13 @@ class DumpWriter:
     pysyncobj renames ``<dump>.tmp`` right after ``serialize`` returns; the writer uses its
     own temporary name, so that rename finds nothing (and is ignored: ``check`` reports)."""
 
-    def __init__(self, consumer: Any, path: str, states: Any, load: Callable[[Any], Any]) -> None:
+    def __init__(self, consumer: Any, path: str, states: Any, load: Callable[[Any], Any],
+                 spawn: Callable[..., None]) -> None:
         self.consumer = consumer  # the bridge's consumer: ``lock``, ``machine``, ``_deserialize``
         self.path = path
         self.states = states  # pysyncobj's SERIALIZER_STATE
         self.load = load  # pysyncobj's unpickler (it also reads pickles of older Pythons)
+        self.spawn = spawn  # spawn(fn, *args): run fn(*args) on the raft-dump thread
         self.syncobj: Any = None
         self.state = self.states.NOT_SERIALIZING
         self.longest_stall_s = 0.0
@@ -60,8 +62,7 @@ class DumpWriter:
             view = self.consumer.machine.freeze()
         engine = self._engine_fields()
         self.state = self.states.SERIALIZING
-        threading.Thread(target=self._write, args=(view, engine, raft_data), name="raft-dump",
-                         daemon=True).start()
+        self.spawn(self._write, view, engine, raft_data)
         self.longest_stall_s = max(self.longest_stall_s, time.perf_counter() - started)
 
     def _write(self, view: Any, engine: dict[str, Any], raft_data: tuple[Any, ...]) -> None:

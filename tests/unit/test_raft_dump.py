@@ -31,7 +31,7 @@ def _consumer(machine: StateMachine) -> "raft_bridge._MachineConsumer":
 
 def _write(tmp_path, machine: StateMachine) -> tuple[str, DumpWriter]:
     path = str(tmp_path / "dump.bin")
-    writer = DumpWriter(_consumer(machine), path, SERIALIZER_STATE, pickle.load)
+    writer = DumpWriter(_consumer(machine), path, SERIALIZER_STATE, pickle.load, raft_bridge._spawn_dump)
     writer.serialize(path + ".tmp", (("e1", 2, 1), ("e0", 1, 1), {"cluster"}))
     deadline = time.monotonic() + 10
     while (state := writer.check()) == SERIALIZER_STATE.SERIALIZING:
@@ -56,7 +56,7 @@ def test_dump_ignores_commands_applied_while_it_is_written(tmp_path):
     machine = _machine(3000)
     expected = machine.snapshot()
     path = str(tmp_path / "dump.bin")
-    writer = DumpWriter(_consumer(machine), path, SERIALIZER_STATE, pickle.load)
+    writer = DumpWriter(_consumer(machine), path, SERIALIZER_STATE, pickle.load, raft_bridge._spawn_dump)
     writer.serialize(path + ".tmp", ((), (), set()))
     for i in range(300):  # the engine keeps applying while the writer runs
         machine.apply(c.claim_work("n1", rid=f"c{i}", now=5000.0 + i))
@@ -74,7 +74,7 @@ def test_a_dump_in_pysyncobjs_default_format_restores(tmp_path):
     with open(path, "wb") as f, gzip.GzipFile(fileobj=f, mode="wb") as g:
         pickle.dump(([{}, {"format": 1, "machine": source.snapshot()}], "e1", "e0", "cluster"), g, 2)
     target = _consumer(StateMachine())
-    tail = DumpWriter(target, path, SERIALIZER_STATE, pickle.load).deserialize(path)
+    tail = DumpWriter(target, path, SERIALIZER_STATE, pickle.load, raft_bridge._spawn_dump).deserialize(path)
     assert tail == ("e1", "e0", "cluster") and target.restore_failed is None
     assert target.machine.snapshot() == source.snapshot()
     claim = c.claim_work("n", rid="x", now=1e6)
