@@ -286,9 +286,9 @@ async def cluster_run(n: int, clients: int, claim_s: float) -> None:
             counts = {"claimed": 0, "empty": 0, "errors": 0}
             stop = time.monotonic() + claim_s
 
-            async def claimer(k: int) -> None:
+            async def claimer(k: int) -> None:  # able to run every item, so it ends on an empty queue
                 while time.monotonic() < stop:
-                    async with session.post(urls[k % 3] + "/raft/work/claim", json={"node_id": f"c{k}"}) as r:
+                    async with session.post(urls[k % 3] + "/raft/work/claim", json={"node_id": f"c{k}", "capabilities": ["avx512", "cuda12", "gpu"]}) as r:
                         body = await r.json()
                     if r.status != 200:
                         counts["errors"] += 1
