@@ -643,6 +643,7 @@ class RaftConsensus:
             "proposals_failed": self._failed,
             "apply_failures": self._engine.apply_failures,
             "restore_error": self._engine.restore_failed,
+            "engine_stalls": self._engine.stalls(),
             "journal_file": str(self.journal_file),
             "dump_file": str(self.dump_file),
             "dump_file_written": self._dump_ok,

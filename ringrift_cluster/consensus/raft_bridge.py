@@ -22,7 +22,9 @@ Rules, enforced here and nowhere else:
 * callbacks and the tick hook never raise (an exception in a pysyncobj callback makes the node
   apply the entry twice; one in an applied method wedges the cluster);
 * the replicated entry point is total: it parses one JSON command and returns the state
-  machine's result, or ``{"ok": False, "error": ...}``, whatever happens.
+  machine's result, or ``{"ok": False, "error": ...}``, whatever happens;
+* log compaction never serializes on the tick thread when the machine can ``freeze()``: the tick
+  thread freezes it (milliseconds) and a ``raft-dump`` thread writes the dump (``raft_dump``).
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from typing import Any, Callable, Mapping
 
 try:  # pysyncobj is imported here and in no other module of the package.
     import pysyncobj as _pso
-    from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+    from pysyncobj import SERIALIZER_STATE, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+    from pysyncobj import pickle as _pso_pickle
     from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
     PYSYNCOBJ_AVAILABLE = True
@@ -49,6 +52,8 @@ except ImportError:  # pragma: no cover - exercised only where the engine is mis
     PYSYNCOBJ_AVAILABLE = False
     PYSYNCOBJ_VERSION = ""
     HAS_CRYPTO = False
+
+from .raft_dump import DumpWriter
 
 _log = logging.getLogger(__name__)
 
@@ -124,12 +129,16 @@ if PYSYNCOBJ_AVAILABLE:
             self.lock = threading.Lock()
             self.apply_failures = 0
             self.restore_failed: str | None = None
+            self.longest_apply_s = 0.0
 
         @replicated
         def execute(self, payload: str) -> Any:
             # Runs on every replica, on the tick thread, once the entry commits. Never raises.
             with self.lock:
-                return self._apply(payload)
+                started = time.perf_counter()
+                result = self._apply(payload)
+                self.longest_apply_s = max(self.longest_apply_s, time.perf_counter() - started)
+                return result
 
         def _apply(self, payload: Any) -> Any:
             if payload == BARRIER:
@@ -160,6 +169,11 @@ if PYSYNCOBJ_AVAILABLE:
             except BaseException as e:  # never raise into pysyncobj's tick
                 self.restore_failed = f"{type(e).__name__}: {e}"
                 _log.critical("raft snapshot restore failed: %s", self.restore_failed)
+
+
+def _spawn_dump(fn: Callable[..., None], *args: Any) -> None:
+    """The dump writer's own thread: it reads only a frozen view, never the live machine."""
+    threading.Thread(target=fn, args=args, name="raft-dump", daemon=True).start()
 
 
 def _settle(fut: "asyncio.Future[Any]", result: Any, error: BaseException | None) -> None:
@@ -222,6 +236,7 @@ class RaftEngine:
         self._outbox: collections.deque[tuple[asyncio.Future[Any], Any]] = collections.deque()
         self._drain_scheduled = False
         self._hook_errors = 0
+        self._dumper: Any = None
         self.started = False
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -253,10 +268,18 @@ class RaftEngine:
         """Owner thread: construct, report, wait for stop, destroy. Lives as long as the node."""
         syncobj = None
         try:
-            conf = SyncObjConf(**self._conf, onStateChanged=self._on_state_changed)
-            conf.validate()  # raft.py validated first; this is the engine's own belt and braces
             self._consumer = _MachineConsumer(self._machine, self._restore)
+            hooks: dict[str, Any] = {}
+            if self._conf.get("fullDumpFile") and callable(getattr(self._machine, "freeze", None)):
+                self._dumper = DumpWriter(self._consumer, str(self._conf["fullDumpFile"]), SERIALIZER_STATE,
+                                          _pso_pickle.load, _spawn_dump)
+                hooks = {"serializer": self._dumper.serialize, "deserializer": self._dumper.deserialize,
+                         "serializeChecker": self._dumper.check}
+            conf = SyncObjConf(**self._conf, **hooks, onStateChanged=self._on_state_changed)
+            conf.validate()  # raft.py validated first; this is the engine's own belt and braces
             syncobj = SyncObj(self.self_address, list(self.other_addresses), conf=conf, consumers=[self._consumer])
+            if self._dumper is not None:
+                self._dumper.syncobj = syncobj
             self._syncobj = syncobj
             syncobj.addOnTickCallback(self._on_tick)
             try:
@@ -445,6 +468,16 @@ class RaftEngine:
     @property
     def hook_errors(self) -> int:
         return self._hook_errors
+
+    def stalls(self) -> dict[str, Any]:
+        """The longest the tick thread spent in one apply and in one snapshot (ms)."""
+        consumer, dumper = self._consumer, self._dumper
+        return {
+            "longest_apply_ms": round(1000 * consumer.longest_apply_s, 3) if consumer is not None else 0.0,
+            "longest_snapshot_ms": round(1000 * dumper.longest_stall_s, 3) if dumper is not None else None,
+            "dumps_written": dumper.dumps if dumper is not None else None,
+            "dump_error": dumper.last_error if dumper is not None else None,
+        }
 
 
 __all__ = [

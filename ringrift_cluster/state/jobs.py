@@ -1,4 +1,8 @@
-"""Job status: which node runs which job. assigned -> running -> completed | failed."""
+"""Job status: which node runs which job. assigned -> running -> completed | failed.
+
+Jobs are replaced, never mutated (``freeze`` shares them); active jobs are indexed by node so
+``release_node`` does not look at every job.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from ._common import (
     ok,
     refuse,
 )
+from ._index import CowDict, Frozen
 
 ASSIGNED, RUNNING, COMPLETED, FAILED = "assigned", "running", "completed", "failed"
 STATUSES = (ASSIGNED, RUNNING, COMPLETED, FAILED)
@@ -26,8 +31,9 @@ ACTIVE = (ASSIGNED, RUNNING)
 class Jobs:
     def __init__(self, core: Core) -> None:
         self.core = core
-        self.jobs: dict[str, dict[str, Any]] = {}
+        self.jobs = CowDict()
         self.finished: OrderedDict[str, None] = OrderedDict()  # finish order, oldest first
+        self.active: dict[str, dict[str, None]] = {}  # derived: node id -> its active job ids
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -41,7 +47,7 @@ class Jobs:
         if existing is not None:
             return refuse(ALREADY_EXISTS, f"job {job_id!r} already exists",
                           status=existing["status"], node_id=existing["node_id"])
-        self.jobs[job_id] = {
+        job = {
             "job_id": job_id,
             "node_id": node_id,
             "job_type": job_type,
@@ -54,6 +60,8 @@ class Jobs:
             "result": None,
             "error": None,
         }
+        self.jobs[job_id] = job
+        self.active.setdefault(node_id, {})[job_id] = None
         return ok(job_id=job_id, node_id=node_id, status=ASSIGNED)
 
     def start(self, a: Args) -> dict[str, Any]:
@@ -63,8 +71,7 @@ class Jobs:
         if job is None:
             return refusal
         if job["status"] == ASSIGNED:
-            job["status"] = RUNNING
-            job["started_at"] = self.core.clock
+            self.jobs[job_id] = {**job, "status": RUNNING, "started_at": self.core.clock}
         return ok(job_id=job_id, status=RUNNING)
 
     def complete(self, a: Args) -> dict[str, Any]:
@@ -91,7 +98,7 @@ class Jobs:
 
     def release_node(self, node_id: str) -> list[str]:
         """A node confirmed dead will never report on its active jobs: fail them."""
-        mine = [j for j in self.jobs.values() if j["node_id"] == node_id and j["status"] in ACTIVE]
+        mine = [self.jobs[j] for j in self.active.get(node_id, ())]
         mine.sort(key=lambda job: job["seq"])
         for job in mine:
             self._finish(job, FAILED, error=f"node {node_id} released")
@@ -137,12 +144,22 @@ class Jobs:
 
     # -- snapshot ---------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"jobs": clone(self.jobs), "finished": list(self.finished)}
+    def freeze(self) -> tuple[Frozen, list[str]]:
+        return self.jobs.freeze(), list(self.finished)
+
+    @staticmethod
+    def thaw(frozen: tuple[Frozen, list[str]], copy: Any = clone) -> dict[str, Any]:
+        jobs, finished = frozen
+        return {"jobs": jobs if copy is None else {j: copy(job) for j, job in jobs.items()},
+                "finished": list(finished)}
 
     def restore(self, data: dict[str, Any]) -> None:
-        self.jobs = clone(data["jobs"])
+        self.jobs = CowDict((str(j), clone(job)) for j, job in data["jobs"].items())
         self.finished = OrderedDict((j, None) for j in data["finished"])
+        self.active = {}
+        for job_id, job in self.jobs.items():
+            if job["status"] in ACTIVE:
+                self.active.setdefault(job["node_id"], {})[job_id] = None
         if set(self.finished) != {j for j, job in self.jobs.items() if job["status"] not in ACTIVE}:
             raise ValueError("jobs: finished index does not match the jobs")
 
@@ -163,5 +180,11 @@ class Jobs:
 
     def _finish(self, job: dict[str, Any], status: str, result: Any = None,
                 error: str | None = None) -> None:
-        job.update(status=status, finished_at=self.core.clock, result=result, error=error)
-        self.finished[job["job_id"]] = None
+        job_id, node_id = job["job_id"], job["node_id"]
+        self.jobs[job_id] = {**job, "status": status, "finished_at": self.core.clock,
+                             "result": result, "error": error}
+        self.finished[job_id] = None
+        mine = self.active[node_id]
+        del mine[job_id]
+        if not mine:
+            del self.active[node_id]

@@ -3,6 +3,9 @@
 Fence tokens come from one machine-wide counter, so a token is never reused for any lock, even
 after expiry, release or compaction. A holder is a node id, optionally followed by ``:<detail>``
 (e.g. ``gpu-3:job-17``); ``release_node("gpu-3")`` frees both forms.
+
+Expiry pops a deadline heap and ``release_node`` looks at holders, not at every lock, so neither
+grows with the number of locks. Locks are replaced, never mutated (``freeze`` shares them).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ._common import (
     ok,
     refuse,
 )
+from ._index import CowDict, Frozen, KeyedHeap
 
 DEFAULT_LOCK_TTL_S = 300.0
 MAX_TOKEN = 2**63 - 1
@@ -28,8 +32,17 @@ MAX_TOKEN = 2**63 - 1
 class Locks:
     def __init__(self, core: Core) -> None:
         self.core = core
-        self.locks: dict[str, dict[str, Any]] = {}
-        self.next_expiry: float | None = None  # derived: no lock expires before this
+        self.locks = CowDict()
+        # Derived, rebuilt on restore: deadlines, and the lock names under each node id a
+        # holder answers to (``a:b:c`` answers to ``a``, ``a:b`` and ``a:b:c``).
+        self.deadlines = KeyedHeap()  # name -> expires_at
+        self.by_node: dict[str, dict[str, None]] = {}
+
+    @property
+    def next_expiry(self) -> float | None:
+        """When the next lock expires (None: no lock is held)."""
+        top = self.deadlines.peek()
+        return None if top is None else top[0]
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -45,12 +58,10 @@ class Locks:
                           holder=lock["holder"], expires_at=lock["expires_at"])
         renewed = lock is not None
         if lock is None:
-            lock = {"name": name, "holder": holder, "fence_token": self.core.next("fence"),
-                    "acquired_at": clock, "ttl_s": ttl_s, "expires_at": clock + ttl_s}
-            self.locks[name] = lock
+            lock = self._put({"name": name, "holder": holder, "fence_token": self.core.next("fence"),
+                              "acquired_at": clock, "ttl_s": ttl_s, "expires_at": clock + ttl_s})
         else:  # re-acquiring one's own lock renews it and keeps its token
-            lock.update(ttl_s=ttl_s, expires_at=clock + ttl_s)
-        self._note(lock["expires_at"])
+            lock = self._put({**lock, "ttl_s": ttl_s, "expires_at": clock + ttl_s})
         return ok(**clone(lock), renewed=renewed)
 
     def renew(self, a: Args) -> dict[str, Any]:
@@ -60,10 +71,8 @@ class Locks:
         lock, refusal = self._held(name, holder, token)
         if lock is None:
             return refusal
-        if ttl_s is not None:
-            lock["ttl_s"] = ttl_s
-        lock["expires_at"] = self.core.clock + lock["ttl_s"]
-        self._note(lock["expires_at"])
+        ttl = lock["ttl_s"] if ttl_s is None else ttl_s
+        lock = self._put({**lock, "ttl_s": ttl, "expires_at": self.core.clock + ttl})
         return ok(**clone(lock), renewed=True)
 
     def release(self, a: Args) -> dict[str, Any]:
@@ -72,7 +81,7 @@ class Locks:
         lock, refusal = self._held(name, holder, token)
         if lock is None:
             return refusal
-        del self.locks[name]
+        self._drop(name)
         return ok(name=name, holder=holder, fence_token=token, released=True)
 
     def check_fence(self, fence: Args | None) -> dict[str, Any] | None:
@@ -95,20 +104,17 @@ class Locks:
     def sweep(self) -> list[str]:
         """Drop every lock whose lease has passed on the machine clock; returns their names."""
         clock = self.core.clock
-        if self.next_expiry is None or clock < self.next_expiry:
-            return []
-        due = sorted(name for name, lock in self.locks.items() if lock["expires_at"] <= clock)
-        for name in due:
-            del self.locks[name]
-        self.next_expiry = min((lock["expires_at"] for lock in self.locks.values()), default=None)
+        due = []
+        while (top := self.deadlines.peek()) is not None and top[0] <= clock:
+            due.append(top[1])
+            self._drop(top[1])
+        due.sort()
         return due
 
     def release_node(self, node_id: str) -> list[str]:
-        prefix = node_id + ":"
-        mine = sorted(name for name, lock in self.locks.items()
-                      if lock["holder"] == node_id or lock["holder"].startswith(prefix))
+        mine = sorted(self.by_node.get(node_id, ()))
         for name in mine:
-            del self.locks[name]
+            self._drop(name)
         return mine
 
     # -- reads ------------------------------------------------------------------------------
@@ -122,12 +128,19 @@ class Locks:
 
     # -- snapshot ---------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        return clone(self.locks)
+    def freeze(self) -> Frozen:
+        return self.locks.freeze()
+
+    @staticmethod
+    def thaw(frozen: Frozen, copy: Any = clone) -> dict[str, Any]:
+        return frozen if copy is None else {name: copy(lock) for name, lock in frozen.items()}
 
     def restore(self, data: dict[str, Any]) -> None:
-        self.locks = clone(data)
-        self.next_expiry = min((lock["expires_at"] for lock in self.locks.values()), default=None)
+        self.locks, self.deadlines, self.by_node = CowDict(), KeyedHeap(), {}
+        for name, lock in data.items():
+            if lock["name"] != name:
+                raise ValueError(f"locks: {name!r} holds the lock of {lock['name']!r}")
+            self._put(clone(lock))
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -144,6 +157,30 @@ class Locks:
                                 holder=lock["holder"])
         return lock, None
 
-    def _note(self, expires_at: float) -> None:
-        if self.next_expiry is None or expires_at < self.next_expiry:
-            self.next_expiry = expires_at
+    def _put(self, lock: dict[str, Any]) -> dict[str, Any]:
+        name = lock["name"]
+        old = self.locks.get(name)
+        if old is not None and old["holder"] != lock["holder"]:
+            self._unhold(old)
+        self.locks[name] = lock
+        self.deadlines.set(name, lock["expires_at"])
+        for node_id in _answers_to(lock["holder"]):
+            self.by_node.setdefault(node_id, {})[name] = None
+        return lock
+
+    def _drop(self, name: str) -> None:
+        self._unhold(self.locks[name])
+        del self.locks[name]
+        self.deadlines.discard(name)
+
+    def _unhold(self, lock: dict[str, Any]) -> None:
+        for node_id in _answers_to(lock["holder"]):
+            names = self.by_node[node_id]
+            del names[lock["name"]]
+            if not names:
+                del self.by_node[node_id]
+
+
+def _answers_to(holder: str) -> list[str]:
+    """Every node id whose release frees this holder's locks: itself and each ``:`` prefix."""
+    return [holder[:i] for i, ch in enumerate(holder) if ch == ":"] + [holder]

@@ -12,12 +12,13 @@ remember the result under ``rid``; finally compact finished history and the dedu
 state is within its limits after every command.
 
 Not thread-safe: the owner (Raft or legacy adapter) must not read while another thread applies.
+``freeze()`` is the exception's way out: it costs the owner O(n / 512) and returns a view of the
+state that any thread may turn into a snapshot later, while applies go on.
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from typing import Any, Callable
 
 from ..errors import ConfigError
@@ -39,6 +40,7 @@ from ._common import (
     ok,
     refuse,
 )
+from ._index import CowDict
 from .jobs import Jobs
 from .lineage import MAX_SEALS, Lineage, is_newer, of_snapshot
 from .locks import Locks
@@ -60,7 +62,7 @@ class StateMachine:
         self.jobs = Jobs(self.core)
         self.models = Models(self.core)
         self.locks = Locks(self.core)
-        self.dedup: OrderedDict[str, dict[str, Any]] = OrderedDict()  # rid -> entry, oldest first
+        self.dedup = CowDict()  # rid -> entry, oldest first
         self.seals: list[tuple[str, int]] = []  # (id, changes): the leader periods it went through (lineage.py)
         self._swept: tuple[list[str], list[str]] = ([], [])  # what this command's sweep expired
 
@@ -157,10 +159,10 @@ class StateMachine:
         limits = self.core.limits
         horizon = self.core.clock - limits.dedup_ttl_s
         while self.dedup:
-            entry = self.dedup[next(iter(self.dedup))]
-            if len(self.dedup) <= limits.dedup_max_entries and entry["at"] > horizon:
+            oldest = next(iter(self.dedup))
+            if len(self.dedup) <= limits.dedup_max_entries and self.dedup[oldest]["at"] > horizon:
                 break
-            self.dedup.popitem(last=False)
+            del self.dedup[oldest]
 
     # -- ops that span several parts --------------------------------------------------------
 
@@ -273,18 +275,24 @@ class StateMachine:
 
     def snapshot(self) -> dict[str, Any]:
         """The full state as JSON-able data; equal to its own json round trip."""
-        return {
+        return self.freeze().snapshot()
+
+    def freeze(self) -> "FrozenState":
+        """The state as it is now, cheaply: records are shared, never copied, because no part
+        mutates a stored record and every container is copied on its next write. Serialize the
+        view on any thread (``FrozenState.snapshot``) while this machine keeps applying."""
+        return FrozenState({
             "format": SNAPSHOT_FORMAT,
             "limits": self.core.limits.to_dict(),
             "clock": self.core.clock,
             "counters": dict(self.core.counters),
-            "seals": [list(seal) for seal in self.seals],
-            "dedup": {rid: clone(entry) for rid, entry in self.dedup.items()},
-            "work": self.work.snapshot(),
-            "jobs": self.jobs.snapshot(),
-            "models": self.models.snapshot(),
-            "locks": self.locks.snapshot(),
-        }
+            "seals": [list(seal) for seal in self.seals],  # a new list per append: safe to share
+            "dedup": self.dedup.freeze(),  # entries are never mutated either
+            "work": self.work.freeze(),
+            "jobs": self.jobs.freeze(),
+            "models": self.models.freeze(),
+            "locks": self.locks.freeze(),
+        })
 
     @classmethod
     def from_snapshot(cls, data: dict[str, Any]) -> "StateMachine":
@@ -309,7 +317,7 @@ class StateMachine:
                     any(type(n) is not int or n < 0 for n in counters.values()):
                 raise ValueError("counters: wrong names or values")
             fresh.core.counters = dict(counters)
-            fresh.dedup = OrderedDict((str(rid), clone(e)) for rid, e in data["dedup"].items())
+            fresh.dedup = CowDict((str(rid), clone(e)) for rid, e in data["dedup"].items())
             fresh.seals = list(of_snapshot(data).seals)  # absent in snapshots from before lineages
             fresh.work.restore(data["work"])
             fresh.jobs.restore(data["jobs"])
@@ -321,6 +329,48 @@ class StateMachine:
         self.models, self.locks, self.dedup = fresh.models, fresh.locks, fresh.dedup
         self.seals = fresh.seals
         self._swept = ([], [])
+
+
+class FrozenState:
+    """A machine's state at one instant (see ``StateMachine.freeze``); immutable, any thread."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self, parts: dict[str, Any]) -> None:
+        self._parts = parts
+
+    @property
+    def changes(self) -> int:
+        return self._parts["counters"]["change"]
+
+    def snapshot(self, copy: bool = True) -> dict[str, Any]:
+        """``StateMachine.snapshot()`` as of the freeze. ``copy=False`` shares the records
+        instead of copying them: only for a consumer that never mutates (a pickler)."""
+        return self._build(clone if copy else _same)
+
+    def layout(self) -> dict[str, Any]:
+        """The snapshot's shape in O(1) per map: its large maps are left as ``Frozen`` views
+        (each yields ``items()``), for a writer that streams them instead of building dicts."""
+        return self._build(None)
+
+    def _build(self, keep: Callable[[Any], Any] | None) -> dict[str, Any]:
+        p = self._parts
+        return {
+            "format": p["format"],
+            "limits": dict(p["limits"]),
+            "clock": p["clock"],
+            "counters": dict(p["counters"]),
+            "seals": [list(seal) for seal in p["seals"]],
+            "dedup": p["dedup"] if keep is None else {rid: keep(e) for rid, e in p["dedup"].items()},
+            "work": WorkQueue.thaw(p["work"], keep),
+            "jobs": Jobs.thaw(p["jobs"], keep),
+            "models": Models.thaw(p["models"], keep),
+            "locks": Locks.thaw(p["locks"], keep),
+        }
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _part(attr: str, method: str) -> Callable[[StateMachine, Args], dict[str, Any]]:

@@ -3,6 +3,9 @@
 Stages: ``candidate`` (on register), ``production`` (at most one version per name: promoting a
 new one archives the old) and ``archived``. Past ``max_versions_per_model`` versions of one name,
 the oldest non-production version is dropped.
+
+Records are replaced, never mutated (``freeze`` shares them); production versions are indexed
+per name so a promotion does not look at every version.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from ._common import (
     ok,
     refuse,
 )
+from ._index import CowDict, Frozen
 
 CANDIDATE, PRODUCTION, ARCHIVED = "candidate", "production", "archived"
 STAGES = (CANDIDATE, PRODUCTION, ARCHIVED)
@@ -29,7 +33,8 @@ FenceCheck = Callable[["Args | None"], "dict[str, Any] | None"]
 class Models:
     def __init__(self, core: Core) -> None:
         self.core = core
-        self.models: dict[str, dict[str, dict[str, Any]]] = {}  # name -> version -> record
+        self.models: dict[str, CowDict] = {}  # name -> version -> record
+        self.production: dict[str, dict[str, None]] = {}  # derived: name -> production versions
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -44,7 +49,9 @@ class Models:
         a.done()
         if refusal is not None:
             return refusal
-        versions = self.models.setdefault(name, {})
+        versions = self.models.get(name)
+        if versions is None:
+            versions = self.models[name] = CowDict()
         existing = versions.get(version)
         if existing is not None:
             content = (existing["uri"], existing["checksum"], existing["metrics"])
@@ -76,19 +83,29 @@ class Models:
         a.done()
         if refusal is not None:
             return refusal
-        versions = self.models.get(name, {})
-        record = versions.get(version)
-        if record is None:
+        versions = self.models.get(name)
+        record = None if versions is None else versions.get(version)
+        if versions is None or record is None:
             return refuse(NOT_FOUND, f"model {name!r} version {version!r} not found")
+        clock = self.core.clock
         archived = []
+        current = self.production.get(name, {})
         if stage == PRODUCTION:
-            for other in versions.values():
-                if other["stage"] == PRODUCTION and other is not record:
-                    other.update(stage=ARCHIVED, promoted_at=self.core.clock)
-                    archived.append(other["version"])
+            for other in [v for v in current if v != version]:  # in registration order
+                versions[other] = {**versions[other], "stage": ARCHIVED, "promoted_at": clock}
+                archived.append(other)
+                del current[other]
         changed = record["stage"] != stage
         if changed:
-            record.update(stage=stage, promoted_at=self.core.clock)
+            record = versions[version] = {**record, "stage": stage, "promoted_at": clock}
+            if stage == PRODUCTION:
+                current[version] = None
+            else:
+                current.pop(version, None)
+        if current:
+            self.production[name] = current
+        else:
+            self.production.pop(name, None)
         return ok(model=clone(record), changed=changed, archived=archived)
 
     # -- reads ------------------------------------------------------------------------------
@@ -116,11 +133,22 @@ class Models:
 
     # -- snapshot ---------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        return clone(self.models)
+    def freeze(self) -> dict[str, Frozen]:
+        return {name: versions.freeze() for name, versions in self.models.items()}
+
+    @staticmethod
+    def thaw(frozen: dict[str, Frozen], copy: Any = clone) -> dict[str, Any]:
+        if copy is None:
+            return dict(frozen)
+        return {name: {v: copy(r) for v, r in versions.items()} for name, versions in frozen.items()}
 
     def restore(self, data: dict[str, Any]) -> None:
-        self.models = clone(data)
+        self.models, self.production = {}, {}
+        for name, versions in data.items():
+            self.models[str(name)] = CowDict((str(v), clone(r)) for v, r in versions.items())
+            for v, r in versions.items():
+                if r["stage"] == PRODUCTION:
+                    self.production.setdefault(str(name), {})[str(v)] = None
 
     # -- helpers ----------------------------------------------------------------------------
 

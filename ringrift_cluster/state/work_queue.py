@@ -3,6 +3,10 @@
 Lifecycle: pending -> claimed -> running -> completed | failed. ``fail`` and lease expiry count an
 attempt and go back to pending until ``max_attempts`` is reached; ``release_node`` (a node
 confirmed dead) returns its claims to pending without counting an attempt.
+
+Costs do not grow with the queue: a claim takes the head of the right ``PendingQueue`` group
+(O(groups + log n)), expiries pop a deadline heap, a node's claims are indexed by node. Items
+are replaced, never mutated in place, which is what lets ``freeze`` share them with a snapshot.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ._common import (
+    INVALID_STATE,
     ALREADY_EXISTS,
     MAX_LONG_TEXT,
     NOT_FOUND,
@@ -21,6 +26,7 @@ from ._common import (
     ok,
     refuse,
 )
+from ._index import CowDict, Frozen, KeyedHeap, PendingQueue
 
 PENDING, CLAIMED, RUNNING = "pending", "claimed", "running"
 COMPLETED, FAILED = "completed", "failed"
@@ -37,12 +43,19 @@ MAX_ATTEMPTS = 1000
 class WorkQueue:
     def __init__(self, core: Core) -> None:
         self.core = core
-        self.items: dict[str, dict[str, Any]] = {}
+        self.items = CowDict()
         self.finished: OrderedDict[str, None] = OrderedDict()  # finish order, oldest first
-        # Derived indexes, rebuilt on restore. Their order never influences the state.
-        self._pending: dict[str, None] = {}
-        self._leased: dict[str, None] = {}
-        self.next_expiry: float | None = None  # no lease ends before this (may be too early)
+        # Derived indexes, rebuilt on restore; never in a snapshot.
+        self.counts = dict.fromkeys(STATUSES, 0)
+        self.queue = PendingQueue()
+        self.leases = KeyedHeap()  # leased work id -> (expires_at, seq)
+        self.by_node: dict[str, dict[str, None]] = {}  # node id -> its leased work ids
+
+    @property
+    def next_expiry(self) -> float | None:
+        """When the next lease ends (None: nothing is leased)."""
+        top = self.leases.peek()
+        return None if top is None else top[0][0]
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -59,7 +72,7 @@ class WorkQueue:
         if existing is not None:
             return refuse(ALREADY_EXISTS, f"work {work_id!r} already exists",
                           status=existing["status"])
-        self.items[work_id] = {
+        item = {
             "work_id": work_id,
             "work_type": work_type,
             "priority": priority,
@@ -81,7 +94,9 @@ class WorkQueue:
             "result": None,
             "error": None,
         }
-        self._pending[work_id] = None
+        self.items[work_id] = item
+        self.counts[PENDING] += 1
+        self.queue.push(item)
         return ok(work_id=work_id, status=PENDING)
 
     def claim(self, a: Args) -> dict[str, Any]:
@@ -90,25 +105,21 @@ class WorkQueue:
         work_types = set(a.texts("work_types", []))
         lease_s = a.duration("lease_s", None)
         a.done()
-        best: dict[str, Any] | None = None
-        for work_id in self._pending:
-            item = self.items[work_id]
-            if work_types and item["work_type"] not in work_types:
-                continue
-            if not capabilities.issuperset(item["capabilities"]):
-                continue
-            if best is None or (-item["priority"], item["seq"]) < (-best["priority"], best["seq"]):
-                best = item
-        if best is None:
+        work_id = self.queue.pop_best(work_types, capabilities)
+        if work_id is None:
             return ok(item=None, claim_token=None, expires_at=None)
+        return self.take(work_id, node_id, lease_s)
+
+    def take(self, work_id: str, node_id: str, lease_s: float | None) -> dict[str, Any]:
+        """Lease the pending item ``work_id`` (already out of the pending queue) to ``node_id``."""
+        item = self.items[work_id]
+        if item["status"] != PENDING:  # unreachable while the queue matches the items
+            return refuse(INVALID_STATE, f"work {work_id!r} is not pending", status=item["status"])
         clock = self.core.clock
-        lease = best["timeout_s"] if lease_s is None else lease_s
-        best.update(status=CLAIMED, claimed_by=node_id, claim_token=self.core.next("claim"),
-                    claimed_at=clock, lease_s=lease, expires_at=clock + lease, started_at=None)
-        del self._pending[best["work_id"]]
-        self._leased[best["work_id"]] = None
-        self._note(best["expires_at"])
-        return ok(item=clone(best), claim_token=best["claim_token"], expires_at=best["expires_at"])
+        lease = item["timeout_s"] if lease_s is None else lease_s
+        item = self._put(item, status=CLAIMED, claimed_by=node_id, claim_token=self.core.next("claim"),
+                         claimed_at=clock, lease_s=lease, expires_at=clock + lease, started_at=None)
+        return ok(item=clone(item), claim_token=item["claim_token"], expires_at=item["expires_at"])
 
     def start(self, a: Args) -> dict[str, Any]:
         work_id, token = self._fence_args(a)
@@ -117,8 +128,7 @@ class WorkQueue:
         if item is None:
             return refusal
         if item["status"] == CLAIMED:
-            item["status"] = RUNNING
-            item["started_at"] = self.core.clock
+            item = self._put(item, status=RUNNING, started_at=self.core.clock)
         return ok(work_id=work_id, status=RUNNING, expires_at=item["expires_at"])
 
     def renew(self, a: Args) -> dict[str, Any]:
@@ -128,10 +138,8 @@ class WorkQueue:
         item, refusal = self._leased_item(work_id, token)
         if item is None:
             return refusal
-        if lease_s is not None:
-            item["lease_s"] = lease_s
-        item["expires_at"] = self.core.clock + item["lease_s"]
-        self._note(item["expires_at"])
+        lease = item["lease_s"] if lease_s is None else lease_s
+        item = self._put(item, lease_s=lease, expires_at=self.core.clock + lease)
         return ok(work_id=work_id, status=item["status"], expires_at=item["expires_at"])
 
     def complete(self, a: Args) -> dict[str, Any]:
@@ -141,7 +149,7 @@ class WorkQueue:
         item, refusal = self._leased_item(work_id, token)
         if item is None:
             return refusal
-        self._finish(item, COMPLETED, result=result)
+        item = self._finish(item, COMPLETED, result=result)
         return ok(work_id=work_id, status=COMPLETED, attempts=item["attempts"])
 
     def fail(self, a: Args) -> dict[str, Any]:
@@ -152,7 +160,7 @@ class WorkQueue:
         item, refusal = self._leased_item(work_id, token)
         if item is None:
             return refusal
-        self._count_failure(item, error, retry)
+        item = self._count_failure(item, error, retry)
         return ok(work_id=work_id, status=item["status"], attempts=item["attempts"])
 
     # -- driven by the machine --------------------------------------------------------------
@@ -160,18 +168,16 @@ class WorkQueue:
     def sweep(self) -> list[str]:
         """Expire every lease that has passed on the machine clock; returns the work ids."""
         clock = self.core.clock
-        if self.next_expiry is None or clock < self.next_expiry:
-            return []
-        due = [self.items[w] for w in self._leased if self.items[w]["expires_at"] <= clock]
-        due.sort(key=lambda item: (item["expires_at"], item["seq"]))
-        for item in due:
-            self._count_failure(item, "lease expired", retry=True)
-        self.next_expiry = min((self.items[w]["expires_at"] for w in self._leased), default=None)
-        return [item["work_id"] for item in due]
+        expired = []
+        # Deadline order, then seq: the heap's own order. Handling one never leases another.
+        while (top := self.leases.peek()) is not None and top[0][0] <= clock:
+            self._count_failure(self.items[top[1]], "lease expired", retry=True)
+            expired.append(top[1])
+        return expired
 
     def release_node(self, node_id: str) -> list[str]:
         """Return every claim of ``node_id`` to pending; a dead node costs the item no attempt."""
-        mine = [self.items[w] for w in self._leased if self.items[w]["claimed_by"] == node_id]
+        mine = [self.items[w] for w in self.by_node.get(node_id, ())]
         mine.sort(key=lambda item: item["seq"])
         for item in mine:
             self._requeue(item, f"node {node_id} released")
@@ -186,6 +192,7 @@ class WorkQueue:
                     and self.items[work_id]["finished_at"] > horizon):
                 break
             self.finished.popitem(last=False)
+            self.counts[self.items[work_id]["status"]] -= 1
             del self.items[work_id]
 
     # -- reads ------------------------------------------------------------------------------
@@ -205,30 +212,31 @@ class WorkQueue:
         return [clone(i) for i in items[:limit]]
 
     def stats(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATUSES, 0)
-        for item in list(self.items.values()):
-            counts[item["status"]] += 1
-        counts["total"] = sum(counts.values())
-        return counts
+        return {**self.counts, "total": len(self.items)}
 
     # -- snapshot ---------------------------------------------------------------------------
 
-    def snapshot(self) -> dict[str, Any]:
-        return {"items": clone(self.items), "finished": list(self.finished)}
+    def freeze(self) -> tuple[Frozen, list[str]]:
+        return self.items.freeze(), list(self.finished)
+
+    @staticmethod
+    def thaw(frozen: tuple[Frozen, list[str]], copy: Any = clone) -> dict[str, Any]:
+        items, finished = frozen
+        # copy=None keeps the frozen view itself (a pickler streams it as a dict).
+        return {"items": items if copy is None else {w: copy(i) for w, i in items.items()},
+                "finished": list(finished)}
 
     def restore(self, data: dict[str, Any]) -> None:
-        self.items = clone(data["items"])
+        self.items = CowDict((str(w), clone(i)) for w, i in data["items"].items())
         self.finished = OrderedDict((w, None) for w in data["finished"])
-        self._pending, self._leased = {}, {}
-        for work_id, item in self.items.items():
-            if item["status"] == PENDING:
-                self._pending[work_id] = None
-            elif item["status"] in LEASED:
-                self._leased[work_id] = None
+        self.counts = dict.fromkeys(STATUSES, 0)
+        self.queue, self.leases, self.by_node = PendingQueue(), KeyedHeap(), {}
+        for item in self.items.values():
+            self.counts[item["status"]] += 1
+            self._index(None, item)
         if set(self.finished) != {w for w, i in self.items.items() if i["status"] not in
                                   (PENDING, *LEASED)}:
             raise ValueError("work: finished index does not match the items")
-        self.next_expiry = min((self.items[w]["expires_at"] for w in self._leased), default=None)
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -245,27 +253,46 @@ class WorkQueue:
                                 status=item["status"])
         return item, None
 
-    def _note(self, expires_at: float) -> None:
-        if self.next_expiry is None or expires_at < self.next_expiry:
-            self.next_expiry = expires_at
+    def _put(self, item: dict[str, Any], **changes: Any) -> dict[str, Any]:
+        """Store a changed copy of a leased item (never mutate: a frozen view may share it) and
+        keep the counts, the deadline heap, the node index and the pending queue in step."""
+        new = {**item, **changes}
+        self.items[new["work_id"]] = new
+        self.counts[item["status"]] -= 1
+        self.counts[new["status"]] += 1
+        self._index(item, new)
+        return new
 
-    def _count_failure(self, item: dict[str, Any], error: str, retry: bool) -> None:
-        item["attempts"] += 1
-        if retry and item["attempts"] < item["max_attempts"]:
-            self._requeue(item, error)
+    def _index(self, old: dict[str, Any] | None, new: dict[str, Any]) -> None:
+        work_id = new["work_id"]
+        if old is not None and old["status"] in LEASED and (
+                new["status"] not in LEASED or old["claimed_by"] != new["claimed_by"]):
+            mine = self.by_node[old["claimed_by"]]
+            del mine[work_id]
+            if not mine:
+                del self.by_node[old["claimed_by"]]
+        if new["status"] in LEASED:
+            self.leases.set(work_id, (new["expires_at"], new["seq"]))
+            self.by_node.setdefault(new["claimed_by"], {})[work_id] = None
         else:
-            self._finish(item, FAILED, error=error)
+            self.leases.discard(work_id)
+            if new["status"] == PENDING:  # a claim takes the item out of the queue itself
+                self.queue.push(new)
 
-    def _requeue(self, item: dict[str, Any], error: str) -> None:
-        item.update(status=PENDING, claimed_by=None, claim_token=None, claimed_at=None,
-                    expires_at=None, started_at=None, error=error)
-        del self._leased[item["work_id"]]
-        self._pending[item["work_id"]] = None
+    def _count_failure(self, item: dict[str, Any], error: str, retry: bool) -> dict[str, Any]:
+        attempts = item["attempts"] + 1
+        if retry and attempts < item["max_attempts"]:
+            return self._requeue(item, error, attempts=attempts)
+        return self._finish(item, FAILED, error=error, attempts=attempts)
+
+    def _requeue(self, item: dict[str, Any], error: str, **more: Any) -> dict[str, Any]:
+        return self._put(item, status=PENDING, claimed_by=None, claim_token=None, claimed_at=None,
+                         expires_at=None, started_at=None, error=error, **more)
 
     def _finish(self, item: dict[str, Any], status: str, result: Any = None,
-                error: str | None = None) -> None:
+                error: str | None = None, **more: Any) -> dict[str, Any]:
         # claimed_by and claim_token stay as a record of who finished it.
-        item.update(status=status, expires_at=None, finished_at=self.core.clock,
-                    result=result, error=error)
-        del self._leased[item["work_id"]]
+        item = self._put(item, status=status, expires_at=None, finished_at=self.core.clock,
+                         result=result, error=error, **more)
         self.finished[item["work_id"]] = None
+        return item

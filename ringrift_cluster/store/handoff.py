@@ -94,8 +94,9 @@ class Handoff:
         if self.store is None:
             return None, None
         try:
-            if with_snapshot:
-                snapshot = await self.store.read_local(lambda m: m.snapshot())
+            if with_snapshot:  # frozen on the engine's side, serialized off it
+                frozen = await self.store.read_local(lambda m: m.freeze())
+                snapshot = await asyncio.to_thread(frozen.snapshot)
                 return of_snapshot(snapshot), snapshot
             return await self.store.read_local(lambda m: m.lineage()), None
         except ClusterError:
