@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from .load import WriteLoad, lost_writes, membership_messages
 from .owned import NodeView, OwnedCluster
 from .setup import Stop, Token, node_env, resolve_token, token_lines
-from .single import start
+from .single import keep_going, reporter, start
 from .view import Out, agreed_leader, read_extras, summary, table
 
 DEFAULT_KILL_AFTER_S = 8.0
@@ -64,7 +64,8 @@ def run_compare(args: argparse.Namespace, root: str, stop: Stop, out: Out, err: 
             out(f"{side.label}: " + "  ".join(f"{node.node_id} {node.url} pid {node.proc.pid if node.proc else '-'}"
                                                 for node in side.cluster.nodes.values()))
         out("Ctrl-C stops every node.\n")
-        _run(args, sides, stop, out, header)
+        if _run(args, sides, stop, out, err, header):
+            return 1
         if not stop():
             for line in result_table(sides):
                 out(line)
@@ -85,8 +86,9 @@ def _cluster(args: argparse.Namespace, token: Token, root: Path, base: int, pref
                         env=node_env(membership, consensus, token), auth_token=token.value)
 
 
-def _run(args: argparse.Namespace, sides: list[Side], stop: Stop, out: Out, header: list[str]) -> None:
-    """Lead up, load, kill both leaders at once, watch both fail over, let the new leaders settle."""
+def _run(args: argparse.Namespace, sides: list[Side], stop: Stop, out: Out, err: Out, header: list[str]) -> int:
+    """Lead up, load, kill both leaders at once, watch both fail over, let the new leaders settle.
+    Returns 1 when a node failed (unless --keep-going), else 0."""
     started = time.monotonic()
     kill_after = args.kill_leader_after if args.kill_leader_after is not None else DEFAULT_KILL_AFTER_S
     loaded_at = killed_at = done_at = None
@@ -102,7 +104,10 @@ def _run(args: argparse.Namespace, sides: list[Side], stop: Stop, out: Out, head
         now = time.monotonic()
         if args.duration is not None and now - started >= args.duration:
             event("--duration reached")
-            return
+            return 0
+        for side in sides:
+            if side.cluster.check_exits(reporter(err)) and not keep_going(side.cluster, args, err):
+                return 1
         for side in sides:
             side.views = side.cluster.views()
         if loaded_at is None and all(agreed_leader(s.views) for s in sides):
@@ -120,9 +125,10 @@ def _run(args: argparse.Namespace, sides: list[Side], stop: Stop, out: Out, head
                 done_at = now
             if done_at is not None and now - done_at >= SETTLE_S:
                 _count_lost(sides, event)
-                return
+                return 0
         _show(sides, out, header, events, started, shown)
         stop.sleep(POLL_S if killed_at is not None else 0.5)
+    return 0
 
 
 def _counts(views: dict[str, NodeView]) -> dict[str, int]:

@@ -63,7 +63,7 @@ class OwnedCluster(LocalCluster):
 
     def start_checked(self, stopped: Callable[[], bool], on_failure: Callable[[str, str], None],
                       timeout: float = STARTUP_TIMEOUT_S) -> dict[str, str]:
-        """Start every node and wait until each answers /health with its own pid or fails.
+        """Start every node and wait until each is ready (its own pid answering /health) or fails.
 
         ``on_failure(node_id, reason)`` is called the moment a node is seen failing. Returns the
         failures (also kept in ``self.failed``).
@@ -74,7 +74,7 @@ class OwnedCluster(LocalCluster):
         while pending and not stopped():
             for node_id in sorted(pending):
                 view = self.view(node_id, with_status=False)
-                if view.state == "up":
+                if view.state == "up" and self.get(node_id, "/ready") is not None:
                     pending.discard(node_id)
                 elif view.state in ("exited", "foreign"):
                     self._fail(node_id, view.detail, on_failure)
@@ -86,6 +86,14 @@ class OwnedCluster(LocalCluster):
                 break
             time.sleep(0.1)
         return dict(self.failed)
+
+    def check_exits(self, on_failure: Callable[[str, str], None]) -> list[str]:
+        """Nodes that ended by themselves since the last look (the demo killed none of them)."""
+        ended = [n for n, node in self.nodes.items() if n not in self.killed and n not in self.failed
+                 and node.proc is not None and node.proc.poll() is not None]
+        for node_id in ended:
+            self._fail(node_id, f"exited, {self.exit_reason(node_id)}", on_failure)
+        return ended
 
     def _fail(self, node_id: str, reason: str, on_failure: Callable[[str, str], None]) -> None:
         self.failed[node_id] = reason
@@ -132,6 +140,8 @@ def last_words(log: str) -> str:
     for line in reversed(lines):
         if line.startswith("ringrift-cluster:"):
             return line.split(":", 1)[1].strip()
+    if lines and not lines[-1].startswith("{"):  # a traceback's last line, or a plain message
+        return lines[-1][:300]
     for line in reversed(lines):
         try:
             event = json.loads(line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Callable
 
 from .owned import OwnedCluster
 from .setup import Stop, Token, node_env, resolve_modes, resolve_token, token_lines
@@ -21,6 +22,10 @@ def mode_line(n: int, membership: str, consensus: str) -> str:
     return f"ringrift-cluster demo: {n} nodes, membership {membership}, consensus {consensus} ({hint})"
 
 
+def reporter(err: Out) -> Callable[[str, str], None]:
+    return lambda node_id, reason: err(f"ringrift-cluster demo: {node_id} failed: {reason}")
+
+
 def start(cluster: OwnedCluster, args: argparse.Namespace, stop: Stop, err: Out) -> bool:
     """Check the ports, start the nodes; False (reasons on stderr) when the demo must end."""
     problems = cluster.port_problems()
@@ -29,13 +34,16 @@ def start(cluster: OwnedCluster, args: argparse.Namespace, stop: Stop, err: Out)
     if problems:
         err("ringrift-cluster demo: not starting; free those ports or pass another --base-port")
         return False
-    failures = cluster.start_checked(
-        stop, lambda node_id, reason: err(f"ringrift-cluster demo: {node_id} failed to start: {reason}"))
-    if failures and not args.keep_going:
-        err(f"ringrift-cluster demo: stopping: {len(failures)} of {cluster.n} nodes failed to start "
+    failures = cluster.start_checked(stop, reporter(err))
+    return not failures or keep_going(cluster, args, err)
+
+
+def keep_going(cluster: OwnedCluster, args: argparse.Namespace, err: Out) -> bool:
+    """After a node failed: go on (--keep-going) or say why the demo stops."""
+    if not args.keep_going:
+        err(f"ringrift-cluster demo: stopping: {len(cluster.failed)} of {cluster.n} nodes failed "
             "(--keep-going runs on and shows them as failed)")
-        return False
-    return True
+    return bool(args.keep_going)
 
 
 def run_single(args: argparse.Namespace, root_path: str, stop: Stop, out: Out, err: Out) -> int:
@@ -53,16 +61,18 @@ def run_single(args: argparse.Namespace, root_path: str, stop: Stop, out: Out, e
         if not start(cluster, args, stop, err):
             return 1
         for node in cluster.nodes.values():
-            out(f"  {node.node_id}  {node.url}  pid {node.proc.pid if node.proc else '-'}")
+            failed = f"  FAILED: {cluster.failed[node.node_id]}" if node.node_id in cluster.failed else ""
+            out(f"  {node.node_id}  {node.url}  pid {node.proc.pid if node.proc else '-'}{failed}")
         out("Ctrl-C stops every node.\n")
-        _watch(cluster, args, stop, out, header)
+        return _watch(cluster, args, stop, out, err, header)
     finally:
         out("\nstopping nodes ...")
         cluster.shutdown()
-    return 0
 
 
-def _watch(cluster: OwnedCluster, args: argparse.Namespace, stop: Stop, out: Out, header: list[str]) -> None:
+def _watch(cluster: OwnedCluster, args: argparse.Namespace, stop: Stop, out: Out, err: Out,
+           header: list[str]) -> int:
+    """Show the cluster until stopped; 1 when a node fails (unless --keep-going), else 0."""
     started = time.monotonic()
     killed: tuple[str, float] | None = None
     events: list[str] = []
@@ -76,7 +86,9 @@ def _watch(cluster: OwnedCluster, args: argparse.Namespace, stop: Stop, out: Out
     while not stop():
         now = time.monotonic() - started
         if args.duration is not None and now >= args.duration:
-            return
+            return 0
+        if cluster.check_exits(reporter(err)) and not keep_going(cluster, args, err):
+            return 1
         views = cluster.views()
         leader = agreed_leader(views)
         if args.kill_leader_after is not None and killed is None and now >= args.kill_leader_after and leader:
@@ -96,3 +108,4 @@ def _watch(cluster: OwnedCluster, args: argparse.Namespace, stop: Stop, out: Out
                     out(f"[{now:6.1f}s] {line}")
             last_lines = {summary(views), work_line(extras)}
         stop.sleep(REFRESH_S)
+    return 0
