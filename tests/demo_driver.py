@@ -117,6 +117,13 @@ class Demo(Watched):
         self.pump()
         return b"".join(self.chunks).decode(errors="replace")
 
+    def wait_for(self, probe: Callable[[], object], timeout: float, what: str) -> object:
+        def pumped() -> object:
+            self.pump()  # keep reading the terminal while waiting, or the demo blocks writing
+            return probe()
+
+        return super().wait_for(pumped, timeout, what)
+
     def pump(self) -> None:
         """Read what the demo wrote to its terminal so far (it must never block on a full pty)."""
         while self.master >= 0 and select.select([self.master], [], [], 0)[0]:

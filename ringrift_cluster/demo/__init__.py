@@ -8,7 +8,6 @@ nodes stop by themselves if the demo is killed outright (``run --parent-pid``).
 from __future__ import annotations
 
 import argparse
-import sys
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ def run_demo(args: argparse.Namespace) -> int:
     """Run the demo; returns the exit code (1 when a node fails to start)."""
     stop = Stop()
     stop.install()  # before any node exists: a signal during startup still stops them all
-    out, err = Out(), Out(sys.stderr)
+    out, err = Out(1), Out(2)
     check_sizes(args, 2 if args.compare else 1)
     root = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="ringrift-demo-"))
     try:

@@ -13,6 +13,7 @@ from types import FrameType
 
 from ..config import ConsensusMode, MembershipMode
 from ..errors import ConfigError
+from .view import Out, WriteInterrupted
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -29,6 +30,8 @@ class Stop:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.signal = signum
+        if Out.writing:  # blocked on a paused terminal, perhaps: give up that write
+            raise WriteInterrupted
 
     def __call__(self) -> bool:
         return self.signal is not None

@@ -2,43 +2,46 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Any, Iterable, Mapping, TextIO
+import os
+from typing import Any, Iterable, Mapping
 
 from .owned import NodeView, OwnedCluster
 
 CLEAR = "\x1b[H\x1b[2J"
 
 
-class Out:
-    """Writes that never raise: a closed terminal (EIO) or pipe must not stop the demo's cleanup."""
+class WriteInterrupted(Exception):
+    """Raised by a stop signal that lands in a write (a terminal paused by Ctrl-S blocks it)."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stdout
-        self.tty = _isatty(self.stream)
+
+class Out:
+    """Writes straight to a file descriptor (nothing left in a buffer to flush at exit) that never
+    raise: a closed terminal (EIO), a pipe or a paused terminal must not keep the demo from
+    stopping its nodes."""
+
+    writing = False  # a stop signal during a write interrupts it (see Stop)
+
+    def __init__(self, fd: int = 1) -> None:
+        self.fd = fd
+        self.tty = os.isatty(fd)
         self.broken = False
 
     def __call__(self, text: str = "") -> None:
         self.write(text + "\n")
 
     def write(self, text: str) -> None:
-        if self.broken:
-            return
+        data = text.encode(errors="replace")
         try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):
+            Out.writing = True
+            while data and not self.broken:
+                data = data[os.write(self.fd, data):]
+        except (OSError, WriteInterrupted):
             self.broken = True
+        finally:
+            Out.writing = False
 
     def redraw(self, lines: Iterable[str]) -> None:
         self.write(CLEAR + "\n".join(lines) + "\n")
-
-
-def _isatty(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (OSError, ValueError):
-        return False
 
 
 def agreed_leader(views: Mapping[str, NodeView]) -> str | None:
@@ -73,9 +76,9 @@ def work_line(extras: Mapping[str, Any]) -> str:
     locks = (extras.get("locks") or {}).get("locks")
     work_text = ("work: " + " ".join(f"{k} {stats.get(k, 0)}" for k in
                                      ("pending", "claimed", "running", "completed", "failed"))
-                 if isinstance(stats, dict) else "work: -")
+                 if isinstance(stats, dict) else "work: unavailable")
     if not isinstance(locks, list):
-        lock_text = "locks: -"
+        lock_text = "locks: unavailable"
     elif not locks:
         lock_text = "locks: none held"
     else:
