@@ -61,14 +61,15 @@ def run_compare(args: argparse.Namespace, root: str, stop: Stop, out: Out, err: 
             if not start(side.cluster, args, stop, err):
                 return 1
         for side in sides:
-            out(f"{side.label}: " + "  ".join(f"{node.node_id} {node.url} pid {node.proc.pid if node.proc else '-'}"
-                                                for node in side.cluster.nodes.values()))
+            out(f"{side.label}:")
+            for node in side.cluster.nodes.values():
+                out(f"  {node.node_id}  {node.url}  pid {node.proc.pid if node.proc else '-'}")
         out("Ctrl-C stops every node.\n")
-        if _run(args, sides, stop, out, err, header):
-            return 1
-        if not stop():
+        code = _run(args, sides, stop, out, err, header)
+        if any(side.leader for side in sides):  # what was measured, even when stopped early
             for line in result_table(sides):
                 out(line)
+        return code
     finally:
         for side in sides:
             if side.load is not None:
@@ -76,7 +77,6 @@ def run_compare(args: argparse.Namespace, root: str, stop: Stop, out: Out, err: 
         out("\nstopping nodes ...")
         for side in sides:
             side.cluster.shutdown()
-    return 0
 
 
 def _cluster(args: argparse.Namespace, token: Token, root: Path, base: int, prefix: str,
