@@ -59,11 +59,17 @@ def _owners(inodes: set[str]) -> list[tuple[int, str]]:
         if not entry.name.isdigit():
             continue
         try:
-            fds = os.scandir(f"/proc/{entry.name}/fd")
-            if any(os.readlink(fd.path) in targets for fd in fds):
+            if any(_link(fd.path) in targets for fd in os.scandir(f"/proc/{entry.name}/fd")):
                 raw = Path(f"/proc/{entry.name}/cmdline").read_bytes()
                 cmdline = raw.replace(b"\0", b" ").decode(errors="replace").strip()
                 found.append((int(entry.name), cmdline[:120] or "?"))
-        except OSError:
+        except OSError:  # gone, or not ours to look at
             continue
     return found
+
+
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # the fd closed meanwhile
+        return ""
