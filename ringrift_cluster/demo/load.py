@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
 import time
 import urllib.error
@@ -54,7 +55,7 @@ class WriteLoad(threading.Thread):
         try:
             status, body = self.cluster.post(node_id, "/raft/work", {
                 "work_id": work_id, "work_type": "demo", "request_id": work_id}, timeout=2.0)
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
             return False
         return status == 200 or (isinstance(body, dict) and body.get("error") == "already_exists")
 
@@ -81,7 +82,7 @@ def _get_code(cluster: OwnedCluster, node_id: str, path: str) -> int | None:
             return int(response.status)
     except urllib.error.HTTPError as e:
         return int(e.code)
-    except (urllib.error.URLError, OSError):
+    except (urllib.error.URLError, OSError, http.client.HTTPException):
         return None
 
 

@@ -22,6 +22,16 @@ def port_taken(port: int, kind: int) -> bool:
     return False
 
 
+def listening(port: int) -> bool:
+    """True when a TCP socket listens on ``port`` (always True where /proc/net is missing).
+
+    Probing a port before anything listens can connect the probe to itself (its ephemeral port
+    may be that very port) and block the node's bind: look first."""
+    if not Path("/proc/net/tcp").exists():
+        return True
+    return bool(_socket_inodes(port, "tcp"))
+
+
 def holder(port: int, kind: int) -> str:
     """``pid 123 (python -m http.server 8770)``, or why the holder cannot be named."""
     inodes = _socket_inodes(port, "tcp" if kind == socket.SOCK_STREAM else "udp")
