@@ -23,6 +23,8 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one node until SIGINT/SIGTERM")
     _add_node_flags(run)
+    run.add_argument("--parent-pid", type=int, metavar="PID",
+                     help="stop (gracefully) when process PID is no longer this node's parent (the demo sets it)")
 
     check = sub.add_parser("check-config", help="validate a config and print what it resolves to")
     _add_node_flags(check)
@@ -39,8 +41,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--kill-leader-after", type=float, metavar="S", help="SIGKILL the leader after S seconds")
     demo.add_argument("--duration", type=float, metavar="S", help="stop by itself after S seconds")
     demo.add_argument("--preset", default="local", help="timing preset for the nodes (default: local)")
-    demo.add_argument("--membership-mode", help="http | swim | hybrid (default: from the environment)")
-    demo.add_argument("--consensus-mode", help="bully | raft | hybrid (default: from the environment)")
+    demo.add_argument("--membership-mode",
+                      help="http | swim | hybrid (default: $RINGRIFT_MEMBERSHIP_MODE, else swim)")
+    demo.add_argument("--consensus-mode",
+                      help="bully | raft | hybrid (default: $RINGRIFT_CONSENSUS_MODE, else raft)")
+    demo.add_argument("--compare", action="store_true",
+                      help="a legacy (http+bully) and a swim+raft cluster side by side, both leaders killed at once")
+    demo.add_argument("--auth-token", help="the cluster's API token (default: $RINGRIFT_CLUSTER_AUTH_TOKEN, "
+                                           "else --auth-token-file, else a generated one)")
+    demo.add_argument("--auth-token-file", help="a file holding the token (default: $RINGRIFT_CLUSTER_AUTH_TOKEN_FILE)")
+    demo.add_argument("--keep-going", action="store_true",
+                      help="when a node fails to start, show it as failed instead of stopping the demo")
     return parser
 
 
@@ -95,6 +106,10 @@ def _run(args: argparse.Namespace) -> int:
     from .node import ClusterNode, run_until_signalled
     from .observability import configure_logging
 
+    if args.parent_pid is not None:
+        from .lifeline import exit_with_parent
+
+        exit_with_parent(args.parent_pid)
     config = load_config(args.config, overrides=_overrides(args))
     configure_logging(config.log_level, config.log_format)
     node = ClusterNode(config)

@@ -1,15 +1,22 @@
-"""The CLI as a person uses it: the demo with a failover, and a lone node with no config."""
+"""The CLI as a person uses it: the demo (its modes, a failover, a write with its token, the
+comparison with the legacy system), and a lone node with no config."""
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from ringrift_cluster.testing import LocalCluster, free_base_port, wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from demo_driver import Demo, alive  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -23,17 +30,88 @@ def test_demo_shows_nodes_a_leader_and_a_failover(tmp_path) -> None:
     )
     out = result.stdout
     assert result.returncode == 0, result.stderr
+    assert out.startswith("ringrift-cluster demo: 3 nodes, membership swim, consensus raft"), out
     for i in range(3):
         assert f"node-{i + 1}  http://127.0.0.1:{base + i}" in out
-    assert "SIGKILL leader node-3" in out, out
+    killed = re.search(r"SIGKILL leader (node-\d)", out)
+    assert killed, out
     match = re.search(r"new leader (node-\d), ([\d.]+)s after the kill", out)
-    assert match and match.group(1) in ("node-1", "node-2"), out
+    assert match and match.group(1) != killed.group(1), out
     assert (tmp_path / "demo" / "cluster.yaml").exists() and (tmp_path / "demo" / "node-1" / "node.log").exists()
     pids = [int(p) for p in re.findall(r"pid (\d+)", out)]
     assert len(pids) == 3
     for pid in pids:  # every node was stopped
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_demo_legacy_modes_from_the_environment(tmp_path) -> None:
+    env = {**os.environ, "RINGRIFT_MEMBERSHIP_MODE": "http", "RINGRIFT_CONSENSUS_MODE": "bully"}
+    result = subprocess.run(
+        [sys.executable, "-m", "ringrift_cluster", "demo", "--nodes", "1", "--base-port", str(free_base_port(3)),
+         "--duration", "2", "--membership-mode", "HTTP"], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ringrift-cluster demo: 1 nodes, membership http, consensus bully (the legacy"), \
+        result.stdout
+
+
+def test_demo_takes_the_token_from_the_environment_and_shows_writes_and_locks(tmp_path) -> None:
+    env = {**os.environ, "RINGRIFT_CLUSTER_AUTH_TOKEN": "secret-from-env"}
+    base = free_base_port(9)
+    demo = Demo(["--nodes", "3", "--base-port", str(base), "--duration", "120", "--data-dir", str(tmp_path / "demo")],
+                tmp_path, env=env)
+    try:
+        nodes = demo.wait_nodes_up(3)
+        assert "secret-from-env" not in demo.text, demo.describe()  # a token it did not make, it never prints
+        curl = re.search(r"try a write:  (curl .*)", demo.text)
+        assert curl and "$RINGRIFT_CLUSTER_AUTH_TOKEN" in curl.group(1), demo.describe()
+        pasted = subprocess.run(["sh", "-c", curl.group(1)], capture_output=True, text=True, timeout=30, env=env)
+        assert '"ok": true' in pasted.stdout.replace('"ok":true', '"ok": true'), pasted
+        cluster = LocalCluster(3, tmp_path / "client", base_port=base, auth_token="secret-from-env")
+        status, body = cluster.post("node-1", "/raft/lock/train", {"holder": "gpu-1", "ttl_s": 300})
+        assert status == 200, body
+        demo.wait_for(lambda: re.search(r"work: pending 1 .*locks: train \(gpu-1, fence \d+\)", demo.text), 30,
+                      "the work item and the lock on the demo's output")
+        demo.proc.send_signal(signal.SIGTERM)
+        assert demo.proc.wait(timeout=30) == 0, demo.describe()
+        wait_until(lambda: not any(alive(pid) for _, pid in nodes.values()), 10, what="nodes stopped")
+    finally:
+        demo.close()
+
+
+def test_a_generated_token_is_printed_with_a_curl_that_works(tmp_path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RINGRIFT_CLUSTER_AUTH_TOKEN")}
+    demo = Demo(["--nodes", "1", "--base-port", str(free_base_port(3)), "--duration", "120"], tmp_path, env=env)
+    try:
+        demo.wait_nodes_up(1)
+        token = re.search(r"auth token \(generated\): ([0-9a-f]{32})", demo.text)
+        curl = re.search(r"try a write:  (curl .*)", demo.text)
+        assert token and curl and token.group(1) in curl.group(1), demo.describe()
+        pasted = subprocess.run(["sh", "-c", curl.group(1)], capture_output=True, text=True, timeout=30, env=env)
+        assert '"status": "pending"' in pasted.stdout.replace('"status":"pending"', '"status": "pending"'), pasted
+    finally:
+        demo.close()
+
+
+def test_compare_runs_to_its_table(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "ringrift_cluster", "demo", "--compare", "--nodes", "3",
+         "--base-port", str(free_base_port(18)), "--kill-leader-after", "4", "--duration", "90"],
+        capture_output=True, text=True, timeout=180)
+    seen = f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert result.returncode == 0, seen
+    assert re.search(r"^ +legacy \(http\+bully\) +swim\+raft", result.stdout, re.M), seen
+    rows = {}
+    for line in result.stdout.splitlines():
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) == 3:
+            rows[cells[0]] = cells[1:]
+    assert all(re.fullmatch(r"[\d.]+ s", v) for v in rows["detection (every survivor)"]), seen
+    assert all(re.fullmatch(r"[\d.]+ s", v) for v in rows["failover (new leader agreed)"]), seen
+    legacy_lost, raft_lost = rows["acknowledged writes lost"]
+    assert re.fullmatch(r"\d+ of [1-9]\d*", legacy_lost), seen
+    assert re.fullmatch(r"0 of [1-9]\d*", raft_lost), seen  # Raft loses no acknowledged write
+    assert all(float(v) > 0 for v in rows["membership msgs/node/s"]), seen
 
 
 def test_lone_node_without_config_leads_itself(tmp_path) -> None:
