@@ -286,7 +286,6 @@ class RaftConsensus:
             self._release_lock()
             raise BackendUnavailable(f"raft: journal file {self.journal_file} was not created")
         self._started = True
-        self._gate.started(self._engine.status().term)
         self._tasks = [
             asyncio.create_task(self._watch_loop(), name="raft-watch"),
             asyncio.create_task(self._tick_loop(), name="raft-tick"),

@@ -32,14 +32,15 @@ class ServingGate:
         self._members = members
         self.open_term: int | None = None
         self.head_term: int | None = None  # term of the last raft seal this replica applied
-        self.start_term = 0
+        # The term of the first leader seen since this process started: every seal made in this
+        # run has at least that term (a restart of all needs a new election), older ones less.
+        self.first_term: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._log = structlog.get_logger("ringrift_cluster.raft").bind(node_id=raft.node_id)
 
-    def started(self, term: int) -> None:
-        self.start_term = term
-
     def on_leadership(self, view: Leadership) -> None:
+        if self.first_term is None and view.leader is not None:
+            self.first_term = view.term
         if not view.is_self or self.open_term == view.term:
             return
         if self._handoff is None:
@@ -65,7 +66,7 @@ class ServingGate:
             self.on_leadership(view)  # a reconcile that ended early (leadership flickered)
 
     def sealed_since_start(self) -> bool:
-        return self.head_term is not None and self.head_term > self.start_term
+        return None not in (self.head_term, self.first_term) and self.head_term >= self.first_term  # type: ignore[operator]
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -55,7 +55,7 @@ class JournalStore:
         self.applied = 0
         self.tail_discarded = 0
         self._open_term: int | None = None  # the lease epoch whose reconcile is done
-        self._start_term = 0
+        self._first_term: int | None = None  # the lease epoch of the first leader seen in this run
         self._lead_task: asyncio.Task[None] | None = None
         self._follow_task: asyncio.Task[None] | None = None
 
@@ -72,7 +72,6 @@ class JournalStore:
         await asyncio.to_thread(self._recover)
         self._journal = open(self._journal_path, "a", encoding="utf-8")
         self._started = True
-        self._start_term = self._election.leadership().term
         self._tick_task = asyncio.create_task(self._tick_loop(), name="journal-tick")
         self._follow_task = asyncio.create_task(self._follow_leadership(), name="journal-leadership")
 
@@ -130,7 +129,7 @@ class JournalStore:
 
     def sealed_since_start(self) -> bool:
         term = seal_term(self.machine.lineage().head, self.name)
-        return term is not None and term > self._start_term
+        return term is not None and self._first_term is not None and term >= self._first_term
 
     async def final_snapshot(self) -> dict[str, Any] | None:
         """Stop taking writes; return this node's journaled state (every node exports what it
@@ -186,6 +185,8 @@ class JournalStore:
     def _watch_leadership(self) -> None:
         """Called every tick: a lease won for a new epoch starts its reconcile."""
         view = self._election.leadership()
+        if self._first_term is None and view.leader is not None:
+            self._first_term = view.term
         if not view.is_self or self._open_term == view.term:
             return
         if self._lead_task is not None and not self._lead_task.done():
