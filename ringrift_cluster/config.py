@@ -145,6 +145,10 @@ class RaftSettings:
     # Log compaction (snapshot to the full-dump file) when either limit is passed.
     log_compaction_min_entries: int = 5000
     log_compaction_min_time_s: float = 300.0
+    # When a log entry is on disk before it counts toward a commit (consensus/raft_durable.py):
+    # fsync (every append) | batch (one fsync per outgoing batch: group commit) | none (as
+    # pysyncobj does it: survives process crashes, not power cuts).
+    durability: str = "batch"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,6 +235,8 @@ class ClusterConfig:
 
 # --------------------------------------------------------------------------------------------
 # Presets: the section values a preset changes. ``lan`` is the host's defaults.
+
+RAFT_DURABILITY = ("fsync", "batch", "none")  # consensus/raft_durable.py
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "lan": {
@@ -613,6 +619,8 @@ def _check_section(name: str, s: Any, labels: Mapping[str, str]) -> None:
             raise ConfigError(labels["transport"], s.transport, f"one of {list(SWIM_TRANSPORTS)}")
         order("ping_timeout_s", "suspicion_timeout_s")
     elif name == "raft":
+        if s.durability not in RAFT_DURABILITY:
+            raise ConfigError(labels["durability"], s.durability, f"one of {list(RAFT_DURABILITY)}")
         order("min_timeout_s", "max_timeout_s")
         if s.min_timeout_s <= 3 * s.append_entries_period_s:
             raise ConfigError(

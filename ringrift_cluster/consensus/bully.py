@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from ..events import EventHub, Subscription
 from ..membership.base import Membership
 from ..model import ElectionOutcome, Leadership, LeadershipEvent, MemberState
 from ..peer_client import PeerClient, PeerUnreachable
+from ..durable import write_json_durably
 from . import lease_rules as rules
 
 ROLE_LEADER, ROLE_FOLLOWER, ROLE_CANDIDATE = "leader", "follower", "candidate"
@@ -474,10 +474,4 @@ class BullyElection:
                 "expires_wall": self._wall() + (grant.expires - self._clock()),
             },
         }
-        self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._state_file)
+        write_json_durably(self._state_file, data)

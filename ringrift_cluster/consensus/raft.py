@@ -115,6 +115,8 @@ def validate_raft_settings(s: RaftSettings, prefix: str = "ringrift_cluster.raft
         raise bad("bind_port", "a port number from 1 to 65535")
     if not s.bind_host:
         raise bad("bind_host", "an address to bind")
+    if s.durability not in ("fsync", "batch", "none"):
+        raise bad("durability", "one of fsync, batch, none")
 
 
 def _encode(command: Mapping[str, Any], limit: int) -> tuple[str, str]:
@@ -215,6 +217,7 @@ class RaftConsensus:
             machine=machine,
             restore=restore or default_restore,
             on_change=self._refresh,
+            durability=settings.durability,
         )
 
         self._hub: EventHub[LeadershipEvent] = EventHub()
@@ -646,6 +649,8 @@ class RaftConsensus:
             "journal_file": str(self.journal_file),
             "dump_file": str(self.dump_file),
             "dump_file_written": self._dump_ok,
+            "durability": self._settings.durability,
+            "journal_syncs": self._engine.journal_syncs,
         }
 
 

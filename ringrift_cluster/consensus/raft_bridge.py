@@ -43,7 +43,9 @@ from typing import Any, Callable, Mapping
 try:  # pysyncobj is imported here and in no other module of the package.
     import pysyncobj as _pso
     from pysyncobj import SERIALIZER_STATE, SyncObj, SyncObjConf, SyncObjConsumer, replicated
+    from pysyncobj import journal as _pso_journal
     from pysyncobj import pickle as _pso_pickle
+    from pysyncobj import syncobj as _pso_syncobj
     from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
     PYSYNCOBJ_AVAILABLE = True
@@ -54,6 +56,9 @@ except ImportError:  # pragma: no cover - exercised only where the engine is mis
     HAS_CRYPTO = False
 
 from .raft_dump import DumpWriter
+from .raft_durable import build_durably
+
+_JOURNAL_FACTORY_LOCK = threading.Lock()  # pysyncobj's journal factory is swapped per construction
 
 _log = logging.getLogger(__name__)
 
@@ -209,6 +214,7 @@ class RaftEngine:
         machine: Any,
         restore: Callable[[Any, Any], Any],
         on_change: Callable[[], None] | None = None,
+        durability: str = "none",
     ) -> None:
         if not PYSYNCOBJ_AVAILABLE:
             raise EngineError("pysyncobj is not installed")
@@ -219,6 +225,8 @@ class RaftEngine:
         self.self_address = self_address
         self.other_addresses = tuple(other_addresses)
         self._conf = dict(conf)
+        self._durability = durability
+        self._journal: Any = None
         self._machine = machine
         self._restore = restore
         self._on_change = on_change
@@ -277,7 +285,10 @@ class RaftEngine:
                          "serializeChecker": self._dumper.check}
             conf = SyncObjConf(**self._conf, **hooks, onStateChanged=self._on_state_changed)
             conf.validate()  # raft.py validated first; this is the engine's own belt and braces
-            syncobj = SyncObj(self.self_address, list(self.other_addresses), conf=conf, consumers=[self._consumer])
+            syncobj, self._journal = build_durably(
+                self._durability, _pso_syncobj, _pso_journal,
+                lambda: SyncObj(self.self_address, list(self.other_addresses), conf=conf, consumers=[self._consumer]),
+                solo=not self.other_addresses, guard=_JOURNAL_FACTORY_LOCK)
             if self._dumper is not None:
                 self._dumper.syncobj = syncobj
             self._syncobj = syncobj
@@ -456,6 +467,11 @@ class RaftEngine:
         if alive != status.tick_thread_alive:
             status = dataclasses.replace(status, tick_thread_alive=alive)
         return status
+
+    @property
+    def journal_syncs(self) -> int:
+        """How many times the journal was made durable (0 with durability none)."""
+        return getattr(self._journal, "syncs", 0)
 
     @property
     def apply_failures(self) -> int:

@@ -13,6 +13,8 @@ import pickle
 import time
 from typing import Any, Callable
 
+from ..durable import fsync_dir
+
 _log = logging.getLogger(__name__)
 
 
@@ -72,7 +74,11 @@ class DumpWriter:
             with open(tmp, "wb") as f:
                 with gzip.GzipFile(fileobj=f, mode="wb", compresslevel=6) as g:
                     pickle.dump(data, YieldingFile(g), protocol=4)
+                f.flush()
+                # pysyncobj drops the journal entries a dump covers: the dump must be on disk first.
+                os.fsync(f.fileno())
             os.replace(tmp, self.path)
+            fsync_dir(os.path.dirname(self.path) or ".")
             self.dumps += 1
             self.state = self.states.SUCCESS
         except BaseException as e:  # a failed dump keeps the old one and the log

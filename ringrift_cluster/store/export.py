@@ -13,13 +13,14 @@ restore, another cluster's) is refused with one log line naming it, and never lo
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import structlog
+
+from ..durable import write_json_durably
 
 from ..state import StateMachine
 from ..state.lineage import Lineage, of_snapshot
@@ -41,25 +42,9 @@ class Export:
         return self.lineage.changes
 
 
-def write_atomically(path: Path, body: Any) -> None:
-    """Write, fsync, rename, fsync the directory: after a crash the file is whole or absent."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(body, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_export(data_dir: Path, source: str, snapshot: dict[str, Any], cluster: str) -> Path:
     path = Path(data_dir) / EXPORT_FILE
-    write_atomically(path, {"cluster": cluster, "source": source, "lineage": of_snapshot(snapshot).to_dict(),
+    write_json_durably(path, {"cluster": cluster, "source": source, "lineage": of_snapshot(snapshot).to_dict(),
                             "written_at": time.time(), "snapshot": snapshot})
     return path
 
@@ -126,4 +111,4 @@ def read_last_run(data_dir: Path) -> LastRun | None:
 
 
 def write_last_run(data_dir: Path, store: str, clean: bool) -> None:
-    write_atomically(Path(data_dir) / RUN_FILE, {"store": store, "clean": clean, "at": time.time()})
+    write_json_durably(Path(data_dir) / RUN_FILE, {"store": store, "clean": clean, "at": time.time()})

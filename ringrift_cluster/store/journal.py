@@ -26,7 +26,7 @@ from ..model import Leadership
 from ..peer_client import PeerClient, PeerUnreachable
 from ..state import SnapshotError, StateMachine, commands
 from ..state.lineage import Lineage
-from .export import write_atomically
+from ..durable import fsync_dir, write_json_durably
 from .reconcile import new_seal, seal_term
 
 T = TypeVar("T")
@@ -71,6 +71,7 @@ class JournalStore:
     async def start(self) -> None:
         await asyncio.to_thread(self._recover)
         self._journal = open(self._journal_path, "a", encoding="utf-8")
+        await asyncio.to_thread(fsync_dir, self._dir)  # a journal just created stays in its directory
         self._started = True
         self._tick_task = asyncio.create_task(self._tick_loop(), name="journal-tick")
         self._follow_task = asyncio.create_task(self._follow_leadership(), name="journal-leadership")
@@ -231,7 +232,7 @@ class JournalStore:
         os.fsync(self._journal.fileno())
 
     def _compact(self) -> None:
-        write_atomically(self._snapshot_path, self.machine.snapshot())
+        write_json_durably(self._snapshot_path, self.machine.snapshot())
         if self._journal is not None:
             self._journal.close()
         with open(self._journal_path, "w"):
