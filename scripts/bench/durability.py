@@ -1,0 +1,235 @@
+"""What durability costs: commit latency, throughput and failover per ``raft.durability``, beside
+etcd (which fsyncs its log before it acknowledges), on the same machine in the same run.
+
+Both systems are measured the same way, from outside through their HTTP APIs on loopback:
+
+* latency: sequential writes to the leader (ours: ``POST /raft/work``; etcd: ``/v3/kv/put``);
+* throughput: ``--concurrency`` clients writing to the leader for ``--seconds``;
+* failover: SIGKILL the leader, time until a write through another member succeeds.
+
+    .venv/bin/python scripts/bench/durability.py --nodes 3 --n 300 --seconds 8 --trials 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable
+
+from ringrift_cluster.testing import LocalCluster, wait_until
+from ringrift_cluster.testing.local_cluster import free_base_port
+
+TOKEN = "bench-token"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
+
+
+def post(url: str, body: Any, timeout: float = 5.0, token: str | None = None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, None
+    except OSError:
+        return 0, None
+
+
+def measure(write: Callable[[str], bool], n: int, seconds: float, concurrency: int) -> dict[str, float]:
+    latencies = []
+    for i in range(n):
+        started = time.perf_counter()
+        if write(f"lat-{i}"):
+            latencies.append((time.perf_counter() - started) * 1000)
+    done = [0]
+    stop = time.monotonic() + seconds
+    lock = threading.Lock()
+
+    def client(c: int) -> None:
+        i = 0
+        while time.monotonic() < stop:
+            i += 1
+            if write(f"tp-{c}-{i}"):
+                with lock:
+                    done[0] += 1
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"p50_ms": statistics.median(latencies), "p99_ms": pct(latencies, 0.99), "ops_s": done[0] / seconds}
+
+
+def failover(kill: Callable[[], str], write_elsewhere: Callable[[str, str], bool], restore: Callable[[str], None],
+             trials: int) -> list[float]:
+    times = []
+    for trial in range(trials):
+        killed_at = time.monotonic()
+        victim = kill()
+        i = 0
+        while True:
+            i += 1
+            if write_elsewhere(victim, f"fo-{trial}-{i}"):
+                break
+            if time.monotonic() - killed_at > 60:
+                raise RuntimeError("no write within 60 s of the kill")
+        times.append(time.monotonic() - killed_at)
+        restore(victim)
+    return times
+
+
+def ours(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    cluster = LocalCluster(args.nodes, root / f"ours-{mode}", auth_token=TOKEN,
+                           settings={"consensus_mode": "raft", "raft": {"durability": mode}})
+    try:
+        cluster.start_all()
+        cluster.wait_converged(60)
+        leader = [cluster.wait_for_leader(60)]
+
+        def write(key: str, via: str | None = None) -> bool:
+            status, _ = cluster.post(via or leader[0], "/raft/work", {"work_id": key, "work_type": "t"}, timeout=5)
+            return status == 200
+
+        out = measure(write, args.n, args.seconds, args.concurrency)
+        out["term_changes_under_load"] = cluster.get(leader[0], "/raft/status")["term"]
+
+        def kill() -> str:
+            victim = cluster.wait_for_leader(60)
+            cluster.kill(victim)
+            return victim
+
+        def elsewhere(victim: str, key: str) -> bool:
+            return write(key, next(n for n in cluster.nodes if n != victim))
+
+        def restore(victim: str) -> None:
+            cluster.start(victim)
+            cluster.wait_converged(60)
+            leader[0] = cluster.wait_for_leader(60)
+
+        fo = failover(kill, elsewhere, restore, args.trials)
+        out.update(failover_p50_s=statistics.median(fo), failover_max_s=max(fo))
+        return out
+    finally:
+        cluster.shutdown()
+
+
+class Etcd:
+    """An etcd cluster on loopback (Debian's etcd-server)."""
+
+    def __init__(self, n: int, root: Path) -> None:
+        base = free_base_port(2 * n)
+        self.clients = [f"http://127.0.0.1:{base + i}" for i in range(n)]
+        peers = [f"http://127.0.0.1:{base + n + i}" for i in range(n)]
+        self.initial = ",".join(f"e{i}={p}" for i, p in enumerate(peers))
+        self.peers, self.root, self.procs = peers, root, {}
+
+    def start(self, i: int, state: str = "new") -> None:
+        data = self.root / f"e{i}"
+        cmd = [shutil.which("etcd") or "etcd", "--name", f"e{i}", "--data-dir", str(data),
+               "--listen-client-urls", self.clients[i], "--advertise-client-urls", self.clients[i],
+               "--listen-peer-urls", self.peers[i], "--initial-advertise-peer-urls", self.peers[i],
+               "--initial-cluster", self.initial, "--initial-cluster-state", state, "--logger", "zap",
+               "--log-outputs", str(self.root / f"e{i}.log")]
+        self.procs[i] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def leader(self) -> int:
+        def find() -> tuple[int] | None:  # a tuple: member 0 must not read as "not yet"
+            for i, url in enumerate(self.clients):
+                if i not in self.procs or self.procs[i].poll() is not None:
+                    continue
+                status, body = post(url + "/v3/maintenance/status", {}, timeout=2)
+                if status == 200 and body and body.get("leader") == body.get("header", {}).get("member_id"):
+                    return (i,)
+            return None
+        return wait_until(find, 60, what="an etcd leader")[0]
+
+    def put(self, i: int, key: str) -> bool:
+        b64 = base64.b64encode(key.encode()).decode()
+        return post(self.clients[i] + "/v3/kv/put", {"key": b64, "value": b64})[0] == 200
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+
+
+def etcd(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    cluster = Etcd(args.nodes, root / "etcd")
+    (root / "etcd").mkdir(parents=True)
+    try:
+        for i in range(args.nodes):
+            cluster.start(i)
+        leader = [cluster.leader()]
+        out = measure(lambda key: cluster.put(leader[0], key), args.n, args.seconds, args.concurrency)
+
+        def kill() -> str:
+            victim = cluster.leader()
+            cluster.procs[victim].send_signal(signal.SIGKILL)
+            cluster.procs[victim].wait()
+            return str(victim)
+
+        def elsewhere(victim: str, key: str) -> bool:
+            return cluster.put(next(i for i in range(args.nodes) if str(i) != victim), key)
+
+        def restore(victim: str) -> None:
+            cluster.start(int(victim), state="existing")
+            leader[0] = cluster.leader()
+
+        fo = failover(kill, elsewhere, restore, args.trials)
+        out.update(failover_p50_s=statistics.median(fo), failover_max_s=max(fo))
+        return out
+    finally:
+        cluster.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--n", type=int, default=300, help="sequential writes for the latency figures")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of the throughput run")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--trials", type=int, default=3, help="leader kills for the failover figures")
+    parser.add_argument("--modes", default="fsync,batch,none")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for mode in args.modes.split(","):
+            print(f"... ringrift raft durability={mode}", flush=True)
+            results[f"ringrift {mode}"] = ours(mode, args, root)
+        if shutil.which("etcd"):
+            print("... etcd", flush=True)
+            results["etcd"] = etcd(args, root)
+        else:
+            print("etcd not installed (apt-get install etcd-server): skipped in this benchmark run")
+    print(f"\n{args.nodes} members on loopback, through each system's HTTP API")
+    print(f"{'system':<18}{'p50 ms':>8}{'p99 ms':>8}{'ops/s':>8}{'failover p50 s':>16}{'max s':>7}")
+    for name, r in results.items():
+        print(f"{name:<18}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{r['ops_s']:>8.0f}"
+              f"{r['failover_p50_s']:>16.2f}{r['failover_max_s']:>7.2f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
