@@ -31,7 +31,7 @@ def _asset(name: str) -> bytes:
 
 
 async def get_root(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound("/ui")
+    raise web.HTTPFound(request.rel_url.with_path("/ui"))  # the query (e.g. ?refresh_ms=) goes along
 
 
 async def get_page(request: web.Request) -> web.Response:

@@ -117,7 +117,7 @@
     const per = compare.per_source || {};
     $("compare-summary").textContent = Object.entries(per).map(([s, v]) => s + ": " + v.detections +
       " detections, first " + v.first + " times, median lag " + secs(v.median_lag_behind_first_s)).join(" · ") +
-      " · disagreements " + JSON.stringify(compare.disagreements || {});
+      " · disagreements " + (compare.disagreements || 0);
     const lag = (d, s) => d.sources[s] ? "+" + secs(d.sources[s].after_first_s) : "–";
     fill($("compare"), (compare.deaths || []).map((d) => row([d.node_id, clock(d.first_noticed_at), clock(d.declared_failed_at),
       lag(d, "swim"), lag(d, "heartbeat"), clock(d.came_back_at)], { "data-node": d.node_id })), "no deaths seen");
