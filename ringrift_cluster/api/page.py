@@ -31,7 +31,8 @@ def _asset(name: str) -> bytes:
 
 
 async def get_root(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound(request.rel_url.with_path("/ui"))  # the query (e.g. ?refresh_ms=) goes along
+    query = request.query_string
+    raise web.HTTPFound("/ui" + (f"?{query}" if query else ""))  # the query (e.g. ?refresh_ms=) goes along
 
 
 async def get_page(request: web.Request) -> web.Response:
