@@ -213,3 +213,26 @@ def test_a_real_prometheus_scrapes_a_real_cluster_with_the_dashboard_and_the_rul
         raise
     finally:
         prometheus.close()
+
+
+def test_the_systemd_unit_verifies_and_its_environment_is_understood(tmp_path: Path) -> None:
+    unit = (ROOT / "config" / "systemd" / "ringrift-cluster.service").read_text()
+    binary = Path(sys.executable).parent / "ringrift-cluster"
+    assert "ExecStart=/opt/ringrift-cluster/.venv/bin/ringrift-cluster run" in unit
+    local = tmp_path / "ringrift-cluster.service"
+    local.write_text(unit.replace("/opt/ringrift-cluster/.venv/bin/ringrift-cluster", str(binary)))
+    done = subprocess.run([tool("systemd-analyze"), "verify", str(local)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    # The environment it sets is what `run` reads: check-config resolves it.
+    env = dict(re.findall(r"^Environment=(\w+)=(.*)$", unit, re.M))
+    assert set(env) == {"RINGRIFT_CONFIG", "RINGRIFT_CLUSTER_AUTH_TOKEN_FILE", "RINGRIFT_DATA_DIR", "RINGRIFT_LOG_FORMAT"}
+    config = tmp_path / "cluster.yaml"
+    config.write_text(yaml.safe_dump({"hosts": {"gpu-1": {"p2p_host": "127.0.0.1", "p2p_port": 8770}}}))
+    (tmp_path / "token").write_text("secret\n")
+    env.update(RINGRIFT_CONFIG=str(config), RINGRIFT_CLUSTER_AUTH_TOKEN_FILE=str(tmp_path / "token"),
+               RINGRIFT_DATA_DIR=str(tmp_path / "data"), RINGRIFT_NODE_ID="gpu-1")
+    done = subprocess.run([str(binary), "check-config"], capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ.get("PATH", ""), **env})
+    assert done.returncode == 0, done
+    resolved = json.loads(done.stdout)
+    assert resolved["node_id"] == "gpu-1" and resolved["data_dir"] == str(tmp_path / "data")
