@@ -1,7 +1,8 @@
-"""``ringrift-cluster``: run a node, look at one, or demo a local cluster.
+"""``ringrift-cluster``: run a node, look at one, read and write the cluster's state, or demo a local cluster.
 
-Exit codes: 0 ok, 1 runtime failure (e.g. a port in use), 2 usage or config error; the message
-goes to stderr as one line.
+Exit codes: 0 ok, 1 runtime failure (e.g. a port in use, a node unreachable), 2 usage or config
+error (a 400 from the node too); the state verbs add 3 refused (409, 404: the node's reason),
+4 unauthorized (401) and 5 no leader or timeout (503). The message goes to stderr as one line.
 """
 
 from __future__ import annotations
@@ -9,17 +10,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
+from .cli_state import DEFAULT_URL, add_state_commands, run_state_command
 from .errors import ClusterError, ConfigError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (with where to find help), exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ringrift-cluster", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="ringrift-cluster", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run one node until SIGINT/SIGTERM")
     _add_node_flags(run)
@@ -30,7 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_node_flags(check)
 
     status = sub.add_parser("status", help="print one node's view of the cluster")
-    status.add_argument("--url", default="http://127.0.0.1:8770", help="the node's API URL")
+    status.add_argument("--url", default=os.environ.get("RINGRIFT_URL") or DEFAULT_URL,
+                        help=f"the node's API URL (default: $RINGRIFT_URL, else {DEFAULT_URL})")
     status.add_argument("--json", action="store_true", help="print the raw /status JSON")
     status.add_argument("--timeout", type=float, default=5.0)
 
@@ -52,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--auth-token-file", help="a file holding the token (default: $RINGRIFT_CLUSTER_AUTH_TOKEN_FILE)")
     demo.add_argument("--keep-going", action="store_true",
                       help="when a node fails to start, show it as failed instead of stopping the demo")
+    add_state_commands(sub)
     return parser
 
 
@@ -79,6 +91,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if hasattr(args, "state_fn"):
+        return run_state_command(args)
     try:
         if args.command == "run":
             return _run(args)

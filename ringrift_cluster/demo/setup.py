@@ -56,6 +56,15 @@ class Token:
             return f'"Authorization: Bearer $(cat {self.source[5:]})"'
         return f'"Authorization: Bearer {self.value}"'
 
+    def cli_environment(self, url: str) -> str:
+        """What to export for ``ringrift-cluster`` verbs: the secret itself only when we made it up
+        (or it was given on the command line, as the curl header does)."""
+        if self.source == "$RINGRIFT_CLUSTER_AUTH_TOKEN":
+            return f"RINGRIFT_URL={url}"  # already in the environment
+        if self.source.startswith("file "):
+            return f"RINGRIFT_URL={url} RINGRIFT_CLUSTER_AUTH_TOKEN_FILE={self.source[5:]}"
+        return f"RINGRIFT_URL={url} RINGRIFT_CLUSTER_AUTH_TOKEN={self.value}"
+
 
 def resolve_token(args: argparse.Namespace, env: os._Environ[str] | dict[str, str] = os.environ) -> Token:
     """--auth-token, else $RINGRIFT_CLUSTER_AUTH_TOKEN, else --auth-token-file or
@@ -113,4 +122,6 @@ def token_lines(token: Token, url: str) -> list[str]:
              else f"auth token: from {token.source}")
     return [first,
             "try a write:  curl -s -X POST " + url + "/raft/work -H " + token.curl_header() +
-            " -H 'Content-Type: application/json' -d '{\"work_id\": \"W1\", \"work_type\": \"selfplay\"}'"]
+            " -H 'Content-Type: application/json' -d '{\"work_id\": \"W1\", \"work_type\": \"selfplay\"}'",
+            f"or the CLI:   export {token.cli_environment(url)}; ringrift-cluster work add W1 --type selfplay",
+            f"status page:  {url}/ui"]

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,17 @@ def test_a_generated_token_is_printed_with_a_curl_that_works(tmp_path) -> None:
         assert token and curl and token.group(1) in curl.group(1), demo.describe()
         pasted = subprocess.run(["sh", "-c", curl.group(1)], capture_output=True, text=True, timeout=30, env=env)
         assert '"status": "pending"' in pasted.stdout.replace('"status":"pending"', '"status": "pending"'), pasted
+        # The CLI line works pasted as printed (W1 exists now: the same line with W2).
+        line = re.search(r"or the CLI:   (.*)", demo.text)
+        assert line and token.group(1) in line.group(1), demo.describe()
+        path = {**env, "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"}
+        pasted = subprocess.run(["sh", "-c", line.group(1).replace("W1", "W2")], capture_output=True, text=True,
+                                timeout=30, env=path)
+        assert pasted.returncode == 0 and "added W2 (pending)" in pasted.stdout, pasted
+        page = re.search(r"status page:  (http://\S+/ui)", demo.text)
+        assert page, demo.describe()
+        with urllib.request.urlopen(page.group(1), timeout=5) as response:
+            assert response.status == 200 and b"/ui/status.js" in response.read()
     finally:
         demo.close()
 

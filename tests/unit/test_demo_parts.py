@@ -44,6 +44,9 @@ def test_token_sources_and_the_curl_that_uses_them(tmp_path) -> None:
     lines = token_lines(generated, "http://127.0.0.1:8770")
     assert generated.source == "generated" and generated.value in lines[0] and generated.value in lines[1]
     assert "POST http://127.0.0.1:8770/raft/work" in lines[1]
+    assert f"RINGRIFT_CLUSTER_AUTH_TOKEN={generated.value}" in lines[2] and "ringrift-cluster work add" in lines[2]
+    assert lines[3] == "status page:  http://127.0.0.1:8770/ui"
+    assert "RINGRIFT_CLUSTER_AUTH_TOKEN_FILE=" + str(secret) in token_lines(from_file, "http://x")[2]
     secret.write_text("")
     with pytest.raises(ConfigError, match="empty"):
         resolve_token(_args(auth_token_file=str(secret)), env={})
