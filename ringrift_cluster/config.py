@@ -125,6 +125,16 @@ class SwimSettings:
     suspect_report_after_s: float = 1.5
     # A raw DEAD must last this long (unrefuted) before it is reported as failed.
     failed_confirm_s: float = 0.5
+    # Bounded gossip (memberlist style): a heartbeat carries the own entry plus the freshest
+    # changes within the packet budget, each sent retransmit_mult * ceil(log10(N + 1)) times;
+    # full syncs over TCP every sync_interval_s, scaled up with N. False: swim-p2p's own gossip
+    # (the whole member list in every heartbeat), kept for comparison benchmarks.
+    bounded_gossip: bool = True
+    packet_budget_bytes: int = 1400
+    retransmit_mult: int = 4
+    # A member DEAD (failed or left) this long is forgotten by the engine (the published view
+    # keeps it), so the member list does not grow with address churn.
+    tombstone_s: float = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,11 +11,22 @@ crossing back to the node's loop). What we add to the library, each for a measur
   entry and, if it is not ALIVE (or lost our metadata), set it ALIVE with a higher incarnation
   and announce it. A node SIGSTOPped past its suspicion timeout came back only after 142 s with
   the library alone (it re-probes DEAD members every 30 s to 5 min).
-* **Announce.** On start, after a detected pause (a tick much later than due) and after a
-  refutation, we send our full digest to every configured seed and known member at once.
+* **Announce.** On start, after a detected pause (a tick much later than due), after a
+  refutation and after a death this node declared, we send *the changed entries* (our own, the
+  dead member's) to every configured seed and known member at once: one small datagram each.
 * **Leave.** The library has no leave message. A graceful stop marks our own entry DEAD with a
   higher incarnation and the metadata ``left: true``, and announces it to everyone before the
   engine stops; peers see DEAD + left and report ``left``.
+* **Bounded gossip** (``swim_gossip``): heartbeats carry our entry plus the freshest changes that
+  fit the packet budget; a full sync (the library's SYNC-REQ, answered over TCP when big) with one
+  random member on start and then every ``push_pull_interval`` (grows with N).
+* **Indirect probes by the suspecter only.** swim-p2p has *every* node that knows a SUSPECT
+  indirect-probe it every cycle, sequentially, each waiting up to two ping timeouts: N x k pings
+  per period at the suspect, and every cycle (hence every suspicion timeout check) late. Here only
+  the node whose own ping failed asks k helpers, once, off the protocol loop; others wait for the
+  timeout or a refutation, as in SWIM.
+* **Tombstones.** A member DEAD for ``tombstone_s`` is removed from the library's list (the
+  library never removes anyone), so the list does not grow with address churn.
 * **Supervision.** If a library task dies or the protocol loop stops advancing, the node is torn
   down and recreated (same socket) with bounded exponential backoff.
 """
@@ -23,6 +34,7 @@ crossing back to the node's loop). What we add to the library, each for a measur
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,19 +45,21 @@ from swim.protocol.node import Node
 from swim.utils.serialization import serialize_message
 
 from ..config import HostConfig, SwimSettings
-from ..model import Member, MemberState, MembershipEvent, NodeId
+from ..model import Member, MembershipEvent, NodeId
+from . import swim_gossip
 # Re-exported: swim.py reaches the engine only through this module (imported lazily).
 from .swim_support import LibraryLogBridge, install_library_log_bridge, library_config  # noqa: F401
 from .swim_transport import TransportStats, bind_exclusive, make_transport, port_in_use  # noqa: F401
-from .swim_view import RAW_ALIVE, RAW_DEAD, RAW_SUSPECT, RawObservation, SwimView
+from .swim_publish import Publisher
+from .swim_view import SwimView
 
 Addr = tuple[str, int]
-_RAW_NAMES = {RawState.ALIVE: RAW_ALIVE, RawState.SUSPECT: RAW_SUSPECT, RawState.DEAD: RAW_DEAD}
 _TICK_S = 0.1
 _BACKOFF_MIN_S = 0.5
 _BACKOFF_MAX_S = 30.0
 _HEALTHY_RESET_S = 60.0
 _ANNOUNCE_MIN_GAP_S = 0.5
+_TOMBSTONE_SCAN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +89,10 @@ class EngineStatus:
     unknown_addresses: set[str] = field(default_factory=set)
     mismatched_ids: set[str] = field(default_factory=set)
     protocol_cycles: int = 0
+    syncs: int = 0
+    indirect_probes: int = 0
+    forgotten: int = 0
+    members: int = 0
 
 
 Publish = Callable[[Mapping[NodeId, Member], list[MembershipEvent], dict[str, Any]], None]
@@ -82,26 +100,29 @@ Publish = Callable[[Mapping[NodeId, Member], list[MembershipEvent], dict[str, An
 
 class SwimEngine:
     def __init__(self, plan: EnginePlan, sock: Any, stats: TransportStats, publish: Publish,
-                 log: Any) -> None:
+                 log: Any, stream_sock: Any = None) -> None:
         self.plan = plan
         self._sock = sock
+        self._stream_sock = stream_sock
         self.stats = stats
-        self._publish = publish
         self._log = log
         s = plan.settings
         self.view = SwimView(s.suspect_report_after_s, s.failed_confirm_s)
         self.status = EngineStatus()
+        self.publisher = Publisher(plan, self.view, stats, self.status, log, publish, self.describe_counters)
+        self.piggyback = swim_gossip.Piggyback(plan.self_addr, s.packet_budget_bytes, s.retransmit_mult)
         self.node: Optional[Node] = None
         self._supervisor: Optional[asyncio.Task[None]] = None
         self._stopping = False
         self._incarnation = 0
         self._last_announce = 0.0
-        self._last_snapshot_key: Any = None
-        self._last_publish = 0.0
         self._meta = {"id": plan.node_id}
         self._pending_announce = False
-        self._incarnations: dict[NodeId, int] = {}
-        self._heard: dict[NodeId, float] = {}
+        self._announce_addrs: set[Addr] = set()  # changed entries the next announce carries
+        self._suspected_here: set[Addr] = set()  # members whose suspicion this node originated
+        self._probes: dict[Addr, asyncio.Task[Any]] = {}  # indirect probes in flight
+        self._next_sync = 0.0
+        self._next_tombstone_scan = 0.0
         self._host_str = f"{plan.self_addr[0]}:{plan.self_addr[1]}"
         # A protocol cycle can take: heartbeat + an indirect probe per suspect + a direct ping.
         self._stall_s = max(30.0, 20 * (s.protocol_period_s + (s.ping_retries + 2) * s.ping_timeout_s))
@@ -126,13 +147,14 @@ class SwimEngine:
                 self._log.warning("swim_leave_failed", error=repr(e))
         await self._teardown()
         self.status.running = False
-        self._emit(force=True)
+        self.publisher.emit()
 
     # -- the library node --------------------------------------------------------------------------
 
     async def _create(self) -> None:
         plan, s = self.plan, self.plan.settings
-        transport = make_transport(plan.transport, self._sock, self.stats, max(s.ping_timeout_s, 1.0))
+        transport = make_transport(plan.transport, self._sock, self.stats, max(s.ping_timeout_s, 1.0),
+                                   stream_sock=self._stream_sock, budget=s.packet_budget_bytes, log=self._log)
         try:
             node = await Node.create(
                 bind_addr=plan.self_addr,
@@ -149,9 +171,12 @@ class SwimEngine:
         me.incarnation = self._incarnation
         me.metadata = dict(self._meta)
         self._hook_member_list(node)
+        swim_gossip.install(node, self.piggyback, self.publisher.changed, s.gossip_fanout, s.bounded_gossip)
+        self._gate_indirect_probes(node)
         if s.lifeguard and node.timing_service is not None:
             node.timing_service.set_base_timing(s.protocol_period_s, s.ping_timeout_s, s.suspicion_timeout_s)
         self.node = node
+        self.publisher.everything_changed(node)
         try:
             await node.start()
         except BaseException:
@@ -159,8 +184,10 @@ class SwimEngine:
             raise
         self.status.running = True
         self.status.incarnation = self._incarnation
+        self._announce_addrs.add(plan.self_addr)
         await self._announce()
-        self._emit(force=True)
+        self._next_sync = 0.0  # a full pull from one peer right away: a joiner learns everyone
+        self.publisher.emit()
 
     def _hook_member_list(self, node: Node) -> None:
         """Two hooks on the node's member list (instance attributes, the library is untouched):
@@ -172,7 +199,8 @@ class SwimEngine:
           when a ping to it fails (a probe in flight when the death arrived, or one of its
           periodic probes of dead members). That SUSPECT then overrides the DEAD everywhere and
           restarts every suspicion timer: measured, one survivor in three reported a death 3 s
-          late. A failed ping never revives a DEAD member here.
+          late. A failed ping never revives a DEAD member here. A suspicion this node raises
+          itself (no incarnation given: its own ping failed) is remembered for indirect probes.
         """
         members = node.members
         original_dead, original_suspect = members.mark_dead, members.mark_suspect
@@ -182,6 +210,7 @@ class SwimEngine:
             changed = await original_dead(addr, *args, **kwargs)
             if changed and addr != self_addr:
                 self._pending_announce = True
+                self._announce_addrs.add(addr)
                 self.status.deaths_originated += 1
             return bool(changed)
 
@@ -189,13 +218,36 @@ class SwimEngine:
             member = members.get_member(addr)
             if member is not None and member.is_dead and incarnation is None and addr != self_addr:
                 return False
-            return bool(await original_suspect(addr, incarnation, *args, **kwargs))
+            changed = bool(await original_suspect(addr, incarnation, *args, **kwargs))
+            if changed and incarnation is None and addr != self_addr:
+                self._suspected_here.add(addr)
+            return changed
 
         members.mark_dead = mark_dead  # type: ignore[method-assign]
         members.mark_suspect = mark_suspect  # type: ignore[method-assign]
 
+    def _gate_indirect_probes(self, node: Node) -> None:
+        """Only the suspecter probes indirectly, once per suspicion, without holding up the
+        protocol loop (whose cycle also paces the suspicion timeout checks)."""
+        original = node.failure_detector.indirect_probe
+
+        async def indirect_probe(target: Addr) -> bool:
+            if target not in self._suspected_here or target in self._probes:
+                return False
+            self._suspected_here.discard(target)
+            self.status.indirect_probes += 1
+            task = asyncio.create_task(original(target))
+            self._probes[target] = task
+            task.add_done_callback(lambda _t, a=target: self._probes.pop(a, None))
+            return False
+
+        node.failure_detector.indirect_probe = indirect_probe  # type: ignore[method-assign]
+
     async def _teardown(self) -> None:
         node, self.node = self.node, None
+        for task in list(self._probes.values()):
+            task.cancel()
+        self._probes.clear()
         if node is None:
             return
         try:
@@ -226,7 +278,7 @@ class SwimEngine:
             self.status.running = False
             self._log.warning("swim_engine_restart", reason=reason, restarts=self.status.restarts,
                               backoff_s=backoff)
-            self._emit(force=True)
+            self.publisher.emit()
             await self._teardown()
             if time.monotonic() - started > _HEALTHY_RESET_S:
                 backoff = _BACKOFF_MIN_S
@@ -242,7 +294,7 @@ class SwimEngine:
                     self.status.restarts += 1
                     self.status.last_error = f"restart failed: {e!r}"
                     self._log.warning("swim_engine_restart_failed", error=repr(e), backoff_s=backoff)
-                    self._emit(force=True)
+                    self.publisher.emit()
 
     def _library_tasks(self, node: Node) -> list[asyncio.Task[Any]]:
         """The long-lived tasks of a started node: protocol loop, sync loop, our receiver."""
@@ -273,6 +325,8 @@ class SwimEngine:
         last_tick = time.monotonic()
         last_cycles, cycles_since = -1, last_tick
         tasks: list[asyncio.Task[Any]] = []
+        # The sync service's task appears once it has run; without one, two tasks are all.
+        expected = 3 if self.node is not None and self.node.sync_service is not None else 2
         while True:
             await asyncio.sleep(_TICK_S)
             node = self.node
@@ -286,7 +340,7 @@ class SwimEngine:
                 self._log.warning("swim_pause_detected", paused_s=round(now - last_tick - _TICK_S, 3))
                 self._refute(node, reason="pause")
             last_tick = now
-            if len(tasks) < 3:  # the sync task appears once the sync service has run
+            if len(tasks) < expected:
                 tasks = self._library_tasks(node)
                 if not any("_protocol_loop" in getattr(t.get_coro(), "__qualname__", "") for t in tasks):
                     return "library protocol task missing"
@@ -305,9 +359,40 @@ class SwimEngine:
                 self._refute(node, reason=me.state.name.lower())
             elif me is not None and me.incarnation > self._incarnation:
                 self._incarnation = me.incarnation  # a peer's mark_alive bumped us: keep up
-            self._observe(node, now)
+            self._suspected_here.intersection_update(a for a in self._suspected_here
+                                                     if (m := node.members.get_member(a)) is not None and m.is_suspect)
+            self.stats.piggyback_depth = len(self.piggyback)
+            self.stats.piggyback_entries = self.piggyback.selected
+            self.status.members = node.members.size
+            self.publisher.observe(now)
             if self._pending_announce and time.monotonic() - self._last_announce >= _ANNOUNCE_MIN_GAP_S:
                 await self._announce()
+            if s.bounded_gossip and now >= self._next_sync:
+                await self._sync(node, now)
+            if now >= self._next_tombstone_scan:
+                self._next_tombstone_scan = now + _TOMBSTONE_SCAN_S
+                self._forget_dead(node)
+
+    async def _sync(self, node: Node, now: float) -> None:
+        """Anti-entropy: ask one random live member for its whole list (the library's SYNC-REQ
+        with version 0; its answer, over the packet budget, comes back over TCP) and merge it."""
+        s = self.plan.settings
+        interval = swim_gossip.push_pull_interval(s.sync_interval_s, node.members.size)
+        self._next_sync = now + interval * random.uniform(0.75, 1.25)  # no lock-step across nodes
+        targets = node.members.get_random_members(1)
+        if not targets:
+            self._next_sync = now + 1.0  # alone so far: try again soon
+            return
+        self.status.syncs += 1
+        request = {"type": "SYNC-REQ", "from": self._host_str, "id": uuid.uuid4().hex[:8],
+                   "known_version": 0, "timestamp": time.time()}
+        await node.transport.send(serialize_message(request), targets[0].addr)
+
+    def _forget_dead(self, node: Node) -> None:
+        s = self.plan.settings
+        removed = node.members.cleanup_dead_members(max_age=s.tombstone_s)
+        if removed:
+            self.status.forgotten += removed
 
     def _refute(self, node: Node, reason: str) -> None:
         me = node.members.get_member(self.plan.self_addr)
@@ -323,17 +408,24 @@ class SwimEngine:
         self.status.incarnation = self._incarnation
         if reason != "pause":
             self.status.self_refutations += 1
+        self._announce_addrs.add(self.plan.self_addr)
         self._pending_announce = True
 
     async def _announce(self) -> None:
-        """Send our full digest to every seed and known member now (not only gossip fan-out)."""
+        """Send the changed entries (ours, deaths we declared) to every seed and known member now,
+        instead of waiting for them to spread at gossip fan-out. Without bounded gossip, the
+        whole list as before."""
         node = self.node
         if node is None:
             return
         self._pending_announce = False
         self._last_announce = time.monotonic()
         self.status.announces += 1
-        digest = node.members.serialize_digest(full=True)
+        addrs, self._announce_addrs = self._announce_addrs | {self.plan.self_addr}, set()
+        if self.plan.settings.bounded_gossip:
+            digest = swim_gossip.digest_of(node.members, sorted(addrs))
+        else:
+            digest = node.members.serialize_digest(full=True)
         data = serialize_message({
             "type": "HEARTBEAT",
             "from": self._host_str,
@@ -342,7 +434,8 @@ class SwimEngine:
             "timestamp": time.time(),
         })
         targets = set(self.plan.seeds)
-        targets.update(m.addr for m in node.members.get_all_members(exclude_self=True))
+        targets.update(m.addr for m in node.members.get_all_members(exclude_self=True) if not m.is_dead)
+        targets.discard(self.plan.self_addr)
         await asyncio.gather(*(node.transport.send(data, t) for t in targets), return_exceptions=True)
 
     async def _leave(self, node: Node) -> None:
@@ -358,72 +451,6 @@ class SwimEngine:
         for _ in range(2):  # datagrams may drop: say it twice
             await self._announce()
             await asyncio.sleep(0.05)
-
-    # -- the view ---------------------------------------------------------------------------------
-
-    def _observe(self, node: Node, now: float) -> None:
-        plan = self.plan
-        raw: dict[NodeId, RawObservation] = {}
-        incarnations: dict[NodeId, int] = {}
-        heard: dict[NodeId, float] = {}
-        wall = time.time()
-        for m in node.members.get_all_members(exclude_self=True):
-            node_id = plan.addr_to_id.get(m.addr)
-            if node_id is None or node_id == plan.node_id:
-                self.status.unknown_addresses.add(f"{m.addr[0]}:{m.addr[1]}")
-                continue
-            announced_id = m.metadata.get("id") if isinstance(m.metadata, dict) else None
-            if announced_id is None:
-                continue  # a seed entry the node itself has not confirmed yet
-            if announced_id != node_id:
-                self.status.mismatched_ids.add(f"{m.addr[0]}:{m.addr[1]} says {announced_id!r}, config {node_id!r}")
-                continue
-            raw[node_id] = RawObservation(_RAW_NAMES.get(m.state, RAW_DEAD), bool(m.metadata.get("left")))
-            incarnations[node_id] = m.incarnation
-            direct = self.stats.last_heard.get(m.addr, 0.0)
-            gossip = now - max(0.0, wall - m.last_heartbeat) if m.last_heartbeat else 0.0
-            heard[node_id] = max(direct, gossip)
-        transitions = self.view.observe(now, raw)
-        self._incarnations = incarnations
-        self._heard = heard
-        events = [MembershipEvent(kind=t.kind, node_id=t.node_id, source="swim", after_s=t.after_s)
-                  for t in transitions]
-        for event in events:
-            self._log.info(f"member_{event.kind.value}", node_id=event.node_id, after_s=event.after_s,
-                           source="swim")
-        self._emit(events=events)
-
-    def _emit(self, events: Optional[list[MembershipEvent]] = None, force: bool = False) -> None:
-        states = self.view.states()
-        key = tuple(sorted((n, st.value) for n, (st, _) in states.items()))
-        now = time.monotonic()
-        if not events and not force and key == self._last_snapshot_key and now - self._last_publish < 1.0:
-            return
-        self._last_snapshot_key, self._last_publish = key, now
-        snapshot = {n: self._member(n, st) for n, (st, _) in states.items()}
-        self._publish(snapshot, list(events or ()), self.describe_counters())
-
-    def _member(self, node_id: NodeId, state: MemberState) -> Member:
-        host = self.plan.hosts[node_id]
-        addr = self.plan.id_to_addr.get(node_id, (host.address, host.swim_port))
-        return Member(
-            node_id=node_id,
-            state=state,
-            host=host.address,
-            api_port=host.api_port,
-            role=host.role,
-            raft_address=f"{host.address}:{host.raft_port}",
-            capabilities=tuple(host.capabilities),
-            has_gpu=bool(host.gpu),
-            gpu_name=host.gpu,
-            last_seen=self._heard.get(node_id, 0.0),
-            source="swim",
-            meta={
-                "swim_address": f"{addr[0]}:{addr[1]}",
-                "incarnation": self._incarnations.get(node_id, 0),
-                "gpu_vram_gb": host.gpu_vram_gb,
-            },
-        )
 
     def describe_counters(self) -> dict[str, Any]:
         st, view = self.status, self.view
@@ -443,7 +470,12 @@ class SwimEngine:
             "announces": st.announces,
             "deaths_originated": st.deaths_originated,
             "protocol_cycles": st.protocol_cycles,
-            "unknown_addresses": sorted(st.unknown_addresses),
+            "syncs": st.syncs,
+            "indirect_probes": st.indirect_probes,
+            "forgotten": st.forgotten,
+            "library_members": st.members,
+            "unknown_addresses": sorted(st.unknown_addresses)[:100],
+            "unknown_address_count": len(st.unknown_addresses),
             "mismatched_ids": sorted(st.mismatched_ids),
             **self.stats.snapshot(),
         }
