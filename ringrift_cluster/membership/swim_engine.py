@@ -121,7 +121,10 @@ class SwimEngine:
         self._announce_addrs: set[Addr] = set()  # changed entries the next announce carries
         self._suspected_here: set[Addr] = set()  # members whose suspicion this node originated
         self._probes: dict[Addr, asyncio.Task[Any]] = {}  # indirect probes in flight
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._next_sync = 0.0
+        self._synced = False  # a full sync answered since the node (re)started
+        self._sync_answers = 0
         self._next_tombstone_scan = 0.0
         self._host_str = f"{plan.self_addr[0]}:{plan.self_addr[1]}"
         # A protocol cycle can take: heartbeat + an indirect probe per suspect + a direct ping.
@@ -186,7 +189,7 @@ class SwimEngine:
         self.status.incarnation = self._incarnation
         self._announce_addrs.add(plan.self_addr)
         await self._announce()
-        self._next_sync = 0.0  # a full pull from one peer right away: a joiner learns everyone
+        self._next_sync, self._synced = 0.0, False  # a full pull from one peer: a joiner learns everyone
         self.publisher.emit()
 
     def _hook_member_list(self, node: Node) -> None:
@@ -221,6 +224,10 @@ class SwimEngine:
             changed = bool(await original_suspect(addr, incarnation, *args, **kwargs))
             if changed and incarnation is None and addr != self_addr:
                 self._suspected_here.add(addr)
+                # Lifeguard's "buddy": tell the suspect itself at once. Alive but slow, it refutes
+                # now instead of when gossip happens to reach it (which took most of a short
+                # suspicion timeout at 30 nodes).
+                self._own_task(self._send_digest([addr], [addr]))
             return changed
 
         members.mark_dead = mark_dead  # type: ignore[method-assign]
@@ -245,7 +252,7 @@ class SwimEngine:
 
     async def _teardown(self) -> None:
         node, self.node = self.node, None
-        for task in list(self._probes.values()):
+        for task in [*self._probes.values(), *self._tasks]:
             task.cancel()
         self._probes.clear()
         if node is None:
@@ -377,12 +384,23 @@ class SwimEngine:
         """Anti-entropy: ask one random live member for its whole list (the library's SYNC-REQ
         with version 0; its answer, over the packet budget, comes back over TCP) and merge it."""
         s = self.plan.settings
-        interval = swim_gossip.push_pull_interval(s.sync_interval_s, node.members.size)
-        self._next_sync = now + interval * random.uniform(0.75, 1.25)  # no lock-step across nodes
-        targets = node.members.get_random_members(1)
-        if not targets:
-            self._next_sync = now + 1.0  # alone so far: try again soon
+        answers = self.stats.by_type.get("received:SYNC-RESP", (0, 0))[0]
+        if answers > self._sync_answers:
+            self._synced = True
+        self._sync_answers = answers
+        if self._synced:
+            interval = swim_gossip.push_pull_interval(s.sync_interval_s, node.members.size)
+            self._next_sync = now + interval * random.uniform(0.75, 1.25)  # no lock-step across nodes
+        else:
+            # Joining: pull from a member known to run (it sent us its own entry), and again
+            # soon until one answers; a seed entry may be a node that has not started yet.
+            self._next_sync = now + 2.0
+        candidates = node.members.get_random_members(8)
+        running = [m for m in candidates if m.metadata.get("id")] if not self._synced else candidates
+        if not running:
+            self._next_sync = now + 0.5
             return
+        targets = running[:1]
         self.status.syncs += 1
         request = {"type": "SYNC-REQ", "from": self._host_str, "id": uuid.uuid4().hex[:8],
                    "known_version": 0, "timestamp": time.time()}
@@ -422,10 +440,20 @@ class SwimEngine:
         self._last_announce = time.monotonic()
         self.status.announces += 1
         addrs, self._announce_addrs = self._announce_addrs | {self.plan.self_addr}, set()
-        if self.plan.settings.bounded_gossip:
-            digest = swim_gossip.digest_of(node.members, sorted(addrs))
-        else:
+        targets = set(self.plan.seeds)
+        targets.update(m.addr for m in node.members.get_all_members(exclude_self=True) if not m.is_dead)
+        targets.discard(self.plan.self_addr)
+        await self._send_digest(None if not self.plan.settings.bounded_gossip else sorted(addrs), targets)
+
+    async def _send_digest(self, addrs: Optional[list[Addr]], targets: Any) -> None:
+        """A HEARTBEAT carrying the entries of ``addrs`` (None: the whole list) to ``targets``."""
+        node = self.node
+        if node is None:
+            return
+        if addrs is None:
             digest = node.members.serialize_digest(full=True)
+        else:
+            digest = swim_gossip.digest_of(node.members, addrs)
         data = serialize_message({
             "type": "HEARTBEAT",
             "from": self._host_str,
@@ -433,10 +461,12 @@ class SwimEngine:
             "id": uuid.uuid4().hex[:8],
             "timestamp": time.time(),
         })
-        targets = set(self.plan.seeds)
-        targets.update(m.addr for m in node.members.get_all_members(exclude_self=True) if not m.is_dead)
-        targets.discard(self.plan.self_addr)
         await asyncio.gather(*(node.transport.send(data, t) for t in targets), return_exceptions=True)
+
+    def _own_task(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _leave(self, node: Node) -> None:
         me = node.members.get_member(self.plan.self_addr)

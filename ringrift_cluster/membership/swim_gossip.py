@@ -22,9 +22,15 @@ import heapq
 import json
 import math
 import time
+import zlib
 from typing import Any, Callable, Iterable, Mapping, Optional
 
+from .swim_wire import COMPRESS_OVER
+
 Addr = tuple[str, int]
+# Digest entries compress 4-7x with zlib; candidates are gathered up to this multiple of the
+# budget, then cut to what really fits compressed.
+_ZLIB_RATIO = 6
 
 # The real heartbeat's id and float timestamps may print a few bytes longer than our estimate.
 _SLACK = 24
@@ -68,8 +74,10 @@ class Piggyback:
     ``copies`` sends (one heartbeat goes to ``copies`` peers) and leaves the queue at the limit.
     """
 
-    def __init__(self, self_addr: Addr, budget: int = 1400, retransmit_mult: int = 4) -> None:
+    def __init__(self, self_addr: Addr, budget: int = 1400, retransmit_mult: int = 4,
+                 compress: bool = True) -> None:
         self.self_addr = self_addr
+        self.compress = compress
         self.budget = budget
         self.retransmit_mult = retransmit_mult
         self._sends: dict[Addr, int] = {}
@@ -99,15 +107,17 @@ class Piggyback:
     def select(self, members: Mapping[Addr, Any], overhead: int, copies: int = 1,
                entry: Callable[[Any], dict[str, Any]] = entry_of) -> list[dict[str, Any]]:
         """Entries for one heartbeat: ``overhead`` is the size of the message with no entries;
-        the result keeps the whole message within ``budget`` bytes (only the own entry may not)."""
+        the result keeps the whole message within ``budget`` bytes (only the own entry may not),
+        counted compressed when ``compress`` (our transport zlib-frames big messages)."""
         limit = retransmit_limit(self.retransmit_mult, len(members))
         me = members.get(self.self_addr)
         entries = [entry(me)] if me is not None else []
-        room = self.budget - overhead - sum(_size(e) + 2 for e in entries)
+        room = self.budget * (_ZLIB_RATIO if self.compress else 1) - overhead - sum(_size(e) + 2 for e in entries)
         if len(self._sends) > 64:  # no full sort of a long queue per heartbeat
             order = heapq.nsmallest(64, self._sends, key=lambda a: (self._sends[a], -self._fresh[a]))
         else:
             order = self.queued()
+        chosen: list[tuple[Addr, dict[str, Any]]] = []
         for addr in order:
             member = members.get(addr)
             if member is None:
@@ -119,6 +129,10 @@ class Piggyback:
                 self.truncated += 1
                 break
             room -= cost
+            chosen.append((addr, candidate))
+        if self.compress and chosen:
+            chosen = chosen[:self._fit_packed(overhead, entries, [c for _, c in chosen])]
+        for addr, candidate in chosen:
             entries.append(candidate)
             self.selected += 1
             sends = self._sends[addr] + max(1, copies)
@@ -127,6 +141,23 @@ class Piggyback:
             else:
                 self._sends[addr] = sends
         return entries
+
+    def _fit_packed(self, overhead: int, fixed: list[dict[str, Any]], extra: list[dict[str, Any]]) -> int:
+        """How many of ``extra`` fit once compressed (binary search; the envelope is counted
+        uncompressed, so the estimate errs on the small side)."""
+        def packed(k: int) -> int:
+            raw = json.dumps(fixed + extra[:k]).encode()
+            size = len(raw) if len(raw) + overhead <= COMPRESS_OVER else len(zlib.compress(raw, 6))
+            return overhead + size
+
+        low, high = 0, len(extra)
+        while low < high:
+            mid = (low + high + 1) // 2
+            if packed(mid) <= self.budget:
+                low = mid
+            else:
+                high = mid - 1
+        return low
 
 
 def install(node: Any, piggyback: Piggyback, on_change: Optional[Callable[[Addr], None]] = None,
