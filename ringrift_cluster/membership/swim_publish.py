@@ -3,8 +3,8 @@
 The engine used to walk every member ten times a second (about 15 ms per pass at 10,000
 members). Now the member list's change hook names the members that changed; those, plus the few
 whose damping is still running (a SUSPECT not yet reported, a DEAD not yet confirmed), are fed to
-the view each tick. The snapshot (``Member`` objects for subscribers) is rebuilt when a published
-state changed, or once a second for ``last_seen``.
+the view each tick. In the snapshot (``Member`` objects for subscribers) a member is rebuilt when
+its published state changed, and all of them every few seconds for ``last_seen``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from .swim_view import RAW_ALIVE, RAW_DEAD, RAW_SUSPECT, RawObservation, SwimVie
 
 Addr = tuple[str, int]
 _RAW_NAMES = {RawState.ALIVE: RAW_ALIVE, RawState.SUSPECT: RAW_SUSPECT, RawState.DEAD: RAW_DEAD}
-_REFRESH_S = 1.0
+_REFRESH_S = 1.0  # counters and snapshot published at least this often
+_LAST_SEEN_REFRESH_S = 5.0  # every Member rebuilt (for last_seen) at most this often
 
 
 class Publisher:
@@ -37,6 +38,9 @@ class Publisher:
         self._pending: set[Addr] = set()  # damping still running: look again next tick
         self._last_publish = 0.0
         self._dirty = True
+        self._last_refresh = 0.0
+        self._cache: dict[NodeId, Member] = {}
+        self._keys: dict[NodeId, tuple[MemberState, float]] = {}
         self.node: Any = None
 
     def changed(self, addr: Addr) -> None:
@@ -92,10 +96,21 @@ class Publisher:
             self.emit(events)
 
     def emit(self, events: Optional[list[MembershipEvent]] = None) -> None:
+        now = time.monotonic()
+        refresh = now - self._last_refresh >= _LAST_SEEN_REFRESH_S
+        if refresh:
+            self._last_refresh = now
         self._dirty = False
-        self._last_publish = time.monotonic()
-        snapshot = {n: self._member(n, st) for n, (st, _) in self.view.states().items()}
-        self._publish(snapshot, list(events or ()), self._counters())
+        self._last_publish = now
+        states = self.view.states()
+        cache = self._cache
+        for node_id in [n for n in cache if n not in states]:
+            del cache[node_id]
+        for node_id, key in states.items():
+            if refresh or self._keys.get(node_id) != key:  # only what changed, or all for last_seen
+                cache[node_id] = self._member(node_id, key[0])
+                self._keys[node_id] = key
+        self._publish(dict(cache), list(events or ()), self._counters())
 
     def _member(self, node_id: NodeId, state: MemberState) -> Member:
         plan = self.plan

@@ -92,7 +92,24 @@ def _parse_addr(value: Any) -> Optional[tuple[str, int]]:
     return dest if valid_dest(dest) else None
 
 
+_valid_cache: dict[Any, bool] = {}
+
+
 def valid_dest(dest: Any) -> bool:
+    """``_valid_dest`` remembered (it IDNA-encodes the host: a measurable cost per datagram)."""
+    try:
+        known = _valid_cache.get(dest)
+    except TypeError:
+        return False
+    if known is None:
+        known = _valid_dest(dest)
+        if len(_valid_cache) > 8192:
+            _valid_cache.clear()
+        _valid_cache[dest] = known
+    return known
+
+
+def _valid_dest(dest: Any) -> bool:
     """An address the socket layer accepts. asyncio closes a datagram endpoint on any sendto error
     that is not an OSError (a port over 65535, a NUL or a lone surrogate in the host): one such
     address from a garbage datagram would leave the node deaf for good."""
