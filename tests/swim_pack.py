@@ -7,7 +7,7 @@ nodes does not import the library 300 times. As a program::
     python tests/swim_pack.py --config cluster.yaml --nodes n001,n002,...
 
 prints JSON lines: ``started`` per node, ``event`` per membership event (observer, kind, member,
-monotonic time), ``status`` per node once a second (state counts and traffic counters). Commands
+monotonic time), ``status`` per node every 2 s (state counts and traffic counters). Commands
 on stdin: ``kill <id>`` (stop without a leave: silent, like a crash), ``stop <id>`` (graceful),
 ``quit``.
 
@@ -72,7 +72,7 @@ async def _run(config_path: str, ids: list[str]) -> int:
                        "alive": d["alive_count"], "suspect": d["suspected_count"], "failed": d["failed_count"],
                        "left": d["left_count"], **{k: d.get(k) for k in _COUNTERS}})
             sys.stdout.flush()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(2.0)
 
     reporter = asyncio.create_task(report())
     queue: asyncio.Queue[str] = asyncio.Queue()

@@ -59,6 +59,7 @@ _BACKOFF_MIN_S = 0.5
 _BACKOFF_MAX_S = 30.0
 _HEALTHY_RESET_S = 60.0
 _ANNOUNCE_MIN_GAP_S = 0.5
+_ANNOUNCE_MAX = 48  # announce targets at most (bounded gossip): the rest learn by gossip
 _TOMBSTONE_SCAN_S = 5.0
 
 
@@ -449,6 +450,11 @@ class SwimEngine:
         targets = set(self.plan.seeds)
         targets.update(m.addr for m in node.members.get_all_members(exclude_self=True) if not m.is_dead)
         targets.discard(self.plan.self_addr)
+        if len(targets) > _ANNOUNCE_MAX and self.plan.settings.bounded_gossip:
+            # One hop to everyone is N datagrams per event from every node that declares it: at
+            # 200 nodes and a burst of suspicions that was most of the load. A random subset
+            # starts the epidemic several rounds ahead; piggyback gossip carries it the rest.
+            targets = set(random.sample(sorted(targets), _ANNOUNCE_MAX))
         await self._send_digest(None if not self.plan.settings.bounded_gossip else sorted(addrs), targets)
 
     async def _send_digest(self, addrs: Optional[list[Addr]], targets: Any) -> None:
