@@ -59,6 +59,7 @@ _BACKOFF_MIN_S = 0.5
 _BACKOFF_MAX_S = 30.0
 _HEALTHY_RESET_S = 60.0
 _ANNOUNCE_MIN_GAP_S = 0.5
+_UDP_MAX = 65507
 _ANNOUNCE_MAX = 48  # announce targets at most (bounded gossip): the rest learn by gossip
 _TOMBSTONE_SCAN_S = 5.0
 
@@ -158,7 +159,10 @@ class SwimEngine:
     async def _create(self) -> None:
         plan, s = self.plan, self.plan.settings
         transport = make_transport(plan.transport, self._sock, self.stats, max(s.ping_timeout_s, 1.0),
-                                   stream_sock=self._stream_sock, budget=s.packet_budget_bytes, log=self._log)
+                                   stream_sock=self._stream_sock, log=self._log,
+                                   # swim-p2p's own gossip (for comparison): its datagrams as they were
+                                   budget=s.packet_budget_bytes if s.bounded_gossip else _UDP_MAX,
+                                   compress=s.bounded_gossip)
         try:
             node = await Node.create(
                 bind_addr=plan.self_addr,
@@ -388,15 +392,17 @@ class SwimEngine:
                 self._forget_dead(node)
 
     async def _sync(self, node: Node, now: float) -> None:
-        """Anti-entropy: ask one random live member for its whole list (the library's SYNC-REQ
-        with version 0; its answer, over the packet budget, comes back over TCP) and merge it."""
+        """Anti-entropy with one random live member: ask for its whole list (the library's
+        SYNC-REQ with version 0) and send ours; both are over the packet budget beyond a few
+        dozen members, so they go over TCP."""
         s = self.plan.settings
         answers = self.stats.by_type.get("received:SYNC-RESP", (0, 0))[0]
         if answers > self._sync_answers:
             self._synced = True
         self._sync_answers = answers
         if self._synced:
-            interval = swim_gossip.push_pull_interval(s.sync_interval_s, node.members.size)
+            live = sum(1 for m in node.members.get_all_members() if not m.is_dead)  # once per sync
+            interval = swim_gossip.push_pull_interval(s.sync_interval_s, live)
             self._next_sync = now + interval * random.uniform(0.75, 1.25)  # no lock-step across nodes
         else:
             # Joining: pull from a member known to run (it sent us its own entry), and again
@@ -412,6 +418,9 @@ class SwimEngine:
         request = {"type": "SYNC-REQ", "from": self._host_str, "id": uuid.uuid4().hex[:8],
                    "known_version": 0, "timestamp": time.time()}
         await node.transport.send(serialize_message(request), targets[0].addr)
+        # Push too (memberlist's push-pull): news that only this node holds spreads as fast as
+        # news it lacks.
+        await self._send_digest(None, [targets[0].addr])
 
     def _forget_dead(self, node: Node) -> None:
         s = self.plan.settings

@@ -50,6 +50,8 @@ class StreamLink:
                 self._deliver(await reader.readexactly(length), (peer[0], peer[1]))
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            pass  # closing: end quietly (asyncio's server callback logs a cancelled handler)
         finally:
             writer.close()
 

@@ -139,10 +139,11 @@ class _EngineTransport(Transport):
     """What both transports share: inbound dispatch, PONG routing, counters."""
 
     def __init__(self, sock: socket.socket, stats: TransportStats, budget: int = 1400,
-                 log: Any = None) -> None:
+                 log: Any = None, compress: bool = True) -> None:
         self._sock = sock  # our own dup of the backend's socket; closing it frees nothing
         self.stats = stats
         self.budget = budget
+        self.compress = compress
         self._complain = OncePerKey(log)
         self.local_address: Optional[tuple[str, int]] = None
         self._inbox: asyncio.Queue[tuple[str, bytes, tuple[str, int]]] = asyncio.Queue(_INBOX_SIZE)
@@ -236,7 +237,7 @@ class _EngineTransport(Transport):
                         del self._expect[done]
                 self._expect[task] = (dest, msg_id)
         kind = message_type(data)
-        framed = frame(data)
+        framed = frame(data) if self.compress else data
         if framed is not data:
             self.stats.compressed += 1
         try:
@@ -323,8 +324,9 @@ class UdpEngineTransport(_EngineTransport):
     same port when we hold that port's TCP listener too (``stream_sock``)."""
 
     def __init__(self, sock: socket.socket, stats: TransportStats, budget: int = 1400, log: Any = None,
-                 stream_sock: Optional[socket.socket] = None, connect_timeout_s: float = 1.0) -> None:
-        super().__init__(sock, stats, budget, log)
+                 stream_sock: Optional[socket.socket] = None, connect_timeout_s: float = 1.0,
+                 compress: bool = True) -> None:
+        super().__init__(sock, stats, budget, log, compress)
         self._endpoint: Optional[asyncio.DatagramTransport] = None
         self._stream = None if stream_sock is None else StreamLink(
             stream_sock, self._deliver, self._bad_frame, connect_timeout_s)
@@ -402,9 +404,10 @@ class TcpEngineTransport(_EngineTransport):
 
 def make_transport(kind: str, sock: socket.socket, stats: TransportStats, connect_timeout_s: float,
                    stream_sock: Optional[socket.socket] = None, budget: int = 1400,
-                   log: Any = None) -> _EngineTransport:
+                   log: Any = None, compress: bool = True) -> _EngineTransport:
     """A transport on duplicates of the bound sockets: closing it (engine restart) keeps the
-    ports ours."""
+    ports ours. ``budget``: the largest datagram (bigger goes over ``stream_sock``'s TCP, or is
+    dropped and counted); ``compress``: zlib-frame big payloads."""
     dup = sock.dup()
     dup.setblocking(False)
     if kind == "udp":
@@ -412,5 +415,5 @@ def make_transport(kind: str, sock: socket.socket, stats: TransportStats, connec
         if stream_sock is not None:
             stream = stream_sock.dup()
             stream.setblocking(False)
-        return UdpEngineTransport(dup, stats, budget, log, stream, connect_timeout_s)
+        return UdpEngineTransport(dup, stats, budget, log, stream, connect_timeout_s, compress)
     return TcpEngineTransport(dup, stats, connect_timeout_s, log)
