@@ -46,7 +46,7 @@ from swim.utils.serialization import serialize_message
 
 from ..config import HostConfig, SwimSettings
 from ..model import Member, MembershipEvent, NodeId
-from . import swim_gossip
+from . import swim_gossip, swim_hooks
 # Re-exported: swim.py reaches the engine only through this module (imported lazily).
 from .swim_support import LibraryLogBridge, install_library_log_bridge, library_config  # noqa: F401
 from .swim_transport import TransportStats, bind_exclusive, make_transport, port_in_use  # noqa: F401
@@ -178,9 +178,9 @@ class SwimEngine:
         self._incarnation = max(self._incarnation + 1, _now_ms())
         me.incarnation = self._incarnation
         me.metadata = dict(self._meta)
-        self._hook_member_list(node)
+        swim_hooks.hook_member_list(self, node)
         swim_gossip.install(node, self.piggyback, self.publisher.changed, s.gossip_fanout, s.bounded_gossip)
-        self._gate_indirect_probes(node)
+        swim_hooks.gate_indirect_probes(self, node)
         if s.lifeguard and node.timing_service is not None:
             node.timing_service.set_base_timing(s.protocol_period_s, s.ping_timeout_s, s.suspicion_timeout_s)
         self.node = node
@@ -196,64 +196,6 @@ class SwimEngine:
         await self._announce()
         self._next_sync, self._synced = 0.0, False  # a full pull from one peer: a joiner learns everyone
         self.publisher.emit()
-
-    def _hook_member_list(self, node: Node) -> None:
-        """Two hooks on the node's member list (instance attributes, the library is untouched):
-
-        * ``mark_dead``: know when *this* node's detector declares a member DEAD (not when gossip
-          says so). The originator announces the death to everyone at once instead of letting it
-          spread at gossip fan-out while every cycle is slowed by probes of the dead member.
-        * ``mark_suspect``: swim-p2p demotes a DEAD member to SUSPECT with a *higher* incarnation
-          when a ping to it fails (a probe in flight when the death arrived, or one of its
-          periodic probes of dead members). That SUSPECT then overrides the DEAD everywhere and
-          restarts every suspicion timer: measured, one survivor in three reported a death 3 s
-          late. A failed ping never revives a DEAD member here. A suspicion this node raises
-          itself (no incarnation given: its own ping failed) is remembered for indirect probes.
-        """
-        members = node.members
-        original_dead, original_suspect = members.mark_dead, members.mark_suspect
-        self_addr = self.plan.self_addr
-
-        async def mark_dead(addr: Addr, *args: Any, **kwargs: Any) -> bool:
-            changed = await original_dead(addr, *args, **kwargs)
-            if changed and addr != self_addr:
-                self._pending_announce = True
-                self._announce_addrs.add(addr)
-                self.status.deaths_originated += 1
-            return bool(changed)
-
-        async def mark_suspect(addr: Addr, incarnation: Optional[int] = None, *args: Any, **kwargs: Any) -> bool:
-            member = members.get_member(addr)
-            if member is not None and member.is_dead and incarnation is None and addr != self_addr:
-                return False
-            changed = bool(await original_suspect(addr, incarnation, *args, **kwargs))
-            if changed and incarnation is None and addr != self_addr:
-                self._suspected_here.add(addr)
-                # Lifeguard's "buddy": tell the suspect itself at once. Alive but slow, it refutes
-                # now instead of when gossip happens to reach it (which took most of a short
-                # suspicion timeout at 30 nodes).
-                self._own_task(self._send_digest([addr], [addr]))
-            return changed
-
-        members.mark_dead = mark_dead  # type: ignore[method-assign]
-        members.mark_suspect = mark_suspect  # type: ignore[method-assign]
-
-    def _gate_indirect_probes(self, node: Node) -> None:
-        """Only the suspecter probes indirectly, once per suspicion, without holding up the
-        protocol loop (whose cycle also paces the suspicion timeout checks)."""
-        original = node.failure_detector.indirect_probe
-
-        async def indirect_probe(target: Addr) -> bool:
-            if target not in self._suspected_here or target in self._probes:
-                return False
-            self._suspected_here.discard(target)
-            self.status.indirect_probes += 1
-            task = asyncio.create_task(original(target))
-            self._probes[target] = task
-            task.add_done_callback(lambda _t, a=target: self._probes.pop(a, None))
-            return False
-
-        node.failure_detector.indirect_probe = indirect_probe  # type: ignore[method-assign]
 
     async def _teardown(self) -> None:
         node, self.node = self.node, None
@@ -386,41 +328,10 @@ class SwimEngine:
             if self._pending_announce and time.monotonic() - self._last_announce >= _ANNOUNCE_MIN_GAP_S:
                 await self._announce()
             if s.bounded_gossip and now >= self._next_sync:
-                await self._sync(node, now)
+                await swim_hooks.anti_entropy(self, node, now)
             if now >= self._next_tombstone_scan:
                 self._next_tombstone_scan = now + _TOMBSTONE_SCAN_S
                 self._forget_dead(node)
-
-    async def _sync(self, node: Node, now: float) -> None:
-        """Anti-entropy with one random live member: ask for its whole list (the library's
-        SYNC-REQ with version 0) and send ours; both are over the packet budget beyond a few
-        dozen members, so they go over TCP."""
-        s = self.plan.settings
-        answers = self.stats.by_type.get("received:SYNC-RESP", (0, 0))[0]
-        if answers > self._sync_answers:
-            self._synced = True
-        self._sync_answers = answers
-        if self._synced:
-            live = sum(1 for m in node.members.get_all_members() if not m.is_dead)  # once per sync
-            interval = swim_gossip.push_pull_interval(s.sync_interval_s, live)
-            self._next_sync = now + interval * random.uniform(0.75, 1.25)  # no lock-step across nodes
-        else:
-            # Joining: pull from a member known to run (it sent us its own entry), and again
-            # soon until one answers; a seed entry may be a node that has not started yet.
-            self._next_sync = now + 2.0
-        candidates = node.members.get_random_members(8)
-        running = [m for m in candidates if m.metadata.get("id")] if not self._synced else candidates
-        if not running:
-            self._next_sync = now + 0.5
-            return
-        targets = running[:1]
-        self.status.syncs += 1
-        request = {"type": "SYNC-REQ", "from": self._host_str, "id": uuid.uuid4().hex[:8],
-                   "known_version": 0, "timestamp": time.time()}
-        await node.transport.send(serialize_message(request), targets[0].addr)
-        # Push too (memberlist's push-pull): news that only this node holds spreads as fast as
-        # news it lacks.
-        await self._send_digest(None, [targets[0].addr])
 
     def _forget_dead(self, node: Node) -> None:
         s = self.plan.settings
@@ -505,32 +416,7 @@ class SwimEngine:
             await asyncio.sleep(0.05)
 
     def describe_counters(self) -> dict[str, Any]:
-        st, view = self.status, self.view
-        return {
-            "running": st.running,
-            "restarts": st.restarts,
-            "last_error": st.last_error,
-            "incarnation": st.incarnation,
-            "raw_transitions": view.raw_transitions,
-            "raw_flaps": view.raw_flaps,
-            "raw_dead_flaps": view.raw_dead_flaps,
-            "refutations": view.refutations,
-            "failures_detected": view.failures_detected,
-            "leaves_detected": view.leaves_detected,
-            "self_refutations": st.self_refutations,
-            "pauses_detected": st.pauses_detected,
-            "announces": st.announces,
-            "deaths_originated": st.deaths_originated,
-            "protocol_cycles": st.protocol_cycles,
-            "syncs": st.syncs,
-            "indirect_probes": st.indirect_probes,
-            "forgotten": st.forgotten,
-            "library_members": st.members,
-            "unknown_addresses": sorted(st.unknown_addresses)[:100],
-            "unknown_address_count": len(st.unknown_addresses),
-            "mismatched_ids": sorted(st.mismatched_ids),
-            **self.stats.snapshot(),
-        }
+        return swim_hooks.counters(self)
 
 
 def _record_delta(node: Node, addr: Addr) -> None:
