@@ -325,6 +325,7 @@ class SwimEngine:
             self.stats.piggyback_entries = self.piggyback.selected
             self.status.members = node.members.size
             self.publisher.observe(now)
+            await swim_hooks.expire_suspects(self, node)
             if self._pending_announce and time.monotonic() - self._last_announce >= _ANNOUNCE_MIN_GAP_S:
                 await self._announce()
             if s.bounded_gossip and now >= self._next_sync:

@@ -36,6 +36,7 @@ class Publisher:
         self._counters = counters
         self._changed: set[Addr] = set()
         self._pending: set[Addr] = set()  # damping still running: look again next tick
+        self.suspects: set[Addr] = set()  # configured members the library holds SUSPECT
         self._last_publish = 0.0
         self._dirty = True
         self._last_refresh = 0.0
@@ -78,6 +79,10 @@ class Publisher:
             if announced_id != node_id:
                 self.status.mismatched_ids.add(f"{addr[0]}:{addr[1]} says {announced_id!r}, config {node_id!r}")
                 continue
+            if m.state is RawState.SUSPECT:
+                self.suspects.add(addr)
+            else:
+                self.suspects.discard(addr)
             raw[node_id] = RawObservation(_RAW_NAMES.get(m.state, RAW_DEAD), bool(m.metadata.get("left")))
             by_id[node_id] = addr
         transitions = self.view.observe(now, raw)
