@@ -113,3 +113,34 @@ def test_member_list_far_bigger_than_a_datagram_converges_through_anti_entropy(t
             await asyncio.gather(*(m.stop(graceful=False) for m in nodes.values()), return_exceptions=True)
 
     asyncio.run(run())
+
+
+def test_dead_members_are_forgotten_after_the_tombstone_period_but_stay_failed(tmp_path: Path) -> None:
+    ids = ["t01", "t02", "t03"]
+    path = tmp_path / "cluster.yaml"
+    write_cluster_yaml(path, ids, swim={"tombstone_s": 5.0})
+
+    async def run() -> None:
+        nodes = {i: SwimMembership(load_config(path, env={}, overrides={"node_id": i})) for i in ids}
+        try:
+            await asyncio.gather(*(m.start() for m in nodes.values()))
+            survivors = [nodes["t01"], nodes["t02"]]
+            await _wait(lambda: all(m.describe()["alive_count"] == 2 for m in nodes.values()), 20,
+                        "3 nodes converge", lambda: [m.describe()["alive_count"] for m in nodes.values()])
+            await nodes.pop("t03").stop(graceful=False)  # silent: no leave
+
+            def states() -> list[Any]:
+                return [(m.describe()["failed_count"], m.describe()["library_members"]) for m in survivors]
+
+            await _wait(lambda: all(m.describe()["failed_count"] == 1 for m in survivors), 20, "t03 failed", states)
+            # Forgotten by the engine (the list no longer holds it), still failed in the view.
+            await _wait(lambda: all(m.describe()["library_members"] == 2 for m in survivors), 40,
+                        "t03 forgotten by both survivors", states)
+            for m in survivors:
+                d = m.describe()
+                assert d["failed_count"] == 1 and d["forgotten"] >= 1
+                assert {x["id"]: x["state"] for x in d["members"]}["t03"] == "failed"
+        finally:
+            await asyncio.gather(*(m.stop(graceful=False) for m in nodes.values()), return_exceptions=True)
+
+    asyncio.run(run())
