@@ -11,20 +11,24 @@ crossing back to the node's loop). What we add to the library, each for a measur
   entry and, if it is not ALIVE (or lost our metadata), set it ALIVE with a higher incarnation
   and announce it. A node SIGSTOPped past its suspicion timeout came back only after 142 s with
   the library alone (it re-probes DEAD members every 30 s to 5 min).
-* **Announce.** On start, after a detected pause (a tick much later than due), after a
-  refutation and after a death this node declared, we send *the changed entries* (our own, the
-  dead member's) to every configured seed and known member at once: one small datagram each.
+* **Announce.** On start, after a long pause (a tick later than a probe of us could wait),
+  after a refutation and after a death this node declared, we send *the changed entries* (our
+  own, the dead member's) to the configured seeds and known members at once (at most 48 of them
+  with bounded gossip): one small datagram each.
 * **Leave.** The library has no leave message. A graceful stop marks our own entry DEAD with a
   higher incarnation and the metadata ``left: true``, and announces it to everyone before the
   engine stops; peers see DEAD + left and report ``left``.
 * **Bounded gossip** (``swim_gossip``): heartbeats carry our entry plus the freshest changes that
-  fit the packet budget; a full sync (the library's SYNC-REQ, answered over TCP when big) with one
-  random member on start and then every ``push_pull_interval`` (grows with N).
+  fit the packet budget; a push-pull full sync (the library's SYNC-REQ plus our whole list, over
+  TCP when big) with one random member on start and then every ``push_pull_interval`` (grows
+  with N).
+* **Suspicion timeouts on the engine's clock**: the library's rule, checked every 0.1 s tick
+  rather than once per protocol cycle (``swim_hooks.expire_suspects``).
 * **Indirect probes by the suspecter only.** swim-p2p has *every* node that knows a SUSPECT
   indirect-probe it every cycle, sequentially, each waiting up to two ping timeouts: N x k pings
   per period at the suspect, and every cycle (hence every suspicion timeout check) late. Here only
-  the node whose own ping failed asks k helpers, once, off the protocol loop; others wait for the
-  timeout or a refutation, as in SWIM.
+  the node whose own ping failed asks k helpers, once, off the protocol loop, and tells the
+  suspect itself (Lifeguard's buddy); others wait for the timeout or a refutation, as in SWIM.
 * **Tombstones.** A member DEAD for ``tombstone_s`` is removed from the library's list (the
   library never removes anyone), so the list does not grow with address churn.
 * **Supervision.** If a library task dies or the protocol loop stops advancing, the node is torn
