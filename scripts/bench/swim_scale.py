@@ -67,7 +67,7 @@ def false_events(c: PackCluster, killed: set[str], since: float) -> dict[str, in
 def run(n: int, mode: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     per = args.per_process or max(5, min(25, math.ceil(n / 10)))
-    swim = dict(MODES[mode])
+    swim = {**args.swim_overrides, **MODES[mode]}
     cluster = PackCluster(Path(tempfile.mkdtemp(prefix=f"swim-scale-{n}-{mode}-")), n, per_process=per,
                           preset=args.preset, swim=swim)
     row: dict[str, Any] = {"nodes": n, "mode": mode, "processes": len(cluster.groups), "load_start": round(os.getloadavg()[0], 1)}
@@ -191,9 +191,18 @@ def main() -> int:
     parser.add_argument("--detect-timeout", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", default="swim_scale.json")
+    parser.add_argument("--swim", action="append", default=[], metavar="KEY=VALUE",
+                        help="a swim setting over the preset (e.g. suspicion_timeout_s=1.5)")
     args = parser.parse_args()
+    args.swim_overrides = {}
+    for pair in args.swim:
+        key, _, value = pair.partition("=")
+        args.swim_overrides[key] = {"true": True, "false": False}.get(value.lower(), value)
+        if isinstance(args.swim_overrides[key], str):
+            args.swim_overrides[key] = float(value) if "." in value else int(value)
     rows: list[dict[str, Any]] = []
-    meta = {"cores": os.cpu_count(), "preset": args.preset, "argv": sys.argv[1:], "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    meta = {"cores": os.cpu_count(), "preset": args.preset, "swim": args.swim_overrides, "argv": sys.argv[1:],
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
 
     def save() -> None:
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
