@@ -54,6 +54,22 @@ class NodeMetrics:
         self.swim_bytes = Counter("ringrift_swim_bytes_total", "SWIM bytes by direction.", ["direction"], registry=r)
         self.swim_raw_flaps = Counter("ringrift_swim_raw_flaps_total",
                                       "Raw SUSPECT flaps of the library, damped (not reported as events).", registry=r)
+        self.swim_type_messages = Counter("ringrift_swim_type_messages_total", "SWIM messages by direction and type.",
+                                          ["direction", "type"], registry=r)
+        self.swim_type_bytes = Counter("ringrift_swim_type_bytes_total", "SWIM bytes by direction and type.",
+                                       ["direction", "type"], registry=r)
+        self.swim_datagrams = Counter("ringrift_swim_datagrams_total",
+                                      "SWIM datagrams sent, by size bucket (bytes, upper bound; +Inf above).",
+                                      ["size_le"], registry=r)
+        self.swim_largest_datagram = Gauge("ringrift_swim_largest_datagram_bytes", "Largest SWIM datagram sent.",
+                                           registry=r)
+        self.swim_send_refused = Counter("ringrift_swim_send_refused_total",
+                                         "SWIM sends the OS refused (never counted as sent).", registry=r)
+        self.swim_oversize = Counter("ringrift_swim_oversize_total",
+                                     "SWIM messages over the packet budget: sent over TCP, or dropped.",
+                                     ["outcome"], registry=r)
+        self.swim_piggyback_depth = Gauge("ringrift_swim_piggyback_queue_depth",
+                                          "Membership changes waiting to ride on SWIM heartbeats.", registry=r)
         self._swim_seen: dict[str, int] = {}
         for state in MemberState:
             self.peer_count.labels(status=state.value)
@@ -88,13 +104,37 @@ class NodeMetrics:
                  ("bytes_sent", self.swim_bytes.labels(direction="sent")),
                  ("bytes_received", self.swim_bytes.labels(direction="received")),
                  ("raw_flaps", self.swim_raw_flaps))
+        pairs += (("send_errors", self.swim_send_refused),
+                  ("oversize_dropped", self.swim_oversize.labels(outcome="dropped")))
         for key, counter in pairs:
+            self._mirror(key, described.get(key), counter)
+        oversize, dropped = described.get("oversize"), described.get("oversize_dropped")
+        if isinstance(oversize, int) and isinstance(dropped, int):
+            self._mirror("oversize_tcp", oversize - dropped, self.swim_oversize.labels(outcome="tcp"))
+        by_type = described.get("by_type")
+        if isinstance(by_type, Mapping):
+            for key, pair in by_type.items():
+                direction, _, kind = str(key).partition(":")
+                if isinstance(pair, (list, tuple)) and len(pair) == 2:
+                    self._mirror(f"m:{key}", pair[0], self.swim_type_messages.labels(direction=direction, type=kind))
+                    self._mirror(f"b:{key}", pair[1], self.swim_type_bytes.labels(direction=direction, type=kind))
+        bounds, sizes = described.get("datagram_size_buckets"), described.get("datagram_sizes")
+        if isinstance(bounds, list) and isinstance(sizes, list) and len(sizes) == len(bounds) + 1:
+            for bound, count in zip([*map(str, bounds), "+Inf"], sizes):
+                self._mirror(f"d:{bound}", count, self.swim_datagrams.labels(size_le=bound))
+        for key, gauge in (("largest_datagram", self.swim_largest_datagram),
+                           ("piggyback_depth", self.swim_piggyback_depth)):
             value = described.get(key)
             if isinstance(value, int):
-                delta = value - self._swim_seen.get(key, 0)
-                if delta > 0:
-                    counter.inc(delta)
-                self._swim_seen[key] = value
+                gauge.set(value)
+
+    def _mirror(self, key: str, value: object, counter: Counter) -> None:
+        """Advance ``counter`` to a backend total (totals only grow; a backend restart resets them)."""
+        if isinstance(value, int):
+            delta = value - self._swim_seen.get(key, 0)
+            if delta > 0:
+                counter.inc(delta)
+            self._swim_seen[key] = value
 
     def observe_command(self, op: str, outcome: str, latency_s: float) -> None:
         self.state_commands.labels(op=op, outcome=outcome).inc()

@@ -64,6 +64,9 @@ def check_settings(s: SwimSettings) -> None:
         "ping_timeout_s": (0.05, 10.0, "from 0.05 to 10 seconds"),
         "suspicion_timeout_s": (0.5, 120.0, "from 0.5 to 120 seconds"),
         "sync_interval_s": (5.0, 300.0, "from 5 to 300 seconds"),
+        "packet_budget_bytes": (512, 65507, "from 512 to 65507 bytes"),
+        "retransmit_mult": (1, 10, "an integer from 1 to 10"),
+        "tombstone_s": (5.0, 86400.0, "from 5 seconds to a day"),
     }
     for name, (low, high, expected) in limits.items():
         value = getattr(s, name)
@@ -111,6 +114,7 @@ class SwimMembership:
         self._engine_loop: Optional[asyncio.AbstractEventLoop] = None
         self._engine: Any = None
         self._sock: Optional[socket.socket] = None
+        self._stream_sock: Optional[socket.socket] = None  # TCP on the SWIM port (udp transport)
         self._plan: Any = None
         self._started = False
         self._start_error: Optional[str] = None
@@ -148,7 +152,8 @@ class SwimMembership:
                                         name=f"swim-{self._config.node_id}", daemon=True)
         self._thread.start()
         await asyncio.to_thread(ready.wait, 5.0)
-        self._engine = engine_module.SwimEngine(plan, self._sock, stats, self._from_engine, self._log)
+        self._engine = engine_module.SwimEngine(plan, self._sock, stats, self._from_engine, self._log,
+                                                stream_sock=self._stream_sock)
         try:
             await self._on_engine(self._engine.start(), _START_TIMEOUT_S)
         except BaseException as e:
@@ -224,7 +229,7 @@ class SwimMembership:
             "restarts": c.get("restarts", 0),
             "last_error": c.get("last_error") or self._start_error,
             "incarnation": c.get("incarnation", 0),
-            "unknown_addresses": len(c.get("unknown_addresses", ())),
+            "unknown_addresses": c.get("unknown_address_count", len(c.get("unknown_addresses", ()))),
             "unknown_address_list": list(c.get("unknown_addresses", ()))[:20],
             "mismatched_ids": list(c.get("mismatched_ids", ())),
             "seed_errors": list(self._seed_errors),
@@ -234,6 +239,14 @@ class SwimMembership:
             "bytes_received": c.get("bytes_received", 0),
             "send_errors": c.get("send_errors", 0),
             "dropped_messages": c.get("dropped", 0),
+            "bounded_gossip": s.bounded_gossip,
+            "packet_budget": s.packet_budget_bytes,
+            **{key: c.get(key, 0) for key in (
+                "oversize", "oversize_dropped", "compressed", "largest_datagram", "piggyback_depth",
+                "piggyback_entries", "syncs", "indirect_probes", "forgotten", "library_members")},
+            "datagram_size_buckets": c.get("datagram_size_buckets", []),
+            "datagram_sizes": c.get("datagram_sizes", []),
+            "by_type": c.get("by_type", {}),
             "events_dropped": self._hub.dropped,
             "uptime_s": round(time.monotonic() - self._started_at, 3) if self._started else 0.0,
         }
@@ -288,7 +301,7 @@ class SwimMembership:
         except OSError as e:
             raise BackendUnavailable(f"SWIM bind host {host!r} does not resolve: {e}") from e
         try:
-            return engine_module.bind_exclusive(s.transport, bind_ip or "0.0.0.0", s.bind_port)
+            sock = engine_module.bind_exclusive(s.transport, bind_ip or "0.0.0.0", s.bind_port)
         except OSError as e:
             if engine_module.port_in_use(e):
                 message = (f"SWIM port {s.bind_port} on {bind_ip} is in use ({s.transport}; {e.strerror}): "
@@ -297,6 +310,14 @@ class SwimMembership:
                 message = f"SWIM cannot bind {s.transport} {bind_ip}:{s.bind_port}: {e}"
             self._start_error = message
             raise BackendUnavailable(message) from e
+        if s.transport == "udp" and s.bounded_gossip:
+            # Messages over the packet budget (full syncs at large N) go over TCP to this port.
+            try:
+                self._stream_sock = engine_module.bind_exclusive("tcp", bind_ip or "0.0.0.0", s.bind_port)
+            except OSError as e:
+                self._log.warning("swim_no_tcp_listener", port=s.bind_port, error=str(e),
+                                  effect="messages over the packet budget are dropped (counted)")
+        return sock
 
     # -- the thread bridge ------------------------------------------------------------------------------
 
@@ -341,9 +362,10 @@ class SwimMembership:
         self._engine = None
 
     def _close_socket(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        for sock in (self._sock, self._stream_sock):
+            if sock is not None:
+                sock.close()
+        self._sock = self._stream_sock = None
 
     def _from_engine(self, snapshot: Mapping[NodeId, Member], events: list[MembershipEvent],
                      counters: dict[str, Any]) -> None:

@@ -11,11 +11,26 @@ crossing back to the node's loop). What we add to the library, each for a measur
   entry and, if it is not ALIVE (or lost our metadata), set it ALIVE with a higher incarnation
   and announce it. A node SIGSTOPped past its suspicion timeout came back only after 142 s with
   the library alone (it re-probes DEAD members every 30 s to 5 min).
-* **Announce.** On start, after a detected pause (a tick much later than due) and after a
-  refutation, we send our full digest to every configured seed and known member at once.
+* **Announce.** On start, after a long pause (a tick later than a probe of us could wait),
+  after a refutation and after a death this node declared, we send *the changed entries* (our
+  own, the dead member's) to the configured seeds and known members at once (at most 48 of them
+  with bounded gossip): one small datagram each.
 * **Leave.** The library has no leave message. A graceful stop marks our own entry DEAD with a
   higher incarnation and the metadata ``left: true``, and announces it to everyone before the
   engine stops; peers see DEAD + left and report ``left``.
+* **Bounded gossip** (``swim_gossip``): heartbeats carry our entry plus the freshest changes that
+  fit the packet budget; a push-pull full sync (the library's SYNC-REQ plus our whole list, over
+  TCP when big) with one random member on start and then every ``push_pull_interval`` (grows
+  with N).
+* **Suspicion timeouts on the engine's clock**: the library's rule, checked every 0.1 s tick
+  rather than once per protocol cycle (``swim_hooks.expire_suspects``).
+* **Indirect probes by the suspecter only.** swim-p2p has *every* node that knows a SUSPECT
+  indirect-probe it every cycle, sequentially, each waiting up to two ping timeouts: N x k pings
+  per period at the suspect, and every cycle (hence every suspicion timeout check) late. Here only
+  the node whose own ping failed asks k helpers, once, off the protocol loop, and tells the
+  suspect itself (Lifeguard's buddy); others wait for the timeout or a refutation, as in SWIM.
+* **Tombstones.** A member DEAD for ``tombstone_s`` is removed from the library's list (the
+  library never removes anyone), so the list does not grow with address churn.
 * **Supervision.** If a library task dies or the protocol loop stops advancing, the node is torn
   down and recreated (same socket) with bounded exponential backoff.
 """
@@ -23,6 +38,7 @@ crossing back to the node's loop). What we add to the library, each for a measur
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,19 +49,23 @@ from swim.protocol.node import Node
 from swim.utils.serialization import serialize_message
 
 from ..config import HostConfig, SwimSettings
-from ..model import Member, MemberState, MembershipEvent, NodeId
+from ..model import Member, MembershipEvent, NodeId
+from . import swim_gossip, swim_hooks
 # Re-exported: swim.py reaches the engine only through this module (imported lazily).
 from .swim_support import LibraryLogBridge, install_library_log_bridge, library_config  # noqa: F401
 from .swim_transport import TransportStats, bind_exclusive, make_transport, port_in_use  # noqa: F401
-from .swim_view import RAW_ALIVE, RAW_DEAD, RAW_SUSPECT, RawObservation, SwimView
+from .swim_publish import Publisher
+from .swim_view import SwimView
 
 Addr = tuple[str, int]
-_RAW_NAMES = {RawState.ALIVE: RAW_ALIVE, RawState.SUSPECT: RAW_SUSPECT, RawState.DEAD: RAW_DEAD}
 _TICK_S = 0.1
 _BACKOFF_MIN_S = 0.5
 _BACKOFF_MAX_S = 30.0
 _HEALTHY_RESET_S = 60.0
 _ANNOUNCE_MIN_GAP_S = 0.5
+_UDP_MAX = 65507
+_ANNOUNCE_MAX = 48  # announce targets at most (bounded gossip): the rest learn by gossip
+_TOMBSTONE_SCAN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +95,10 @@ class EngineStatus:
     unknown_addresses: set[str] = field(default_factory=set)
     mismatched_ids: set[str] = field(default_factory=set)
     protocol_cycles: int = 0
+    syncs: int = 0
+    indirect_probes: int = 0
+    forgotten: int = 0
+    members: int = 0
 
 
 Publish = Callable[[Mapping[NodeId, Member], list[MembershipEvent], dict[str, Any]], None]
@@ -82,26 +106,32 @@ Publish = Callable[[Mapping[NodeId, Member], list[MembershipEvent], dict[str, An
 
 class SwimEngine:
     def __init__(self, plan: EnginePlan, sock: Any, stats: TransportStats, publish: Publish,
-                 log: Any) -> None:
+                 log: Any, stream_sock: Any = None) -> None:
         self.plan = plan
         self._sock = sock
+        self._stream_sock = stream_sock
         self.stats = stats
-        self._publish = publish
         self._log = log
         s = plan.settings
         self.view = SwimView(s.suspect_report_after_s, s.failed_confirm_s)
         self.status = EngineStatus()
+        self.publisher = Publisher(plan, self.view, stats, self.status, log, publish, self.describe_counters)
+        self.piggyback = swim_gossip.Piggyback(plan.self_addr, s.packet_budget_bytes, s.retransmit_mult)
         self.node: Optional[Node] = None
         self._supervisor: Optional[asyncio.Task[None]] = None
         self._stopping = False
         self._incarnation = 0
         self._last_announce = 0.0
-        self._last_snapshot_key: Any = None
-        self._last_publish = 0.0
         self._meta = {"id": plan.node_id}
         self._pending_announce = False
-        self._incarnations: dict[NodeId, int] = {}
-        self._heard: dict[NodeId, float] = {}
+        self._announce_addrs: set[Addr] = set()  # changed entries the next announce carries
+        self._suspected_here: set[Addr] = set()  # members whose suspicion this node originated
+        self._probes: dict[Addr, asyncio.Task[Any]] = {}  # indirect probes in flight
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._next_sync = 0.0
+        self._synced = False  # a full sync answered since the node (re)started
+        self._sync_answers = 0
+        self._next_tombstone_scan = 0.0
         self._host_str = f"{plan.self_addr[0]}:{plan.self_addr[1]}"
         # A protocol cycle can take: heartbeat + an indirect probe per suspect + a direct ping.
         self._stall_s = max(30.0, 20 * (s.protocol_period_s + (s.ping_retries + 2) * s.ping_timeout_s))
@@ -126,13 +156,17 @@ class SwimEngine:
                 self._log.warning("swim_leave_failed", error=repr(e))
         await self._teardown()
         self.status.running = False
-        self._emit(force=True)
+        self.publisher.emit()
 
     # -- the library node --------------------------------------------------------------------------
 
     async def _create(self) -> None:
         plan, s = self.plan, self.plan.settings
-        transport = make_transport(plan.transport, self._sock, self.stats, max(s.ping_timeout_s, 1.0))
+        transport = make_transport(plan.transport, self._sock, self.stats, max(s.ping_timeout_s, 1.0),
+                                   stream_sock=self._stream_sock, log=self._log,
+                                   # swim-p2p's own gossip (for comparison): its datagrams as they were
+                                   budget=s.packet_budget_bytes if s.bounded_gossip else _UDP_MAX,
+                                   compress=s.bounded_gossip)
         try:
             node = await Node.create(
                 bind_addr=plan.self_addr,
@@ -148,10 +182,13 @@ class SwimEngine:
         self._incarnation = max(self._incarnation + 1, _now_ms())
         me.incarnation = self._incarnation
         me.metadata = dict(self._meta)
-        self._hook_member_list(node)
+        swim_hooks.hook_member_list(self, node)
+        swim_gossip.install(node, self.piggyback, self.publisher.changed, s.gossip_fanout, s.bounded_gossip)
+        swim_hooks.gate_indirect_probes(self, node)
         if s.lifeguard and node.timing_service is not None:
             node.timing_service.set_base_timing(s.protocol_period_s, s.ping_timeout_s, s.suspicion_timeout_s)
         self.node = node
+        self.publisher.everything_changed(node)
         try:
             await node.start()
         except BaseException:
@@ -159,43 +196,16 @@ class SwimEngine:
             raise
         self.status.running = True
         self.status.incarnation = self._incarnation
+        self._announce_addrs.add(plan.self_addr)
         await self._announce()
-        self._emit(force=True)
-
-    def _hook_member_list(self, node: Node) -> None:
-        """Two hooks on the node's member list (instance attributes, the library is untouched):
-
-        * ``mark_dead``: know when *this* node's detector declares a member DEAD (not when gossip
-          says so). The originator announces the death to everyone at once instead of letting it
-          spread at gossip fan-out while every cycle is slowed by probes of the dead member.
-        * ``mark_suspect``: swim-p2p demotes a DEAD member to SUSPECT with a *higher* incarnation
-          when a ping to it fails (a probe in flight when the death arrived, or one of its
-          periodic probes of dead members). That SUSPECT then overrides the DEAD everywhere and
-          restarts every suspicion timer: measured, one survivor in three reported a death 3 s
-          late. A failed ping never revives a DEAD member here.
-        """
-        members = node.members
-        original_dead, original_suspect = members.mark_dead, members.mark_suspect
-        self_addr = self.plan.self_addr
-
-        async def mark_dead(addr: Addr, *args: Any, **kwargs: Any) -> bool:
-            changed = await original_dead(addr, *args, **kwargs)
-            if changed and addr != self_addr:
-                self._pending_announce = True
-                self.status.deaths_originated += 1
-            return bool(changed)
-
-        async def mark_suspect(addr: Addr, incarnation: Optional[int] = None, *args: Any, **kwargs: Any) -> bool:
-            member = members.get_member(addr)
-            if member is not None and member.is_dead and incarnation is None and addr != self_addr:
-                return False
-            return bool(await original_suspect(addr, incarnation, *args, **kwargs))
-
-        members.mark_dead = mark_dead  # type: ignore[method-assign]
-        members.mark_suspect = mark_suspect  # type: ignore[method-assign]
+        self._next_sync, self._synced = 0.0, False  # a full pull from one peer: a joiner learns everyone
+        self.publisher.emit()
 
     async def _teardown(self) -> None:
         node, self.node = self.node, None
+        for task in [*self._probes.values(), *self._tasks]:
+            task.cancel()
+        self._probes.clear()
         if node is None:
             return
         try:
@@ -226,7 +236,7 @@ class SwimEngine:
             self.status.running = False
             self._log.warning("swim_engine_restart", reason=reason, restarts=self.status.restarts,
                               backoff_s=backoff)
-            self._emit(force=True)
+            self.publisher.emit()
             await self._teardown()
             if time.monotonic() - started > _HEALTHY_RESET_S:
                 backoff = _BACKOFF_MIN_S
@@ -242,7 +252,7 @@ class SwimEngine:
                     self.status.restarts += 1
                     self.status.last_error = f"restart failed: {e!r}"
                     self._log.warning("swim_engine_restart_failed", error=repr(e), backoff_s=backoff)
-                    self._emit(force=True)
+                    self.publisher.emit()
 
     def _library_tasks(self, node: Node) -> list[asyncio.Task[Any]]:
         """The long-lived tasks of a started node: protocol loop, sync loop, our receiver."""
@@ -270,9 +280,12 @@ class SwimEngine:
         """Runs until the library node fails; returns why."""
         s = self.plan.settings
         pause_s = max(0.5, s.ping_timeout_s)
+        refute_after_s = max(pause_s, s.ping_retries * s.ping_timeout_s + s.protocol_period_s)
         last_tick = time.monotonic()
         last_cycles, cycles_since = -1, last_tick
         tasks: list[asyncio.Task[Any]] = []
+        # The sync service's task appears once it has run; without one, two tasks are all.
+        expected = 3 if self.node is not None and self.node.sync_service is not None else 2
         while True:
             await asyncio.sleep(_TICK_S)
             node = self.node
@@ -280,13 +293,18 @@ class SwimEngine:
                 return "engine node missing"
             now = time.monotonic()
             if now - last_tick > pause_s:
-                # We were not scheduled for a while (SIGSTOP, a stalled host): peers may have
-                # suspected us. Outrank whatever they decided and tell everyone at once.
                 self.status.pauses_detected += 1
-                self._log.warning("swim_pause_detected", paused_s=round(now - last_tick - _TICK_S, 3))
-                self._refute(node, reason="pause")
+                paused = now - last_tick - _TICK_S
+                if paused > refute_after_s:
+                    # Not scheduled long enough for a probe of us to fail (SIGSTOP, a stalled
+                    # host): peers may have suspected us. Outrank whatever they decided and tell
+                    # everyone at once. Shorter stalls (common on a loaded host) do not announce:
+                    # at 200 nodes they were most of the traffic; a suspicion they cause reaches
+                    # us directly (the suspecter tells the suspect) and is refuted then.
+                    self._log.warning("swim_pause_detected", paused_s=round(paused, 3))
+                    self._refute(node, reason="pause")
             last_tick = now
-            if len(tasks) < 3:  # the sync task appears once the sync service has run
+            if len(tasks) < expected:
                 tasks = self._library_tasks(node)
                 if not any("_protocol_loop" in getattr(t.get_coro(), "__qualname__", "") for t in tasks):
                     return "library protocol task missing"
@@ -305,9 +323,26 @@ class SwimEngine:
                 self._refute(node, reason=me.state.name.lower())
             elif me is not None and me.incarnation > self._incarnation:
                 self._incarnation = me.incarnation  # a peer's mark_alive bumped us: keep up
-            self._observe(node, now)
+            self._suspected_here.intersection_update(a for a in self._suspected_here
+                                                     if (m := node.members.get_member(a)) is not None and m.is_suspect)
+            self.stats.piggyback_depth = len(self.piggyback)
+            self.stats.piggyback_entries = self.piggyback.selected
+            self.status.members = node.members.size
+            self.publisher.observe(now)
+            await swim_hooks.expire_suspects(self, node)
             if self._pending_announce and time.monotonic() - self._last_announce >= _ANNOUNCE_MIN_GAP_S:
                 await self._announce()
+            if s.bounded_gossip and now >= self._next_sync:
+                await swim_hooks.anti_entropy(self, node, now)
+            if now >= self._next_tombstone_scan:
+                self._next_tombstone_scan = now + _TOMBSTONE_SCAN_S
+                self._forget_dead(node)
+
+    def _forget_dead(self, node: Node) -> None:
+        s = self.plan.settings
+        removed = node.members.cleanup_dead_members(max_age=s.tombstone_s)
+        if removed:
+            self.status.forgotten += removed
 
     def _refute(self, node: Node, reason: str) -> None:
         me = node.members.get_member(self.plan.self_addr)
@@ -323,17 +358,39 @@ class SwimEngine:
         self.status.incarnation = self._incarnation
         if reason != "pause":
             self.status.self_refutations += 1
+        self._announce_addrs.add(self.plan.self_addr)
         self._pending_announce = True
 
     async def _announce(self) -> None:
-        """Send our full digest to every seed and known member now (not only gossip fan-out)."""
+        """Send the changed entries (ours, deaths we declared) to every seed and known member now,
+        instead of waiting for them to spread at gossip fan-out. Without bounded gossip, the
+        whole list as before."""
         node = self.node
         if node is None:
             return
         self._pending_announce = False
         self._last_announce = time.monotonic()
         self.status.announces += 1
-        digest = node.members.serialize_digest(full=True)
+        addrs, self._announce_addrs = self._announce_addrs | {self.plan.self_addr}, set()
+        targets = set(self.plan.seeds)
+        targets.update(m.addr for m in node.members.get_all_members(exclude_self=True) if not m.is_dead)
+        targets.discard(self.plan.self_addr)
+        if len(targets) > _ANNOUNCE_MAX and self.plan.settings.bounded_gossip:
+            # One hop to everyone is N datagrams per event from every node that declares it: at
+            # 200 nodes and a burst of suspicions that was most of the load. A random subset
+            # starts the epidemic several rounds ahead; piggyback gossip carries it the rest.
+            targets = set(random.sample(sorted(targets), _ANNOUNCE_MAX))
+        await self._send_digest(None if not self.plan.settings.bounded_gossip else sorted(addrs), targets)
+
+    async def _send_digest(self, addrs: Optional[list[Addr]], targets: Any) -> None:
+        """A HEARTBEAT carrying the entries of ``addrs`` (None: the whole list) to ``targets``."""
+        node = self.node
+        if node is None:
+            return
+        if addrs is None:
+            digest = node.members.serialize_digest(full=True)
+        else:
+            digest = swim_gossip.digest_of(node.members, addrs)
         data = serialize_message({
             "type": "HEARTBEAT",
             "from": self._host_str,
@@ -341,9 +398,13 @@ class SwimEngine:
             "id": uuid.uuid4().hex[:8],
             "timestamp": time.time(),
         })
-        targets = set(self.plan.seeds)
-        targets.update(m.addr for m in node.members.get_all_members(exclude_self=True))
-        await asyncio.gather(*(node.transport.send(data, t) for t in targets), return_exceptions=True)
+        for target in targets:  # one at a time: a task per datagram cost more than the send
+            await node.transport.send(data, target)
+
+    def _own_task(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _leave(self, node: Node) -> None:
         me = node.members.get_member(self.plan.self_addr)
@@ -359,94 +420,8 @@ class SwimEngine:
             await self._announce()
             await asyncio.sleep(0.05)
 
-    # -- the view ---------------------------------------------------------------------------------
-
-    def _observe(self, node: Node, now: float) -> None:
-        plan = self.plan
-        raw: dict[NodeId, RawObservation] = {}
-        incarnations: dict[NodeId, int] = {}
-        heard: dict[NodeId, float] = {}
-        wall = time.time()
-        for m in node.members.get_all_members(exclude_self=True):
-            node_id = plan.addr_to_id.get(m.addr)
-            if node_id is None or node_id == plan.node_id:
-                self.status.unknown_addresses.add(f"{m.addr[0]}:{m.addr[1]}")
-                continue
-            announced_id = m.metadata.get("id") if isinstance(m.metadata, dict) else None
-            if announced_id is None:
-                continue  # a seed entry the node itself has not confirmed yet
-            if announced_id != node_id:
-                self.status.mismatched_ids.add(f"{m.addr[0]}:{m.addr[1]} says {announced_id!r}, config {node_id!r}")
-                continue
-            raw[node_id] = RawObservation(_RAW_NAMES.get(m.state, RAW_DEAD), bool(m.metadata.get("left")))
-            incarnations[node_id] = m.incarnation
-            direct = self.stats.last_heard.get(m.addr, 0.0)
-            gossip = now - max(0.0, wall - m.last_heartbeat) if m.last_heartbeat else 0.0
-            heard[node_id] = max(direct, gossip)
-        transitions = self.view.observe(now, raw)
-        self._incarnations = incarnations
-        self._heard = heard
-        events = [MembershipEvent(kind=t.kind, node_id=t.node_id, source="swim", after_s=t.after_s)
-                  for t in transitions]
-        for event in events:
-            self._log.info(f"member_{event.kind.value}", node_id=event.node_id, after_s=event.after_s,
-                           source="swim")
-        self._emit(events=events)
-
-    def _emit(self, events: Optional[list[MembershipEvent]] = None, force: bool = False) -> None:
-        states = self.view.states()
-        key = tuple(sorted((n, st.value) for n, (st, _) in states.items()))
-        now = time.monotonic()
-        if not events and not force and key == self._last_snapshot_key and now - self._last_publish < 1.0:
-            return
-        self._last_snapshot_key, self._last_publish = key, now
-        snapshot = {n: self._member(n, st) for n, (st, _) in states.items()}
-        self._publish(snapshot, list(events or ()), self.describe_counters())
-
-    def _member(self, node_id: NodeId, state: MemberState) -> Member:
-        host = self.plan.hosts[node_id]
-        addr = self.plan.id_to_addr.get(node_id, (host.address, host.swim_port))
-        return Member(
-            node_id=node_id,
-            state=state,
-            host=host.address,
-            api_port=host.api_port,
-            role=host.role,
-            raft_address=f"{host.address}:{host.raft_port}",
-            capabilities=tuple(host.capabilities),
-            has_gpu=bool(host.gpu),
-            gpu_name=host.gpu,
-            last_seen=self._heard.get(node_id, 0.0),
-            source="swim",
-            meta={
-                "swim_address": f"{addr[0]}:{addr[1]}",
-                "incarnation": self._incarnations.get(node_id, 0),
-                "gpu_vram_gb": host.gpu_vram_gb,
-            },
-        )
-
     def describe_counters(self) -> dict[str, Any]:
-        st, view = self.status, self.view
-        return {
-            "running": st.running,
-            "restarts": st.restarts,
-            "last_error": st.last_error,
-            "incarnation": st.incarnation,
-            "raw_transitions": view.raw_transitions,
-            "raw_flaps": view.raw_flaps,
-            "raw_dead_flaps": view.raw_dead_flaps,
-            "refutations": view.refutations,
-            "failures_detected": view.failures_detected,
-            "leaves_detected": view.leaves_detected,
-            "self_refutations": st.self_refutations,
-            "pauses_detected": st.pauses_detected,
-            "announces": st.announces,
-            "deaths_originated": st.deaths_originated,
-            "protocol_cycles": st.protocol_cycles,
-            "unknown_addresses": sorted(st.unknown_addresses),
-            "mismatched_ids": sorted(st.mismatched_ids),
-            **self.stats.snapshot(),
-        }
+        return swim_hooks.counters(self)
 
 
 def _record_delta(node: Node, addr: Addr) -> None:

@@ -16,7 +16,14 @@ def library_config(s: SwimSettings) -> dict[str, Any]:
     ``SYNC_INTERVAL`` are read by nothing in the protocol; the failure detector uses
     ``PING_TIMEOUT_BASE/MIN/MAX`` and the sync loops ``FULL_SYNC_INTERVAL`` (a full sync at that
     period, an incremental one every tenth of it).
+
+    With ``bounded_gossip`` the load per node must not grow with N: fan-out pinned
+    (``GOSSIP_FANOUT_FACTOR`` 0, else it grows with log2 N), no push-pull riding on heartbeats
+    (it trusts a heartbeat's version, and its "incremental" syncs are full transfers on first
+    contact) and no library sync loop: the engine runs anti-entropy itself on a schedule that
+    grows with N (``swim_gossip.push_pull_interval``).
     """
+    bounded = s.bounded_gossip
     return {
         "PING_TIMEOUT": s.ping_timeout_s,
         "PING_TIMEOUT_BASE": s.ping_timeout_s,
@@ -29,20 +36,20 @@ def library_config(s: SwimSettings) -> dict[str, Any]:
         "PROTOCOL_PERIOD": s.protocol_period_s,
         "HEARTBEAT_INTERVAL": s.protocol_period_s,
         "GOSSIP_FANOUT": s.gossip_fanout,
-        "GOSSIP_FANOUT_FACTOR": 0.5,
+        "GOSSIP_FANOUT_FACTOR": 0 if bounded else 0.5,
         "SUSPECT_TIMEOUT": s.suspicion_timeout_s,
         "ADAPTIVE_TIMING_ENABLED": False,
         "PROTOCOL_PERIOD_MIN": s.protocol_period_s,
         "PROTOCOL_PERIOD_MAX": s.protocol_period_s,
         "PROTOCOL_PERIOD_ADJUSTMENT_FACTOR": 0.1,
-        "PUSH_PULL_SYNC_ENABLED": True,
-        "PUSH_PULL_SYNC_PROBABILITY": 0.2,
+        "PUSH_PULL_SYNC_ENABLED": not bounded,
+        "PUSH_PULL_SYNC_PROBABILITY": 0.0 if bounded else 0.2,
         "SYNC_INTERVAL": s.sync_interval_s,
         "FULL_SYNC_INTERVAL": s.sync_interval_s,
         "SYNC_FANOUT": 2,
         "SYNC_TIMEOUT": 5.0,
         "SYNC_REQUEST_TIMEOUT": 5.0,
-        "UDP_MAX_SIZE": 65507,
+        "UDP_MAX_SIZE": s.packet_budget_bytes if bounded else 65507,  # inert: our transport enforces it
         "TCP_BUFFER_SIZE": 65536,
         "TCP_MAX_CONNECTIONS": 100,
         "TCP_CONNECTION_TIMEOUT": max(s.ping_timeout_s, 1.0),

@@ -20,8 +20,12 @@ swim-p2p takes its transport as a parameter; ours replaces the library's own for
   message id, else by address), or dropped.
 * Unbounded per-type queues nobody read (HEARTBEAT) are gone; sends never raise (a datagram
   transport does not promise delivery; the library logged every refused send at ERROR).
+* **Bounded datagrams.** Payloads over 1 KB are zlib-framed (``swim_wire.frame``); a message still
+  over the packet budget goes over TCP to the same port (``swim_stream``), never as a fragmented
+  or refused datagram. A datagram the OS refuses is counted and logged once per peer and reason,
+  never counted as sent (it used to be: gossip stopped silently at about 438 members).
 
-Counters (messages and bytes each way, send errors, drops) feed ``describe()``.
+Counters (``swim_wire.TransportStats``: by type and direction, sizes, refusals) feed ``describe()``.
 """
 
 from __future__ import annotations
@@ -31,42 +35,20 @@ import errno
 import json
 import socket
 import time
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from swim.transport.base import Transport
 
+from .swim_stream import StreamLink
+from .swim_wire import OncePerKey, TransportStats, frame, message_type
+
 # A serialized swim-p2p message is b"U" + json.dumps(dict) and every message dict starts with its
 # type: this prefix identifies an outgoing PING without decoding it.
 _PING_PREFIX = b'U{"type": "PING", '
-_MAX_FRAME = 16 * 1024 * 1024
 _MAX_HELPER_TASKS = 64
 _INBOX_SIZE = 4096
-
-
-@dataclass
-class TransportStats:
-    """Shared by every transport instance of one backend (they survive engine restarts)."""
-
-    messages_sent: int = 0
-    messages_received: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    send_errors: int = 0
-    dropped: int = 0  # inbox full, helper tasks at their bound, undecodable
-    stale_pongs: int = 0  # a PONG nobody was waiting for
-    last_heard: dict[tuple[str, int], float] = field(default_factory=dict)  # sender -> monotonic
-
-    def snapshot(self) -> dict[str, int]:
-        return {
-            "messages_sent": self.messages_sent,
-            "messages_received": self.messages_received,
-            "bytes_sent": self.bytes_sent,
-            "bytes_received": self.bytes_received,
-            "send_errors": self.send_errors,
-            "dropped": self.dropped,
-            "stale_pongs": self.stale_pongs,
-        }
 
 
 def bind_exclusive(kind: str, host: str, port: int) -> socket.socket:
@@ -110,7 +92,24 @@ def _parse_addr(value: Any) -> Optional[tuple[str, int]]:
     return dest if valid_dest(dest) else None
 
 
+_valid_cache: dict[Any, bool] = {}
+
+
 def valid_dest(dest: Any) -> bool:
+    """``_valid_dest`` remembered (it IDNA-encodes the host: a measurable cost per datagram)."""
+    try:
+        known = _valid_cache.get(dest)
+    except TypeError:
+        return False
+    if known is None:
+        known = _valid_dest(dest)
+        if len(_valid_cache) > 8192:
+            _valid_cache.clear()
+        _valid_cache[dest] = known
+    return known
+
+
+def _valid_dest(dest: Any) -> bool:
     """An address the socket layer accepts. asyncio closes a datagram endpoint on any sendto error
     that is not an OSError (a port over 65535, a NUL or a lone surrogate in the host): one such
     address from a garbage datagram would leave the node deaf for good."""
@@ -139,9 +138,13 @@ class _PongWaiter:
 class _EngineTransport(Transport):
     """What both transports share: inbound dispatch, PONG routing, counters."""
 
-    def __init__(self, sock: socket.socket, stats: TransportStats) -> None:
+    def __init__(self, sock: socket.socket, stats: TransportStats, budget: int = 1400,
+                 log: Any = None, compress: bool = True) -> None:
         self._sock = sock  # our own dup of the backend's socket; closing it frees nothing
         self.stats = stats
+        self.budget = budget
+        self.compress = compress
+        self._complain = OncePerKey(log)
         self.local_address: Optional[tuple[str, int]] = None
         self._inbox: asyncio.Queue[tuple[str, bytes, tuple[str, int]]] = asyncio.Queue(_INBOX_SIZE)
         self._acks: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue(256)
@@ -155,19 +158,17 @@ class _EngineTransport(Transport):
 
     def _deliver(self, data: bytes, peer: tuple[str, int]) -> None:
         stats = self.stats
-        stats.messages_received += 1
-        stats.bytes_received += len(data)
         try:
             body = data[1:] if data[:1] in (b"U", b"C") else data
             if data[:1] == b"C":
-                import zlib
-
                 body = zlib.decompress(body)
             msg = json.loads(body)
             kind = msg.get("type", "")
         except Exception:
+            stats.count("received", "OTHER", len(data))
             stats.dropped += 1
             return
+        stats.count("received", kind if isinstance(kind, str) and len(kind) <= 20 else "OTHER", len(data))
         sender = _parse_addr(msg.get("from")) or (peer[0], peer[1])
         stats.last_heard[sender] = time.monotonic()
         if kind == "PONG":
@@ -235,13 +236,18 @@ class _EngineTransport(Transport):
                     for done in [t for t in self._expect if t.done()]:
                         del self._expect[done]
                 self._expect[task] = (dest, msg_id)
+        kind = message_type(data)
+        framed = frame(data) if self.compress else data
+        if framed is not data:
+            self.stats.compressed += 1
         try:
-            await self._send(data, dest)
-        except Exception:
+            sent = await self._send(framed, dest)
+        except Exception as e:
             self.stats.send_errors += 1
+            self._complain("swim_send_failed", dest, type(e).__name__, message_type=kind, size=len(framed))
             return
-        self.stats.messages_sent += 1
-        self.stats.bytes_sent += len(data)
+        if sent:
+            self.stats.count("sent", kind, len(framed))
 
     async def start_receiver(self, callback: Callable[[bytes, tuple[str, int]], Any]) -> None:
         if self.running:
@@ -293,7 +299,9 @@ class _EngineTransport(Transport):
 
     # -- per transport ------------------------------------------------------------------------------
 
-    async def _send(self, data: bytes, dest: tuple[str, int]) -> None:
+    async def _send(self, data: bytes, dest: tuple[str, int]) -> bool:
+        """Hand ``data`` to the OS; False when it was not (counted and logged here), raises on
+        an error the caller counts."""
         raise NotImplementedError
 
     async def _close(self) -> None:
@@ -312,139 +320,100 @@ class _Datagrams(asyncio.DatagramProtocol):
 
 
 class UdpEngineTransport(_EngineTransport):
-    """UDP on a socket we bound exclusively."""
+    """UDP on a socket we bound exclusively; messages over the packet budget go over TCP to the
+    same port when we hold that port's TCP listener too (``stream_sock``)."""
 
-    def __init__(self, sock: socket.socket, stats: TransportStats) -> None:
-        super().__init__(sock, stats)
+    def __init__(self, sock: socket.socket, stats: TransportStats, budget: int = 1400, log: Any = None,
+                 stream_sock: Optional[socket.socket] = None, connect_timeout_s: float = 1.0,
+                 compress: bool = True) -> None:
+        super().__init__(sock, stats, budget, log, compress)
         self._endpoint: Optional[asyncio.DatagramTransport] = None
+        self._stream = None if stream_sock is None else StreamLink(
+            stream_sock, self._deliver, self._bad_frame, connect_timeout_s)
+
+    def _bad_frame(self) -> None:
+        self.stats.dropped += 1
 
     async def bind(self, address: tuple[str, int]) -> None:
         loop = asyncio.get_running_loop()
         self._endpoint, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self), sock=self._sock)
+        if self._stream is not None:
+            await self._stream.start()
         self.local_address = (address[0], int(address[1]))
 
-    async def _send(self, data: bytes, dest: tuple[str, int]) -> None:
-        if self._endpoint is None:
+    async def _send(self, data: bytes, dest: tuple[str, int]) -> bool:
+        if len(data) > self.budget:
+            self.stats.oversize += 1
+            if self._stream is None:
+                self.stats.oversize_dropped += 1
+                self._complain("swim_oversize_dropped", dest, "no TCP listener", size=len(data))
+                return False
+            await self._stream.send(data, dest)
+            return True
+        endpoint = self._endpoint
+        if endpoint is None:
             raise RuntimeError("transport not bound")
-        self._endpoint.sendto(data, dest)
+        if endpoint.get_write_buffer_size():
+            endpoint.sendto(data, dest)  # keep order behind what asyncio already queued
+        else:
+            # asyncio's sendto reports a refused datagram to error_received and returns as if
+            # sent; sending ourselves first tells a refusal (EMSGSIZE, ENETUNREACH...) apart.
+            try:
+                self._sock.sendto(data, dest)
+            except (BlockingIOError, InterruptedError):
+                endpoint.sendto(data, dest)
+            except OSError as e:
+                self.stats.send_errors += 1
+                reason = errno.errorcode.get(e.errno or 0, str(e.errno))
+                self._complain("swim_datagram_refused", dest, reason, size=len(data))
+                return False
+        self.stats.datagram(len(data))
+        return True
 
     async def _close(self) -> None:
         if self._endpoint is not None:
             self._endpoint.close()
             self._endpoint = None
+        if self._stream is not None:
+            await self._stream.close()
 
 
 class TcpEngineTransport(_EngineTransport):
     """Length-prefixed frames over TCP (for networks that block UDP), one outbound connection per
     peer; a message's sender is the ``from`` it carries, not the connection's ephemeral port."""
 
-    def __init__(self, sock: socket.socket, stats: TransportStats, connect_timeout_s: float) -> None:
-        super().__init__(sock, stats)
-        self._connect_timeout_s = connect_timeout_s
-        self._server: Optional[asyncio.base_events.Server] = None
-        self._out: dict[tuple[str, int], asyncio.StreamWriter] = {}
-        self._connecting: dict[tuple[str, int], asyncio.Future[asyncio.StreamWriter]] = {}
-        self._conn_tasks: set[asyncio.Task[Any]] = set()
+    def __init__(self, sock: socket.socket, stats: TransportStats, connect_timeout_s: float,
+                 log: Any = None) -> None:
+        super().__init__(sock, stats, budget=0, log=log)
+        self._stream = StreamLink(sock, self._deliver, self._bad_frame, connect_timeout_s)
+
+    def _bad_frame(self) -> None:
+        self.stats.dropped += 1
 
     async def bind(self, address: tuple[str, int]) -> None:
-        self._server = await asyncio.start_server(self._serve, sock=self._sock)
+        await self._stream.start()
         self.local_address = (address[0], int(address[1]))
 
-    def _own(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
-        self._conn_tasks.add(task)
-        task.add_done_callback(self._conn_tasks.discard)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._conn_tasks.add(task)
-            task.add_done_callback(self._conn_tasks.discard)
-        peer = writer.get_extra_info("peername") or ("", 0)
-        try:
-            while True:
-                header = await reader.readexactly(4)
-                length = int.from_bytes(header, "big")
-                if length > _MAX_FRAME:
-                    self.stats.dropped += 1
-                    break
-                self._deliver(await reader.readexactly(length), (peer[0], peer[1]))
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def _connection(self, dest: tuple[str, int]) -> asyncio.StreamWriter:
-        writer = self._out.get(dest)
-        if writer is not None and not writer.is_closing():
-            return writer
-        pending = self._connecting.get(dest)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[asyncio.StreamWriter] = asyncio.get_running_loop().create_future()
-        self._connecting[dest] = future
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(dest[0], dest[1]),
-                                                    self._connect_timeout_s)
-            self._out[dest] = writer
-            self._own(self._watch(dest, reader, writer))
-            future.set_result(writer)
-            return writer
-        except BaseException as e:
-            future.set_exception(e if isinstance(e, Exception) else ConnectionError(str(e)))
-            future.exception()  # retrieved: no "never retrieved" warning
-            raise
-        finally:
-            self._connecting.pop(dest, None)
-
-    async def _watch(self, dest: tuple[str, int], reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> None:
-        """Forget an outbound connection as soon as the peer closes it (e.g. it restarted)."""
-        try:
-            while await reader.read(65536):
-                pass
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            if self._out.get(dest) is writer:
-                del self._out[dest]
-            writer.close()
-
-    async def _send(self, data: bytes, dest: tuple[str, int]) -> None:
-        writer = await self._connection(dest)
-        try:
-            writer.write(len(data).to_bytes(4, "big") + data)
-            await asyncio.wait_for(writer.drain(), self._connect_timeout_s)
-        except BaseException:
-            if self._out.get(dest) is writer:
-                del self._out[dest]
-            writer.close()
-            raise
+    async def _send(self, data: bytes, dest: tuple[str, int]) -> bool:
+        await self._stream.send(data, dest)
+        return True
 
     async def _close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for writer in list(self._out.values()):
-            writer.close()
-        self._out.clear()
-        tasks = list(self._conn_tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            try:
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
-            except (asyncio.TimeoutError, Exception):
-                pass
-            self._server = None
+        await self._stream.close()
 
 
-def make_transport(kind: str, sock: socket.socket, stats: TransportStats,
-                   connect_timeout_s: float) -> _EngineTransport:
-    """A transport on a duplicate of ``sock``: closing it (engine restart) keeps the port ours."""
+def make_transport(kind: str, sock: socket.socket, stats: TransportStats, connect_timeout_s: float,
+                   stream_sock: Optional[socket.socket] = None, budget: int = 1400,
+                   log: Any = None, compress: bool = True) -> _EngineTransport:
+    """A transport on duplicates of the bound sockets: closing it (engine restart) keeps the
+    ports ours. ``budget``: the largest datagram (bigger goes over ``stream_sock``'s TCP, or is
+    dropped and counted); ``compress``: zlib-frame big payloads."""
     dup = sock.dup()
     dup.setblocking(False)
     if kind == "udp":
-        return UdpEngineTransport(dup, stats)
-    return TcpEngineTransport(dup, stats, connect_timeout_s)
+        stream = None
+        if stream_sock is not None:
+            stream = stream_sock.dup()
+            stream.setblocking(False)
+        return UdpEngineTransport(dup, stats, budget, log, stream, connect_timeout_s, compress)
+    return TcpEngineTransport(dup, stats, connect_timeout_s, log)

@@ -66,6 +66,20 @@ class SwimView:
         """Published state and since when, for every member in the snapshot."""
         return {n: (t.published, t.state_since) for n, t in self._tracks.items() if t.published is not None}
 
+    def settled(self, node_id: NodeId) -> bool:
+        """False while a damping timer runs for this member (raw SUSPECT not yet reported, raw
+        DEAD not yet confirmed): only then can the same raw state, fed again later, change what
+        is published. The engine looks again at unsettled members every tick, at others only
+        when they change."""
+        t = self._tracks.get(node_id)
+        if t is None:
+            return False
+        if t.raw == RAW_SUSPECT:
+            return t.published is not MemberState.ALIVE
+        if t.raw == RAW_DEAD:
+            return t.published in (MemberState.FAILED, MemberState.LEFT)
+        return True
+
     def observe(self, now: float, raw: Mapping[NodeId, RawObservation]) -> list[Transition]:
         """Feed the raw states of this tick (members missing from ``raw`` keep their state)."""
         out: list[Transition] = []

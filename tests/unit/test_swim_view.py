@@ -116,3 +116,18 @@ def test_events_are_transitions_and_joined_comes_first(steps: list[tuple[float, 
         assert seen[0] is EventKind.JOINED
     if "b" in v.states() and published is not None:
         assert v.states()["b"][0].value == published
+
+
+def test_settled_tells_when_a_timer_still_runs() -> None:
+    """The engine re-feeds only unsettled members each tick; everything else waits for a change."""
+    v = SwimView(1.0, 0.5)
+    assert not v.settled("b")  # never seen
+    kinds(v, 0.0, ALIVE)
+    assert v.settled("b")
+    kinds(v, 1.0, SUSPECT)
+    assert not v.settled("b")  # suspicion not reported yet
+    assert kinds(v, 2.0, SUSPECT) == ["suspect"] and v.settled("b")
+    kinds(v, 2.5, DEAD)
+    assert not v.settled("b")  # DEAD not confirmed yet
+    assert kinds(v, 3.0, DEAD) == ["failed"] and v.settled("b")
+    assert kinds(v, 4.0, LEFT) == ["left"] and v.settled("b")
