@@ -78,11 +78,14 @@ class Prometheus:
             return json.loads(response.read())["data"]["activeTargets"]
 
     def by_job(self) -> dict[str, dict[str, str]]:
-        """job -> node_id -> scrape health ("up", "down", "unknown") and its discovery health."""
+        """job -> node_id -> scrape health ("up", "down", "unknown") / discovery health; a node
+        listed twice in one job shows both, joined by a comma."""
         out: dict[str, dict[str, str]] = {}
         for target in self.active_targets():
             labels = target["labels"]
-            out.setdefault(labels["job"], {})[labels["node_id"]] = f"{target['health']}/{labels['health']}"
+            job = out.setdefault(labels["job"], {})
+            seen = f"{target['health']}/{labels['health']}"
+            job[labels["node_id"]] = f"{job[labels['node_id']]},{seen}" if labels["node_id"] in job else seen
         return out
 
     def log_tail(self, lines: int = 30) -> str:
