@@ -85,7 +85,7 @@ def test_prometheus_follows_the_cluster(make_cluster, tmp_path: Path, mode: str)
                    what="the validator repairs the truncated file", describe=lambda: sd_file.read_text()[:200])
         status = cluster.get(ids[0], "/sd/status")
         assert status is not None and status["reconciliations"] >= 1
-        assert all_up(ids), prometheus.by_job()
+        wait_until(lambda: all_up(ids), 15, what="all 5 still up in Prometheus", describe=prometheus.by_job)
         metrics = _metrics(cluster.nodes[ids[0]].url)
         assert 'ringrift_discovery_targets{health="healthy"} 5.0' in metrics
         assert "ringrift_discovery_reconciliations_total" in metrics
