@@ -151,9 +151,9 @@ class RaftSettings:
 class DiscoverySettings:
     """Prometheus service discovery fed by membership (ringrift_cluster/discovery)."""
 
-    backends: tuple[str, ...] = ("http_sd",)  # file_sd | http_sd; file_sd needs file_path
+    backends: tuple = ("http_sd",)  # of str: file_sd | http_sd; file_sd needs file_path
     file_path: str = ""  # file_sd targets file, relative to the data dir unless absolute
-    scrape_port: int = 0  # the port Prometheus scrapes on every member; 0 = its API port
+    scrape_port: str = "api"  # the port Prometheus scrapes on every member: a number, or "api" (its API port)
     damping_s: float = 1.0  # a suspicion refuted within this never reaches discovery
     batch_s: float = 0.2  # changes within this window go out as one write
     retry_s: float = 5.0  # a failed write (permissions, full disk) is retried after this
@@ -594,7 +594,7 @@ def _section(cls: type, name: str, preset: str, merged: Mapping[str, tuple[Any, 
         path = f"{name}.{f.name}"
         if path in merged:
             raw, label = merged[path]
-            values[f.name] = _coerce(label, raw, get_origin(hints[f.name]) or hints[f.name])
+            values[f.name] = _coerce(label, raw, hints[f.name])
     labels = {f.name: merged.get(f"{name}.{f.name}", (None, f"{SECTION}.{name}.{f.name}"))[1] for f in dataclasses.fields(cls)}
     instance = cls(**values)
     for f in dataclasses.fields(cls):
@@ -660,8 +660,8 @@ def _check_discovery(s: DiscoverySettings, labels: Mapping[str, str]) -> None:
         raise ConfigError(labels["file_path"], s.file_path, "a targets file path, because discovery.backends has file_sd")
     if s.file_path and (s.file_path != s.file_path.strip() or s.file_path.endswith(("/", os.sep)) or "\0" in s.file_path):
         raise ConfigError(labels["file_path"], s.file_path, "a file path (no surrounding spaces, not a directory)")
-    if s.scrape_port > 65535:
-        raise ConfigError(labels["scrape_port"], s.scrape_port, "a port number from 1 to 65535, or 0 for each node's API port")
+    if s.scrape_port != "api" and not (s.scrape_port.isascii() and s.scrape_port.isdigit() and 1 <= int(s.scrape_port) <= 65535):
+        raise ConfigError(labels["scrape_port"], s.scrape_port, "a port number from 1 to 65535, or 'api' for each node's API port")
     if s.batch_s >= s.validate_interval_s:
         raise ConfigError(labels["batch_s"], s.batch_s, f"less than discovery.validate_interval_s ({s.validate_interval_s})")
 

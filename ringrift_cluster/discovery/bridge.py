@@ -118,7 +118,7 @@ class DiscoveryBridge:
         """The target of a member: the operator's address and role from the cluster file (the
         member's own when the file does not list it) and the scrape port (default: its API)."""
         host = self.config.hosts.get(node_id)
-        scrape = self.settings.scrape_port
+        scrape = 0 if self.settings.scrape_port == "api" else int(self.settings.scrape_port)
         if node_id == self.config.node_id:
             address, port = self.config.me.address, scrape or self.config.api.port
         else:

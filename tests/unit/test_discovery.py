@@ -191,7 +191,7 @@ def test_events_about_this_node_leave_it_listed(parts) -> None:
 
 
 def test_the_scrape_port_applies_to_every_member(tmp_path: Path) -> None:
-    config = _config(tmp_path, scrape_port=9400)
+    config = _config(tmp_path, scrape_port=9400)  # a YAML number
     membership = FakeMembership()
     http_sd = HttpSd()
     bridge = DiscoveryBridge(config, membership, [http_sd])
@@ -285,7 +285,7 @@ async def test_the_running_bridge_follows_events_and_batches_writes(tmp_path: Pa
     try:
         for node_id in ("b", "c"):
             membership.set(node_id, MemberState.ALIVE)
-        await _until(lambda: set(read_targets(file_sd.path)) == {"a", "b", "c"})
+        await _until(lambda: file_sd.writes >= 2 and set(read_targets(file_sd.path)) == {"a", "b", "c"})
         assert file_sd.writes == 2  # two joins, one write
         membership.set("c", MemberState.SUSPECT)
         await _until(lambda: not read_targets(file_sd.path)["c"].healthy)  # the window ends on its own
@@ -315,13 +315,13 @@ async def _until(probe: Any, timeout: float = 5.0) -> None:
 
 def test_config_defaults_env_and_relative_path(tmp_path: Path) -> None:
     config = load_config(None, env={})
-    assert config.discovery.backends == ("http_sd",) and config.discovery.scrape_port == 0
+    assert config.discovery.backends == ("http_sd",) and config.discovery.scrape_port == "api"
     config = load_config(None, env={"RINGRIFT_DISCOVERY_FILE": "sd.json", "RINGRIFT_DISCOVERY_SCRAPE_PORT": "9100",
                                     "RINGRIFT_DISCOVERY_INCONSISTENCY_THRESHOLD": "3",
                                     "RINGRIFT_DISCOVERY_VALIDATE_INTERVAL": "7", "RINGRIFT_DATA_DIR": str(tmp_path)})
     d = config.discovery
     assert (d.backends, d.file_path, d.scrape_port, d.inconsistency_threshold, d.validate_interval_s) == \
-        (("file_sd", "http_sd"), "sd.json", 9100, 3, 7.0)
+        (("file_sd", "http_sd"), "sd.json", "9100", 3, 7.0)
 
 
 @pytest.mark.parametrize("env, key, expected", [
@@ -330,7 +330,8 @@ def test_config_defaults_env_and_relative_path(tmp_path: Path) -> None:
     ({"RINGRIFT_DISCOVERY_BACKENDS": "file_sd"}, "ringrift_cluster.discovery.file_path", "a targets file path"),
     ({"RINGRIFT_DISCOVERY_FILE": "sd/"}, "RINGRIFT_DISCOVERY_FILE", "not a directory"),
     ({"RINGRIFT_DISCOVERY_SCRAPE_PORT": "65536"}, "RINGRIFT_DISCOVERY_SCRAPE_PORT", "a port number"),
-    ({"RINGRIFT_DISCOVERY_SCRAPE_PORT": "-1"}, "RINGRIFT_DISCOVERY_SCRAPE_PORT", "non-negative"),
+    ({"RINGRIFT_DISCOVERY_SCRAPE_PORT": "0"}, "RINGRIFT_DISCOVERY_SCRAPE_PORT", "'api'"),
+    ({"RINGRIFT_DISCOVERY_SCRAPE_PORT": "node"}, "RINGRIFT_DISCOVERY_SCRAPE_PORT", "a port number"),
     ({"RINGRIFT_DISCOVERY_VALIDATE_INTERVAL": "0"}, "RINGRIFT_DISCOVERY_VALIDATE_INTERVAL", "positive number"),
     ({"RINGRIFT_DISCOVERY_INCONSISTENCY_THRESHOLD": "x"}, "RINGRIFT_DISCOVERY_INCONSISTENCY_THRESHOLD", "an integer"),
     ({"RINGRIFT_DISCOVERY_VALIDATE_INTERVAL": "0.1"}, "ringrift_cluster.discovery.batch_s", "less than"),
