@@ -96,6 +96,8 @@ class ConsistencyValidator:
         self.reconciliations = 0
 
     async def validate(self) -> ValidationReport:
+        # Changes still inside their batch window go out first: they are not differences.
+        await self.bridge.flush()
         alive = set(self.bridge.desired())
         reports = []
         for backend in self.bridge.backends:
