@@ -116,17 +116,18 @@ class ConsistencyValidator:
         total = sum(r.inconsistencies for r in reports)
         # An unreadable file is always repaired: nothing in it can be trusted, whatever the count.
         reconcile = total > self.settings.inconsistency_threshold or any(r.error for r in reports)
-        if reconcile:
-            self.bridge.reconcile()
-            await self.bridge.flush()
-            self.reconciliations += 1
         report = ValidationReport(tuple(reports), reconciled=reconcile, at=self.wall_clock())
         self.last = report
+        if reconcile:
+            self.reconciliations += 1
         if self.metrics is not None:
             self.metrics.inconsistencies.set(total)
             self.metrics.last_validation.set(report.at)
             if reconcile:
                 self.metrics.reconciliations.inc()
+        if reconcile:  # counted first: whoever sees the rewritten file sees it counted
+            self.bridge.reconcile()
+            await self.bridge.flush()
         if total:
             log = _log.warning if reconcile else _log.info
             log("discovery_inconsistent", inconsistencies=total, reconciled=reconcile,
