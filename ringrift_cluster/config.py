@@ -162,6 +162,20 @@ class RaftSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DiscoverySettings:
+    """Prometheus service discovery fed by membership (ringrift_cluster/discovery)."""
+
+    backends: tuple = ("http_sd",)  # of str: file_sd | http_sd; file_sd needs file_path
+    file_path: str = ""  # file_sd targets file, relative to the data dir unless absolute
+    scrape_port: str = "api"  # the port Prometheus scrapes on every member: a number, or "api" (its API port)
+    damping_s: float = 1.0  # a suspicion refuted within this never reaches discovery
+    batch_s: float = 0.2  # changes within this window go out as one write
+    retry_s: float = 5.0  # a failed write (permissions, full disk) is retried after this
+    validate_interval_s: float = 30.0
+    inconsistency_threshold: int = 0  # reconcile when more differences than this are found
+
+
+@dataclass(frozen=True, kw_only=True)
 class HostConfig:
     """One entry of ``hosts``: where a node is reached and what it is."""
 
@@ -209,6 +223,7 @@ class ClusterConfig:
     state: StateSettings
     swim: SwimSettings
     raft: RaftSettings
+    discovery: DiscoverySettings = field(default_factory=DiscoverySettings)
     data_dir: Path
     auth_token: str
     log_level: str
@@ -278,6 +293,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "lease_safety_margin_s": 0.5,
         },
         "state": {"submit_timeout_s": 3.0, "tick_interval_s": 0.5, "reconcile_wait_s": 10.0},
+        "discovery": {"damping_s": 0.5, "validate_interval_s": 2.0},
         # measured on loopback, 30 nodes, 2 busy CPU hogs: no false transition; suspicion 1.5 s
         # since the suspecter tells the suspect directly (30 nodes, 10 kills: detection p50 2.8 s,
         # p99 4.2 s, no false event; scripts/bench/swim_scale.py --preset local)
@@ -308,6 +324,7 @@ SECTIONS: dict[str, type] = {
     "state": StateSettings,
     "swim": SwimSettings,
     "raft": RaftSettings,
+    "discovery": DiscoverySettings,
 }
 
 # Scalar settings of our section (besides the sub-sections).
@@ -366,6 +383,11 @@ ENV_VARS: dict[str, str] = {
     "RINGRIFT_SWIM_TRANSPORT": "swim.transport",
     "RINGRIFT_RAFT_BIND_PORT": "raft.bind_port",
     "RINGRIFT_RAFT_PASSWORD": "raft.password",
+    "RINGRIFT_DISCOVERY_BACKENDS": "discovery.backends",
+    "RINGRIFT_DISCOVERY_FILE": "discovery.file_path",
+    "RINGRIFT_DISCOVERY_SCRAPE_PORT": "discovery.scrape_port",
+    "RINGRIFT_DISCOVERY_VALIDATE_INTERVAL": "discovery.validate_interval_s",
+    "RINGRIFT_DISCOVERY_INCONSISTENCY_THRESHOLD": "discovery.inconsistency_threshold",
 }
 # Variables that name a file holding the value (secrets).
 ENV_FILE_VARS: dict[str, str] = {
@@ -376,6 +398,7 @@ ENV_FILE_VARS: dict[str, str] = {
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("auto", "json", "console")
 SWIM_TRANSPORTS = ("udp", "tcp")
+DISCOVERY_BACKENDS = ("file_sd", "http_sd")
 
 # Embedded default for `run` with no config: a single node on loopback.
 SINGLE_NODE_ID = "local-node"
@@ -642,8 +665,26 @@ def _check_section(name: str, s: Any, labels: Mapping[str, str]) -> None:
             )
     elif name == "state" and not (s.cluster_name and len(s.cluster_name) <= 128 and s.cluster_name.isprintable()):
         raise ConfigError(labels["cluster_name"], s.cluster_name, "a printable name of 1 to 128 characters")
+    elif name == "discovery":
+        _check_discovery(s, labels)
     elif name == "api" and not 1024 <= s.max_body_bytes <= 64 << 20:
         raise ConfigError(labels["max_body_bytes"], s.max_body_bytes, "from 1024 bytes to 64 MiB")
+
+
+def _check_discovery(s: DiscoverySettings, labels: Mapping[str, str]) -> None:
+    for i, backend in enumerate(s.backends):
+        if backend not in DISCOVERY_BACKENDS:
+            raise ConfigError(f"{labels['backends']}[{i}]", backend, f"one of {list(DISCOVERY_BACKENDS)}")
+    if len(set(s.backends)) != len(s.backends):
+        raise ConfigError(labels["backends"], list(s.backends), "a list without duplicates")
+    if "file_sd" in s.backends and not s.file_path.strip():
+        raise ConfigError(labels["file_path"], s.file_path, "a targets file path, because discovery.backends has file_sd")
+    if s.file_path and (s.file_path != s.file_path.strip() or s.file_path.endswith(("/", os.sep)) or "\0" in s.file_path):
+        raise ConfigError(labels["file_path"], s.file_path, "a file path (no surrounding spaces, not a directory)")
+    if s.scrape_port != "api" and not (s.scrape_port.isascii() and s.scrape_port.isdigit() and 1 <= int(s.scrape_port) <= 65535):
+        raise ConfigError(labels["scrape_port"], s.scrape_port, "a port number from 1 to 65535, or 'api' for each node's API port")
+    if s.batch_s >= s.validate_interval_s:
+        raise ConfigError(labels["batch_s"], s.batch_s, f"less than discovery.validate_interval_s ({s.validate_interval_s})")
 
 
 def _hosts(document: Mapping[str, Any], merged: Mapping[str, tuple[Any, str]], api: ApiSettings,
@@ -754,6 +795,9 @@ def _build(document: Mapping[str, Any], merged: dict[str, tuple[Any, str]], pres
             top[key] = _coerce(label, raw, kind)
 
     hosts = _hosts(document, merged, sections["api"], sections["swim"], sections["raft"])
+    discovery = sections["discovery"]
+    if discovery.file_path and "file_sd" not in discovery.backends:  # a targets file turns file_sd on
+        sections["discovery"] = dataclasses.replace(discovery, backends=("file_sd", *discovery.backends))
     node_id = top.get("node_id")
     node_label = merged.get("node_id", (None, "node_id"))[1]
     if not hosts:
@@ -882,5 +926,5 @@ def _default_data_dir() -> Path:
 
 __all__ = [
     "ApiSettings", "ClusterConfig", "ConsensusMode", "ElectionSettings", "HeartbeatSettings",
-    "HostConfig", "MembershipMode", "PRESETS", "RaftSettings", "SwimSettings", "load_config",
+    "DiscoverySettings", "HostConfig", "MembershipMode", "PRESETS", "RaftSettings", "SwimSettings", "load_config",
 ]

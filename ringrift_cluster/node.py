@@ -19,6 +19,7 @@ from .consensus.base import Consensus
 from .consensus.bully import BullyElection
 from .consensus.raft import RaftConsensus
 from .consensus.raft_observer import RaftObserver
+from .discovery import Discovery
 from .errors import BackendUnavailable, ClusterError
 from .membership.base import Membership
 from .membership.heartbeat import HeartbeatMembership
@@ -58,6 +59,7 @@ class ClusterNode:
         self.state = ClusterState(config, self.store, self.client, self.membership.members,
                                   leadership=self.store.leadership if self.store else self.consensus.leadership,
                                   observe=self.metrics.observe_command)
+        self.discovery = Discovery(config, self.membership, self.metrics.registry)
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started_at = time.monotonic()
@@ -117,6 +119,8 @@ class ClusterNode:
             self._undo.append(lambda: _cancel(loading))
             await self.membership.start()
             self._undo.append(lambda: self.membership.stop(graceful=False))
+            await self.discovery.start()
+            self._undo.append(self.discovery.stop)
             await self.consensus.start()
             self._undo.append(self.consensus.stop)
             if self.store is not None and self.store is not self.consensus:
@@ -153,6 +157,7 @@ class ClusterNode:
                 await self.handoff.export(snapshot)
         await self.consensus.stop()
         await stop_lingering()
+        await self.discovery.stop()
         await self.membership.stop(graceful=graceful)
         for task in self._tasks:
             task.cancel()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from . import election, heartbeat, page, state, status, swim
+from . import discovery, election, heartbeat, page, state, status, swim
 from .common import NODE
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def create_app(node: "ClusterNode") -> web.Application:
         middlewares=[_node_header, _errors_as_json, _auth],
     )
     app[NODE] = node
-    for family in (status, heartbeat, election, state, swim, page):
+    for family in (status, heartbeat, election, state, swim, page, discovery):
         family.register(app)
     return app
 
