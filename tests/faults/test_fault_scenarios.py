@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import pytest
 
-from ringrift_cluster.testing.nemesis import ScenarioResult, run_scenario
+from ringrift_cluster.testing.nemesis import ScenarioResult
+from ringrift_cluster.testing.scenarios import run_named
 
 
 def run(make_netns_cluster, name: str, seed: int) -> ScenarioResult:
     """Run a scenario; fail on any violation, including those of the node issues this suite once
     found (``nemesis.KNOWN_ISSUES``, all fixed: they must not come back)."""
     cluster = make_netns_cluster(5)
-    result = run_scenario(name, cluster, seed)
+    result = run_named(name, cluster, seed)
     print(result.report())
     assert result.ok and not result.known, result.report()
     return result

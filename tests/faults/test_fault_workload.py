@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pytest
 
-from ringrift_cluster.testing.nemesis import run_scenario
+from ringrift_cluster.testing.scenarios import run_named
 from ringrift_cluster.testing.workload import (NOT_APPLIED, OK, REFUSED, UNKNOWN, Attempt, Call, FinalState,
                                                StateWorkload, check_history)
 
@@ -188,7 +188,7 @@ def test_checker_reports_effects_of_not_applied_and_phantom_operations() -> None
 def run(make_netns_cluster, name: str, seed: int) -> StateWorkload:
     cluster = make_netns_cluster(5, settings=RAFT)
     workload = StateWorkload()
-    result = run_scenario(name, cluster, seed, workload=workload)
+    result = run_named(name, cluster, seed, workload=workload)
     print(result.report())
     print("workload:", result.workload)
     if not result.ok:
