@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import mutations
 from ._common import (
     LOCK_HELD,
     NOT_HELD,
@@ -72,7 +73,8 @@ class Locks:
         lock, refusal = self._held(name, holder, token)
         if lock is None:
             return refusal
-        del self.locks[name]
+        if not mutations.active("lock-release-dropped"):
+            del self.locks[name]
         return ok(name=name, holder=holder, fence_token=token, released=True)
 
     def check_fence(self, fence: Args | None) -> dict[str, Any] | None:

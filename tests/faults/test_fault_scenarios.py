@@ -50,6 +50,15 @@ def test_one_way_drop_to_the_leader(make_netns_cluster, seed: int) -> None:
     assert sum(op.kind == "drop" for op in result.ops) == drops
 
 
+def test_bridge_only_one_leader(make_netns_cluster) -> None:
+    """The leader and the greatest follower cannot reach each other; both reach the other three.
+    The follower sees the leader failed and campaigns, but the voters hold the leader's lease:
+    the leader stays, and there is never a second one (a voter granting it twice is caught here,
+    see test_fault_mutations.py)."""
+    result = run(make_netns_cluster, "bridge", seed=1)
+    assert sum(op.kind == "drop" for op in result.ops) == 2
+
+
 def test_sigkill_the_leader_then_restart(make_netns_cluster) -> None:
     run(make_netns_cluster, "kill-leader", seed=1)
 
