@@ -11,4 +11,5 @@ from ringrift_cluster.testing.mutants import run_mutant
 def test_bully_double_grant_is_caught_by_the_bridge_scenario() -> None:
     run = run_mutant("bully-double-grant", "tests/faults/test_fault_scenarios.py::test_bridge_only_one_leader",
                      ["leaders with unexpired leases", "stays the leader of the nodes that reach it"], timeout=420)
+    print(run.report())
     assert run.caught, run.report()

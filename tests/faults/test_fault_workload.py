@@ -1,15 +1,19 @@
 """Replicated state under faults: the client workload and its history checker.
 
-The checker tests are pure (synthetic histories, no cluster): a checker that cannot fail is
-worthless, so each kind of violation is fed to it and must be reported, and a consistent history
-with unknown outcomes must not be.
+The checker tests here are pure (synthetic histories, no cluster): a few whole histories, one of
+them consistent with unknown outcomes (nothing may be reported). Every single rule of the checker
+is fed a violating and a repaired history in ``tests/unit/test_checker_rules.py``, which also
+fails when a rule has no such row.
 
 The scenario tests run ``StateWorkload`` (clients adding, claiming, completing and failing work,
 holding locks with short TTLs, registering models) on 5 namespace hosts in ``raft`` consensus
 mode during a nemesis scenario, and require no violation of the scenario's own checks nor of the
-workload's: no acknowledged write lost, no work item held by two live claims, fence tokens
-increasing and lock windows disjoint, unknown outcomes consistent, every replica's digest equal
-after heal.
+workload's: no acknowledged write lost (lock grants, renewals and releases included: some locks
+outlive the run), no work item held by two live claims, fence tokens increasing and lock windows
+disjoint, unknown outcomes consistent, linearizable reads during the run never stale, every
+replica's digest equal after heal. They also require that the clients were exposed to the fault:
+acknowledged writes and answered reads *during* it, and some ambiguity (an unknown outcome or a
+retry), so the checker judged the moment of danger, not only the calm before and after.
 """
 
 from __future__ import annotations
@@ -195,8 +199,15 @@ def run(make_netns_cluster, name: str, seed: int) -> StateWorkload:
         print("history:\n" + workload.history())
     assert result.ok and not result.known, result.report() + "\nworkload: " + str(result.workload)
     summary = result.workload
-    # The clients did work through the fault: acknowledged claims, lock grants, some ambiguity.
     assert summary["ok"] >= 15 and summary["claims"] >= 2 and summary["lock_grants"] >= 1, summary
+    assert summary["long_lock_grants"] >= 1, summary  # a lock the final state still shows
+    # The clients worked through the fault, not only around it: writes acknowledged and reads
+    # answered while it stood, and some ambiguity the checker had to resolve.
+    during = workload.during(result.fault_window)
+    print("during the fault", result.fault_window, during)
+    assert result.fault_window is not None
+    assert during["acked_writes"] >= 5 and during["reads"] >= 1, (during, summary)
+    assert summary["unknown"] + summary["retried"] >= 1, summary
     return workload
 
 

@@ -27,4 +27,5 @@ CASES = [
 @pytest.mark.parametrize("mutation,test,signatures", CASES, ids=[c[0] for c in CASES])
 def test_mutation_is_caught(mutation: str, test: str, signatures: list[str]) -> None:
     run = run_mutant(mutation, test, signatures, timeout=300)
+    print(run.report())
     assert run.caught, run.report()
