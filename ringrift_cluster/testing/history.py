@@ -30,8 +30,9 @@ class Recorder:
 
     A round asks every running node at once and waits at most ``round_s``: a node that does not
     answer by then (paused, overloaded, starting) is ``None`` in that round and is not asked
-    again until its pending request finishes; the round does not wait for nodes that were silent
-    in the previous one. So one stuck node never slows the sampling of the others.
+    again until its pending request finishes (a stuck node costs a round at most ``round_s``, once
+    per request timeout). A node silent in one round is waited for again as soon as it is asked
+    again: otherwise a node that was not up when recording began would stay ``None`` for good.
     """
 
     def __init__(self, cluster: Observable, *, interval: float = 0.15, round_s: float = 0.5,
@@ -45,7 +46,6 @@ class Recorder:
         self._thread = threading.Thread(target=self._run, name="history-recorder", daemon=True)
         self._pool = ThreadPoolExecutor(max_workers=max(2, 2 * len(cluster.nodes)), thread_name_prefix="history-poll")
         self._pending: dict[str, Future[Any]] = {}
-        self._silent: set[str] = set()
         self._lock = threading.Lock()
         self.errors: list[str] = []  # rounds that raised (a malformed answer, a bug): counted, not fatal
         self.died: str | None = None  # why the thread ended early, if it did
@@ -83,9 +83,9 @@ class Recorder:
 
     def health(self, *, max_errors: int = 3, floor: float = 0.5) -> list[str]:
         """What makes this history too thin to judge by: the thread died before :meth:`stop`,
-        rounds raised more than ``max_errors`` times, or fewer rounds than ``floor`` times what
-        the interval and round timeout allow over the recorded span (a sampler that fell silent
-        would otherwise let every check pass over nothing)."""
+        rounds raised more than ``max_errors`` times, or fewer rounds (or rounds with any answer)
+        than ``floor`` times what the interval and round timeout allow over the recorded span (a
+        sampler that fell silent would otherwise let every check pass over nothing)."""
         out = []
         if self.died is not None or self._was_alive_at_stop is False:
             out.append(f"the history recorder stopped early: {self.died or 'thread not alive at stop'}")
@@ -94,9 +94,13 @@ class Recorder:
         if self.began is not None:
             span = (self.stopped or time.time()) - self.began
             need = int(span / (self.interval + self.round_s) * floor)
+            answered = sum(1 for r in self.rounds if any(v is not None for v in r.views.values()))
             if len(self.rounds) < need:
                 out.append(f"the history recorder has {len(self.rounds)} rounds over {span:.1f}s, "
                            f"fewer than the floor {need}")
+            elif answered < need:
+                out.append(f"only {answered} of the recorder's {len(self.rounds)} rounds over {span:.1f}s got any "
+                           f"answer, fewer than the floor {need}")
         return out
 
     def _run(self) -> None:
@@ -120,15 +124,13 @@ class Recorder:
             if n in self._pending and not self._pending[n].done():
                 continue  # still stuck on an earlier round's request
             asked[n] = self._pending[n] = self._pool.submit(self.cluster.status, n, self.request_timeout)
-        # Wait for the nodes that answered last time; the silent ones only if they are quick.
-        wait([f for n, f in asked.items() if n not in self._silent], timeout=self.round_s)
+        wait(list(asked.values()), timeout=self.round_s)
         ended = time.time()
         views: dict[str, View | None] = {}
         for n in ids:
             future = asked.get(n)
             answer = future.result() if future is not None and future.done() and not future.exception() else None
             views[n] = View.of(n, answer) if isinstance(answer, dict) else None
-        self._silent = {n for n, v in views.items() if v is None}
         with self._lock:
             self.rounds.append(Round(started, ended, views))
 

@@ -552,3 +552,42 @@ def test_every_rule_has_a_row() -> None:
     uncovered = [s for s in sites if not any(f in s for f in fragments)]
     assert uncovered == [], "rules without a row in this file:\n" + "\n".join(uncovered)
     assert len(sites) >= 43, sites  # 38 history rules, 4 leader rules, 1 death rule
+
+
+# --------------------------------------------------------------------------------------------
+# The recorder judges its own history
+
+
+class _Node:
+    running = True
+
+
+class _Cluster:
+    """Answers ``/status`` as told: a dict, None (no answer) or an exception (a broken answer)."""
+
+    def __init__(self, answer: Any) -> None:
+        self.nodes = {"a": _Node(), "b": _Node()}
+        self.answer = answer
+
+    def status(self, node_id: str, timeout: float = 1.0) -> dict[str, Any] | None:
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer
+
+
+def _recorded(answer: Any, rounds: int = 30) -> list[str]:
+    from ringrift_cluster.testing.history import Recorder
+    from ringrift_cluster.testing.wait import wait_until
+
+    recorder = Recorder(_Cluster(answer), interval=0.01, round_s=0.2)
+    with recorder:
+        wait_until(lambda: len(recorder.snapshot()) + len(recorder.errors) >= rounds, 10.0, interval=0.01,
+                   what="rounds recorded or failed")
+    return recorder.health()
+
+
+def test_recorder_health() -> None:
+    assert _recorded({"role": "follower", "peers": {}}) == []
+    assert any("got any answer" in p for p in _recorded(None))  # nobody ever answered
+    # A malformed answer makes View.of raise: counted per round, the thread lives on.
+    assert any("failed" in p and "rounds" in p for p in _recorded({"peers": ["not", "a", "dict"]}))
