@@ -350,8 +350,12 @@ class StateWorkload:
 
     def _locker(self, c: Client) -> None:
         holder = f"worker-{c.name.rsplit('-', 1)[1]}"
+        rounds = 0
         while self._pause(c):
-            name = c.rng.choice(self.lock_names + self.long_locks)
+            # Every third round (the first included) on a long lock: each run exercises them.
+            long_turn = bool(self.long_locks) and rounds % 3 == 0
+            rounds += 1
+            name = c.rng.choice(self.long_locks if long_turn else self.lock_names)
             long = name in self.long_locks
             ttl = 600.0 if long else round(c.rng.uniform(*self.lock_ttl_s), 2)
             got = c.call("lock.acquire", "POST", f"/raft/lock/{name}", {"holder": holder, "ttl_s": ttl},
