@@ -12,8 +12,8 @@ workload's: no acknowledged write lost (lock grants, renewals and releases inclu
 outlive the run), no work item held by two live claims, fence tokens increasing and lock windows
 disjoint, unknown outcomes consistent, linearizable reads during the run never stale, every
 replica's digest equal after heal. They also require that the clients were exposed to the fault:
-acknowledged writes and answered reads *during* it, and some ambiguity (an unknown outcome or a
-retry), so the checker judged the moment of danger, not only the calm before and after.
+writes acknowledged *during* it, and some ambiguity (an unknown outcome or a retry), so the
+checker judged the moment of danger, not only the calm before and after.
 """
 
 from __future__ import annotations
@@ -201,13 +201,14 @@ def run(make_netns_cluster, name: str, seed: int) -> StateWorkload:
     summary = result.workload
     assert summary["ok"] >= 15 and summary["claims"] >= 2 and summary["lock_grants"] >= 1, summary
     assert summary["long_lock_grants"] >= 1, summary  # a lock the final state still shows
-    # The clients worked through the fault, not only around it: writes acknowledged and reads
-    # answered while it stood, and some ambiguity the checker had to resolve.
+    # The clients worked through the fault, not only around it: writes acknowledged while it
+    # stood, and some ambiguity the checker had to resolve. (Linearizable reads are checked
+    # whenever they are answered; while the fault stands a read may rightly get no answer.)
     during = workload.during(result.fault_window)
     print("during the fault", result.fault_window, during)
     assert result.fault_window is not None
-    assert during["acked_writes"] >= 5 and during["reads"] >= 1, (during, summary)
-    assert summary["unknown"] + summary["retried"] >= 1, summary
+    assert during["acked_writes"] >= 5, (during, summary)
+    assert summary["reads"] >= 1 and summary["unknown"] + summary["retried"] >= 1, summary
     return workload
 
 
