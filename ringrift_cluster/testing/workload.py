@@ -245,11 +245,12 @@ class StateWorkload:
             models = dict(zip(model_names, pool.map(lambda n: read(f"/raft/models/{urllib.parse.quote(n)}", True),
                                                     model_names)))
         locks = read("/raft/locks")["locks"]
+        locks_clock = time.time()  # the read took effect before this: a lock valid past it was held
         return FinalState(items={w: (b or {}).get("item") for w, b in items.items()},
                           locks={lock["name"]: lock for lock in locks},
                           models={n: (b or {}).get("versions", []) for n, b in models.items()},
                           total_items=None if self.baseline_items is None else stats.get("total", 0) - self.baseline_items,
-                          clock=clock)
+                          clock=clock, locks_clock=locks_clock)
 
     def check_convergence(self) -> list[str]:
         """(d) every node holding a copy of the state has the same digest (polled, bounded)."""

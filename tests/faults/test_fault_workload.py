@@ -189,7 +189,9 @@ def test_checker_reports_effects_of_not_applied_and_phantom_operations() -> None
 # Raft under faults, with clients
 
 
-def run(make_netns_cluster, name: str, seed: int) -> StateWorkload:
+def run(make_netns_cluster, name: str, seed: int, *, ambiguity: bool = True) -> StateWorkload:
+    """``ambiguity``: the fault must also leave some call with an unknown outcome or a retry (it
+    cuts or kills a node the clients talk to for longer than a request timeout)."""
     cluster = make_netns_cluster(5, settings=RAFT)
     workload = StateWorkload()
     result = run_named(name, cluster, seed, workload=workload)
@@ -208,7 +210,8 @@ def run(make_netns_cluster, name: str, seed: int) -> StateWorkload:
     print("during the fault", result.fault_window, during)
     assert result.fault_window is not None
     assert during["acked_writes"] >= 5, (during, summary)
-    assert summary["reads"] >= 1 and summary["unknown"] + summary["retried"] >= 1, summary
+    assert summary["reads"] >= 1, summary
+    assert not ambiguity or summary["unknown"] + summary["retried"] >= 1, summary
     return workload
 
 
@@ -226,4 +229,5 @@ def test_raft_state_survives_one_way_drops_to_the_leader(make_netns_cluster, see
 
 
 def test_raft_state_survives_a_flapping_partition(make_netns_cluster) -> None:
-    run(make_netns_cluster, "flapping-partition", seed=1)
+    # Splits of 0.5-7 s that come and go: clients may well get a definite answer to every call.
+    run(make_netns_cluster, "flapping-partition", seed=1, ambiguity=False)

@@ -91,6 +91,7 @@ class FinalState:
     models: dict[str, list[dict[str, Any]]]  # name -> versions
     total_items: int | None = None  # GET /raft/work stats total (phantom items beyond ours)
     clock: float = 0.0  # wall clock when it was read (the machine clock is about the same)
+    locks_clock: float | None = None  # wall clock once the locks read had returned (None: ``clock``)
 
 
 

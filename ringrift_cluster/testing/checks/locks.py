@@ -154,10 +154,11 @@ def _lost_grants_and_renewals(calls: list[Call], final: FinalState, grants: dict
                and c.may_have_happened for c in calls):
             continue
         held = final.locks.get(name)
+        read_by = final.locks_clock if final.locks_clock is not None else final.clock
         if held is None:
-            if max(g["ends"]) > final.clock + 0.5:
+            if max(g["ends"]) > read_by + 0.5:
                 out.append(f"lost write: acknowledged grant of lock {name} to {holder} (fence {token}) valid until "
-                           f"{max(g['ends']):.3f} is not held when the final state was read at {final.clock:.3f}: "
+                           f"{max(g['ends']):.3f} is not held when the final state was read (by {read_by:.3f}): "
                            f"{g['calls'][0]}")
             continue
         if held.get("fence_token") != token or not isinstance(held.get("expires_at"), (int, float)):
