@@ -12,6 +12,7 @@ import secrets
 import shutil
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Sequence
 
 from .registry import (REGISTRY, TABLE, NetnsError, _b36, _existing, _ip, _kill_namespace_processes, _registry_lock,
@@ -211,11 +212,13 @@ class NetnsNetwork:
                 self._blocked = set(blocked)
             if loss is not None:
                 self._loss = {p: v for p, v in loss.items() if v > 0}
-            for host in self.hosts:
-                script = self._render(host)
-                if script != self._rendered[host]:
-                    self._load(host, script)
-                    self._rendered[host] = script
+            changed = {h: script for h in self.hosts if (script := self._render(h)) != self._rendered[h]}
+            # All namespaces at once: one after the other, a cut takes effect host by host, and a
+            # leader elected on one side meanwhile can still reach a host whose rules come last.
+            with ThreadPoolExecutor(max_workers=max(1, len(changed))) as pool:
+                for future in [pool.submit(self._load, h, script) for h, script in changed.items()]:
+                    future.result()
+            self._rendered.update(changed)
 
     def _render(self, dst: str) -> str:
         """The ``input`` chain of ``dst``: drop what cut senders send, lose some of the rest."""
