@@ -281,6 +281,9 @@ def run_scenario(body: Callable[[ScenarioRun], None], cluster: NetnsCluster, see
     with recorder:
         if workload is not None:
             workload.start(cluster, run.rng)
+            ready = getattr(workload, "ready", None)  # optional: the clients are under way before the fault
+            if ready is not None:
+                run.expect(ready, timings.start_s, f"the {workload.name} workload is under way")
         try:
             body(run)
         except ScenarioAborted as e:

@@ -152,6 +152,13 @@ class StateWorkload:
         counts["expected_anomalies"] = len(self.anomalies)
         return counts
 
+    def ready(self) -> bool:
+        """The clients are under way (the runner waits for it before the first fault): some
+        acknowledged writes, claims among them, so the fault hits a working workload."""
+        with self._lock:
+            calls = list(self.calls)
+        return sum(c.acked and c.op != "work.read" for c in calls) >= 15 and len(acked_claims(calls)) >= 2
+
     def during(self, window: tuple[float, float] | None) -> dict[str, int]:
         """What the clients got done while the fault stood (calls overlapping ``window``): the
         acknowledged writes and the answered linearizable reads."""
