@@ -39,11 +39,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ringrift_cluster.testing.nemesis import SCENARIOS, ScenarioResult, Timings, Workload, run_scenario  # noqa: E402
-from ringrift_cluster.testing.netns import NetnsCluster, netns_unavailable_reason  # noqa: E402
-from ringrift_cluster.testing.workload import StateWorkload  # noqa: E402
+from ringrift_cluster.testing.nemesis import ScenarioResult, Timings, Workload
+from ringrift_cluster.testing.scenarios import SCENARIOS, run_named
+from ringrift_cluster.testing.netns import NetnsCluster, netns_unavailable_reason
+from ringrift_cluster.testing.workload import StateWorkload
 
 # name -> factory of a client workload with its history checker (see nemesis.Workload).
 WORKLOADS: dict[str, Callable[[], Workload]] = {"state": StateWorkload}
@@ -91,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             for seed in range(first, first + args.seeds):
                 with NetnsCluster(args.nodes, root / f"{name}-{seed}", settings=_settings(args)) as cluster:
-                    result = run_scenario(name, cluster, seed, timings=timings, workload=_workload(args))
+                    result = run_named(name, cluster, seed, timings=timings, workload=_workload(args))
                 results.append(result)
                 _progress(result, args.verbose)
         if args.soak > 0:
@@ -131,7 +130,7 @@ def _soak(args: argparse.Namespace, names: list[str], seed: int, timings: Timing
     with NetnsCluster(args.nodes, root / "soak", settings=_settings(args)) as cluster:
         while time.monotonic() < deadline:
             name = rng.choice(names)
-            result = run_scenario(name, cluster, seed, timings=timings, workload=_workload(args))
+            result = run_named(name, cluster, seed, timings=timings, workload=_workload(args))
             result.name = f"soak:{name}"
             results.append(result)
             _progress(result, args.verbose)

@@ -17,6 +17,8 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Iterable
 
+from .. import mutations
+
 
 def quorum_size(voter_count: int) -> int:
     """Votes needed out of ``voter_count``: a strict majority."""
@@ -100,7 +102,7 @@ class VoterLedger:
 
     def request(self, leader_id: str, lease_id: str, epoch: int, duration: float, now: float) -> Decision:
         held = self.current(now)
-        if held is not None and held.leader_id != leader_id:
+        if held is not None and held.leader_id != leader_id and not mutations.active("bully-double-grant"):
             return Decision(False, "lease_already_granted", held, self.highest_epoch)
         if epoch < self.highest_epoch:
             return Decision(False, "stale_epoch", held, self.highest_epoch)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+from .. import mutations
 from ..model import EventKind, MemberState, NodeId
 
 RAW_ALIVE = "alive"
@@ -52,6 +53,8 @@ class Transition:
 
 class SwimView:
     def __init__(self, suspect_report_after_s: float, failed_confirm_s: float = 0.0) -> None:
+        if mutations.active("swim-undamped"):
+            suspect_report_after_s = failed_confirm_s = 0.0
         self.suspect_report_after_s = suspect_report_after_s
         self.failed_confirm_s = failed_confirm_s
         self._tracks: dict[NodeId, _Track] = {}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import mutations
 from ._common import (
     LOCK_HELD,
     NOT_HELD,
@@ -81,7 +82,8 @@ class Locks:
         lock, refusal = self._held(name, holder, token)
         if lock is None:
             return refusal
-        self._drop(name)
+        if not mutations.active("lock-release-dropped"):
+            self._drop(name)
         return ok(name=name, holder=holder, fence_token=token, released=True)
 
     def check_fence(self, fence: Args | None) -> dict[str, Any] | None:

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from ringrift_cluster.testing import LocalCluster, wait_until  # noqa: E402
+from ringrift_cluster.testing import LocalCluster
 
 
 def trial(args: argparse.Namespace, root: Path) -> tuple[float, float]:

@@ -1,7 +1,7 @@
 """Failover benchmark: SIGKILL the Raft leader, time the next committed write.
 
 Runs N voters on loopback twice in the same run: once with our adapter (RaftConsensus, via
-tests/raft_driver.py) and once with raw pysyncobj using the same SyncObjConf
+ringrift_cluster.testing.drivers.raft) and once with raw pysyncobj using the same SyncObjConf
 (scripts/bench/raft_rawnode.py). Per trial: a client writes sequentially through one surviving
 follower (per-write timeout 0.5 s, 5 ms pause after a failure); the leader gets SIGKILL; the
 figure is the time from the kill to the commit of the first write *started after* the kill. The
@@ -24,13 +24,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from ringrift_cluster.testing.engines import RaftCluster, poll_until
 
-from tests.raft_driver import RaftCluster, poll_until  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 os.environ["RAFT_DRIVER_NO_STATE"] = "1"  # both kinds of node apply the same test ops only
-RAW_NODE = [sys.executable, str(ROOT / "scripts" / "bench" / "raft_rawnode.py")]
+RAW_NODE = [sys.executable, str(HERE / "raft_rawnode.py")]
 
 
 def _parse_overrides(items: list[str]) -> dict[str, Any]:

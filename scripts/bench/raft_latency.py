@@ -21,13 +21,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from ringrift_cluster.testing.engines import RaftCluster
 
-from tests.raft_driver import RaftCluster  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 os.environ["RAFT_DRIVER_NO_STATE"] = "1"  # both kinds of node apply the same test ops only
-RAW_NODE = [sys.executable, str(ROOT / "scripts" / "bench" / "raft_rawnode.py")]
+RAW_NODE = [sys.executable, str(HERE / "raft_rawnode.py")]
 
 
 def pct(values: list[float], q: float) -> float:

@@ -1,6 +1,6 @@
 """Raw pysyncobj node for the benchmarks: the same SyncObjConf as RaftConsensus, no adapter.
 
-Speaks the control API of tests/raft_driver.py (submit, leadership, describe, state, bench), so
+Speaks the control API of ringrift_cluster/testing/drivers/raft.py (submit, leadership, describe, state, bench), so
 the benchmark drives both kinds of cluster with one harness. Commands are applied by the same
 TestMachine through one ``@replicated`` method; writes use pysyncobj's own ``sync=True`` (in an
 executor) or ``callback=`` (pipelined), i.e. what a direct pysyncobj user would write.
@@ -13,19 +13,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, SyncObjException, replicated
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjConsumer, SyncObjException, replicated  # noqa: E402
-
-from ringrift_cluster.consensus.raft import RaftConsensus  # noqa: E402
-from tests.raft_driver import TestMachine, _real_machine, load_node_config, serve  # noqa: E402
+from ringrift_cluster.consensus.raft import RaftConsensus
+from ringrift_cluster.testing.drivers.raft import TestMachine, _real_machine, load_node_config, serve
 
 _NAMES = {v: k for k, v in vars(FAIL_REASON).items() if not k.startswith("_")}
 

@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # swim_driver.py still lives in tests/ (to move with it)
 
 from swim_driver import SwimCluster, wait_for  # noqa: E402
 

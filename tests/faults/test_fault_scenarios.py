@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import pytest
 
-from ringrift_cluster.testing.nemesis import ScenarioResult, run_scenario
+from ringrift_cluster.testing.nemesis import ScenarioResult
+from ringrift_cluster.testing.scenarios import run_named
 
 
 def run(make_netns_cluster, name: str, seed: int) -> ScenarioResult:
     """Run a scenario; fail on any violation, including those of the node issues this suite once
     found (``nemesis.KNOWN_ISSUES``, all fixed: they must not come back)."""
     cluster = make_netns_cluster(5)
-    result = run_scenario(name, cluster, seed)
+    result = run_named(name, cluster, seed)
     print(result.report())
     assert result.ok and not result.known, result.report()
     return result
@@ -47,6 +48,15 @@ def test_one_way_drop_to_the_leader(make_netns_cluster, seed: int) -> None:
     drops = 3 if seed == 2 else 2
     result = run(make_netns_cluster, "one-way-to-leader", seed)
     assert sum(op.kind == "drop" for op in result.ops) == drops
+
+
+def test_bridge_only_one_leader(make_netns_cluster) -> None:
+    """The leader and the greatest follower cannot reach each other; both reach the other three.
+    The follower sees the leader failed and campaigns, but the voters hold the leader's lease:
+    the leader stays, and there is never a second one (a voter granting it twice is caught here,
+    see test_fault_mutations.py)."""
+    result = run(make_netns_cluster, "bridge", seed=1)
+    assert sum(op.kind == "drop" for op in result.ops) == 2
 
 
 def test_sigkill_the_leader_then_restart(make_netns_cluster) -> None:

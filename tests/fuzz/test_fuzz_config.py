@@ -37,14 +37,7 @@ from ringrift_cluster.config import (
 from ringrift_cluster.consensus.raft import validate_raft_settings
 from ringrift_cluster.errors import ConfigError
 
-try:  # the SWIM backend's range checks (absent from builds without the SWIM backend)
-    from ringrift_cluster.membership.swim import check_settings
-    SWIM_BACKEND = True
-except ImportError:  # pragma: no cover - depends on the build
-    SWIM_BACKEND = False
-
-    def check_settings(s: Any) -> None:
-        return None
+from ringrift_cluster.membership.swim import check_settings  # the SWIM backend's range checks: no fallback
 
 # -- What there is to set ------------------------------------------------------------------------
 
@@ -107,12 +100,8 @@ def bad_values(path: str, kind: Any) -> list[tuple[str, Any]]:
 MUST_NOT_BE_EMPTY = {"node_id", "preset", "log_level", "log_format", "swim.transport", "data_dir"}
 CHOICES = {"preset", "log_level", "log_format", "swim.transport"}  # strings from a fixed set
 
-# Bad values still accepted, by design of this build (remove an entry once bounded): without a
-# SWIM backend nothing reads the swim section, and only the backend bounds its values from above.
-KNOWN_ACCEPTED: dict[tuple[str, str, str], str] = {
-    **({} if SWIM_BACKEND else {("*", f"swim.{f.name}", "huge"): "no SWIM backend in this build"
-                                for f in dataclasses.fields(SECTIONS["swim"])}),
-}
+# Bad values still accepted, by design (an entry says why; none today: every section is bounded).
+KNOWN_ACCEPTED: dict[tuple[str, str, str], str] = {}
 
 
 # -- Resolving ------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
 from typing import Any
@@ -14,63 +13,63 @@ from typing import Any
 import pytest
 
 from ringrift_cluster.testing import LocalCluster, wait_until
+from ringrift_cluster.testing.history import Recorder, leader_violations
 
 pytestmark = pytest.mark.integration
 
 # The local preset's timings (config.PRESETS["local"]).
 PEER_TIMEOUT_S = 4.0
 LEASE_S = 4.0
+RENEW_S = 1.0  # lease_renew_interval_s
 ELECTION_TIMEOUT_S = 2.0
 JITTER = 1.05
 START_S = 30.0  # generous: process start on a loaded 2-core machine
 
 
-class LeaderSampler:
-    """Polls every node's /status in the background and checks the leader invariants:
-    at most one node ever claims leadership of a given epoch, and no two nodes claim it with
-    unexpired leases at the same moment."""
+class LeaderSampler(Recorder):
+    """Polls every node's /status in the background (the fault suite's :class:`Recorder`) and
+    checks the leader invariants: at most one node ever claims leadership of a given epoch, no two
+    nodes claim it with unexpired leases at the same moment, and a leader always reports its lease
+    (a missing ``lease_expires`` would hide it from the overlap check). The recorder itself must
+    have kept sampling: no dead thread, no failing rounds, rounds in proportion to the run."""
 
     def __init__(self, cluster: LocalCluster) -> None:
-        self.cluster = cluster
-        self.claims: dict[int, set[str]] = defaultdict(set)
-        self.overlaps: list[dict[str, Any]] = []
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> "LeaderSampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            statuses = self.cluster.statuses()
-            now = time.time()
-            leaders = {}
-            for node_id, status in statuses.items():
-                if status and status.get("role") == "leader":
-                    self.claims[status["leader_term"]].add(node_id)
-                    if (status.get("lease_expires") or 0) > now:
-                        leaders[node_id] = status["leader_term"]
-            if len(leaders) > 1:
-                self.overlaps.append(leaders)
-            self.samples += 1
-            self._stop.wait(0.1)
+        super().__init__(cluster, interval=0.1, round_s=0.5)
 
     def assert_safe(self) -> None:
-        assert self.samples > 5, "the sampler saw too little"
-        doubled = {term: nodes for term, nodes in self.claims.items() if len(nodes) > 1}
+        self.stop()
+        problems = self.health()
+        assert not problems, problems
+        rounds = self.snapshot()
+        claims: dict[int, set[str]] = defaultdict(set)
+        overlaps: list[dict[str, Any]] = []
+        for r in rounds:
+            leaders = {}
+            for node_id, view in r.views.items():
+                if view is not None and view.role == "leader":
+                    claims[view.leader_term].add(node_id)  # type: ignore[index]
+                    if view.lease_expires is not None and view.lease_expires > r.ended:
+                        leaders[node_id] = view.leader_term
+            if len(leaders) > 1:
+                overlaps.append(leaders)
+        doubled = {term: nodes for term, nodes in claims.items() if len(nodes) > 1}
         assert not doubled, f"two leaders in one epoch: {doubled}"
-        assert not self.overlaps, f"two leaders with unexpired leases at once: {self.overlaps[:5]}"
+        assert not overlaps, f"two leaders with unexpired leases at once: {overlaps[:5]}"
+        violations = leader_violations(rounds, leases=True)
+        assert not violations, violations
+        assert any(v is not None and v.claims_leadership for r in rounds for v in r.views.values()), \
+            "the sampler never saw a leader"
 
 
 def peer_states(cluster: LocalCluster, observer: str) -> dict[str, str]:
     status = cluster.status(observer) or {}
     return {p: v["state"] for p, v in status.get("peers", {}).items()}
+
+
+def voter_grant(cluster: LocalCluster, observer: str) -> str | None:
+    """Whom ``observer``'s voter ledger grants its lease now (None: nobody)."""
+    grant = ((cluster.status(observer) or {}).get("consensus") or {}).get("voter_grant")
+    return grant["leader_id"] if grant else None
 
 
 def next_leader(cluster: LocalCluster, among: list[str], old: str) -> str | None:
@@ -150,13 +149,18 @@ def test_graceful_stop_is_left_and_hands_over_leadership(make_cluster) -> None:
     with LeaderSampler(cluster) as sampler:
         cluster.wait_converged(START_S)
         leader = cluster.wait_for_leader(START_S)  # the greatest voter, unless it started late
+        rest = [n for n in cluster.nodes if n != leader]
+        wait_until(lambda: all(voter_grant(cluster, n) == leader for n in rest), 10,
+                   what=f"the voters hold {leader}'s lease", describe=lambda: {n: voter_grant(cluster, n) for n in rest})
         stopped_at = time.monotonic()
         assert cluster.stop(leader) == 0
-        rest = [n for n in cluster.nodes if n != leader]
+        # The stopping leader gave its lease back before it exited: no voter still holds it (its
+        # last renewal would otherwise keep it for LEASE_S - RENEW_S = 3 s and more).
+        held = {n: voter_grant(cluster, n) for n in rest}
+        assert leader not in held.values(), f"voters still hold the stopped leader's lease: {held}"
         wait_until(lambda: all(peer_states(cluster, n).get(leader) == "left" for n in rest), 10,
                    what=f"{leader} left", describe=lambda: {n: peer_states(cluster, n) for n in rest})
-        # The stopping leader gave its lease back: no wait for it to run out; the greatest of
-        # the others leads.
+        # No wait for the lease to run out; the greatest of the others leads.
         assert wait_until(lambda: next_leader(cluster, rest, leader), LEASE_S, what="the next leader") == max(rest)
         assert time.monotonic() - stopped_at < LEASE_S + PEER_TIMEOUT_S
         cluster.start(leader)

@@ -54,7 +54,8 @@ def test_work_and_locks_through_any_node(make_cluster) -> None:
     assert renewed["fence_token"] == lock["fence_token"]
     status, body = cluster.post(follower, "/raft/lock/train-main", None, raw=b'{"holder": "node-2", "ttl_s": "x"}')
     assert status == 400 and "ttl_s" in body["message"]
-    released = _delete(cluster, follower, "/raft/lock/train-main", {"holder": "node-1", "fence_token": lock["fence_token"]})
+    released = ok(_delete(cluster, follower, "/raft/lock/train-main",
+                          {"holder": "node-1", "fence_token": lock["fence_token"]}))
     assert released["released"] is True
     again = ok(cluster.post("node-2", "/raft/lock/train-main", {"holder": "node-2", "ttl_s": 60}))
     assert again["fence_token"] > lock["fence_token"]
@@ -116,15 +117,20 @@ def test_full_cluster_crash_and_restart_keeps_acknowledged_writes(make_cluster) 
     assert [(l["name"], l["holder"], l["fence_token"]) for l in locks] == [("L", "node-2", lock["fence_token"])]
 
 
-def _delete(cluster: LocalCluster, node_id: str, path: str, body: dict) -> dict:
+def _delete(cluster: LocalCluster, node_id: str, path: str, body: dict) -> tuple[int, dict]:
+    """(status, parsed body) of a DELETE, errors included (``ok()`` judges the status)."""
     import json
+    import urllib.error
     import urllib.request
 
     request = urllib.request.Request(cluster.nodes[node_id].url + path, data=json.dumps(body).encode(),
                                      method="DELETE", headers={"Content-Type": "application/json",
                                                                "Authorization": f"Bearer {cluster.auth_token}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
 
 
 def test_graceful_leader_stop_hands_the_state_to_the_next_leader(make_cluster) -> None:
@@ -140,9 +146,9 @@ def test_graceful_leader_stop_hands_the_state_to_the_next_leader(make_cluster) -
     assert stats["pending"] == 5
     assert cluster.get("node-1", "/raft/locks")["locks"][0]["fence_token"] == lock["fence_token"]
     # And the next lock token still grows past everything handed over.
-    ok(_delete_lock(cluster, lock))
+    assert ok(_delete_lock(cluster, lock))["released"] is True
     assert ok(cluster.post(new, "/raft/lock/L", {"holder": new, "ttl_s": 60}))["fence_token"] > lock["fence_token"]
 
 
 def _delete_lock(cluster: LocalCluster, lock: dict) -> tuple[int, dict]:
-    return 200, _delete(cluster, "node-1", "/raft/lock/L", {"holder": "node-1", "fence_token": lock["fence_token"]})
+    return _delete(cluster, "node-1", "/raft/lock/L", {"holder": "node-1", "fence_token": lock["fence_token"]})

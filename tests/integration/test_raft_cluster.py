@@ -1,4 +1,4 @@
-"""Raft backend on real processes over loopback (tests/raft_driver.py runs one node each).
+"""Raft backend on real processes over loopback (ringrift_cluster.testing.drivers.raft runs one node each).
 
 Nothing is mocked: every node is a separate process running RaftConsensus over pysyncobj.
 Conditions are awaited with ``poll_until`` (deadline + what was last seen), never fixed sleeps.
@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.raft_driver import RaftCluster, poll_until  # noqa: E402
+from ringrift_cluster.testing.engines import RaftCluster, poll_until
 
 pytestmark = pytest.mark.integration
 

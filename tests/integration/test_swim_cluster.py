@@ -1,17 +1,22 @@
 """SWIM backend, 10 real node processes on loopback (preset ``local``), one scenario per test.
 
-The cluster is shared by the module; every test leaves all ten nodes alive and converged. The
-last test checks the invariant over the whole run: no survivor ever reported a member failed
-that was not killed or paused past its suspicion timeout.
+The cluster is shared by the module and converged before the first test; every test leaves all
+ten nodes alive and converged. Each fault is recorded as a time window (``FAULTS``: from the fault
+until the victim is alive everywhere again), and after every test, whatever ran before it, a check
+covers that test's events: no member reported failed outside its own fault window (a collateral
+false death, or a false death after the victim came back, fails), and every published suspicion
+or death was damped as configured (held ``suspect_report_after_s`` / ``failed_confirm_s``). The
+last test applies the same check to the whole run, cluster start included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -22,12 +27,24 @@ from swim_driver import SwimCluster, wait_for  # noqa: E402
 from ringrift_cluster.config import load_config  # noqa: E402
 from ringrift_cluster.membership.swim import failure_bound_s  # noqa: E402
 from ringrift_cluster.testing import stays_true  # noqa: E402
+from ringrift_cluster.testing.history import Exemption  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 N = 10
-# Members that legitimately failed (killed, or paused past the suspicion timeout) during the run.
-EXPECTED_FAILURES: set[str] = set()
+# Fault windows (monotonic clock, as the events' ``mono``): a death verdict about the victim, or by
+# it, inside its window is legitimate; outside it, it is a false death.
+FAULTS: list[Exemption] = []
+
+
+@contextlib.contextmanager
+def fault(victim: str) -> Iterator[None]:
+    """The block injects a fault into ``victim`` and ends once it is alive everywhere again."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        FAULTS.append(Exemption(victim, start, time.monotonic(), as_observer=True))
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +52,41 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwimCluster]:
     c = SwimCluster(tmp_path_factory.mktemp("swim10"), N)
     c.start()
     try:
+        converged(c, 30.0)  # every test starts from a converged cluster, whichever runs first
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture(scope="module")
+def damping(cluster: SwimCluster) -> tuple[float, float]:
+    """(suspect_report_after_s, failed_confirm_s) of the preset the cluster runs."""
+    swim = load_config(cluster.config_path, env={}, overrides={"node_id": cluster.ids[0]}).swim
+    return swim.suspect_report_after_s, swim.failed_confirm_s
+
+
+def wrong_events(events: dict[str, list[dict[str, Any]]], damping: tuple[float, float]) -> list[str]:
+    """Published events that no fault explains: a ``failed`` outside the member's fault window,
+    or a suspicion / death published before it was held as long as the view's damping says."""
+    suspect_after, failed_after = damping
+    out = []
+    for observer, seen in events.items():
+        for e in seen:
+            if e["kind"] == "failed" and not any(x.covers(observer, e["node_id"], e["mono"]) for x in FAULTS):
+                out.append(f"{observer} reported {e['node_id']} failed outside any fault window")
+            held = e.get("after_s")
+            limit = {"suspect": suspect_after, "failed": failed_after}.get(e["kind"])
+            if limit is not None and (held is None or held < limit - 1e-3):
+                out.append(f"{observer} published {e['kind']} of {e['node_id']} after {held}s, undamped (< {limit}s)")
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_false_failures_in_this_test(cluster: SwimCluster, damping: tuple[float, float]) -> Iterator[None]:
+    marks = {n: len(cluster.all_events(n)) for n in cluster.ids}
+    yield
+    wrong = wrong_events({n: cluster.all_events(n)[marks[n]:] for n in cluster.ids}, damping)
+    assert wrong == [], wrong
 
 
 @pytest.fixture(scope="module")
@@ -76,20 +125,20 @@ def test_ten_nodes_converge_with_node_ids_and_metadata(cluster: SwimCluster) -> 
 def test_sigkill_is_failed_everywhere_within_bound_and_restart_rejoins(cluster: SwimCluster, bound: float) -> None:
     victim = "n07"
     survivors = [n for n in cluster.ids if n != victim]
-    EXPECTED_FAILURES.add(victim)
-    t_kill = time.monotonic()
-    cluster.signal(victim, signal.SIGKILL)
-    wait_for(lambda: all(cluster.view(n).get(victim) == "failed" for n in survivors), bound + 5,
-             f"{victim} failed on every survivor", lambda: cluster.summary(survivors))
-    latest = max(e["mono"] for n in survivors for e in cluster.events(n)
-                 if e["node_id"] == victim and e["kind"] == "failed")
-    assert latest - t_kill <= bound, f"last survivor reported the death after {latest - t_kill:.1f}s > {bound}s"
-    for n in survivors:
-        failed = [e for e in cluster.events(n) if e["node_id"] == victim and e["kind"] == "failed"]
-        assert len(failed) == 1 and failed[0]["after_s"] is not None  # once per transition
-    # A restarted process with the same id comes back at once (a fresh, higher incarnation).
-    cluster.spawn(victim)
-    took = converged(cluster)
+    with fault(victim):
+        t_kill = time.monotonic()
+        cluster.signal(victim, signal.SIGKILL)
+        wait_for(lambda: all(cluster.view(n).get(victim) == "failed" for n in survivors), bound + 5,
+                 f"{victim} failed on every survivor", lambda: cluster.summary(survivors))
+        latest = max(e["mono"] for n in survivors for e in cluster.events(n)
+                     if e["node_id"] == victim and e["kind"] == "failed")
+        assert latest - t_kill <= bound, f"last survivor reported the death after {latest - t_kill:.1f}s > {bound}s"
+        for n in survivors:
+            failed = [e for e in cluster.events(n) if e["node_id"] == victim and e["kind"] == "failed"]
+            assert len(failed) == 1 and failed[0]["after_s"] is not None  # once per transition
+        # A restarted process with the same id comes back at once (a fresh, higher incarnation).
+        cluster.spawn(victim)
+        took = converged(cluster)
     assert took < 5.0, f"restarted member took {took:.1f}s to be seen alive everywhere"
     for n in survivors:
         assert [e["kind"] for e in cluster.events(n) if e["node_id"] == victim][-1] == "alive"
@@ -115,14 +164,14 @@ def test_short_pause_is_at_most_suspect_never_failed(cluster: SwimCluster) -> No
 def test_long_pause_fails_then_member_is_back_fast(cluster: SwimCluster, bound: float) -> None:
     victim = "n05"
     survivors = [n for n in cluster.ids if n != victim]
-    EXPECTED_FAILURES.add(victim)
-    cluster.signal(victim, signal.SIGSTOP)
-    try:
-        wait_for(lambda: all(cluster.view(n).get(victim) == "failed" for n in survivors), bound + 5,
-                 f"paused {victim} failed everywhere", lambda: cluster.summary(survivors))
-    finally:
-        cluster.signal(victim, signal.SIGCONT)
-    took = converged(cluster, 10.0)
+    with fault(victim):
+        cluster.signal(victim, signal.SIGSTOP)
+        try:
+            wait_for(lambda: all(cluster.view(n).get(victim) == "failed" for n in survivors), bound + 5,
+                     f"paused {victim} failed everywhere", lambda: cluster.summary(survivors))
+        finally:
+            cluster.signal(victim, signal.SIGCONT)
+        took = converged(cluster, 10.0)
     # swim-p2p alone took 142 s after a 25 s pause; our refutation announces a higher incarnation.
     assert took < 3.0, f"paused member took {took:.1f}s to be alive everywhere again"
     wait_for(lambda: cluster.status(victim).get("pauses_detected", 0) >= 1, 5.0,
@@ -148,11 +197,23 @@ def test_graceful_stop_is_left_everywhere_and_restart_joins(cluster: SwimCluster
         assert [e["kind"] for e in cluster.events(n)[marks[n]:] if e["node_id"] == victim] == ["left", "joined"]
 
 
+def raw_flaps(cluster: SwimCluster) -> int:
+    return sum(cluster.status(n)["raw_flaps"] for n in cluster.ids)
+
+
 def test_blocked_main_loop_disturbs_nobody(cluster: SwimCluster) -> None:
-    """The node's own loop blocked 1.5 s, three times: the engine runs on its own thread."""
+    """The node's own loop blocked 1.5 s, three times: the engine runs on its own thread.
+
+    Published transitions: none at all. Raw library flaps (refuted suspicions nobody was told of)
+    also happen on a quiet, loaded host, so the blocked period is compared with a quiet period of
+    the same length measured just before it: the block must add at most one."""
     busy = "n02"
+    quiet_from = raw_flaps(cluster)
+    stays_true(lambda: cluster.sees_all_alive(cluster.ids, cluster.ids), 4.5, what="a quiet cluster",
+               describe=cluster.summary)  # the baseline's measuring period (3 x 1.5 s, as below)
+    background = raw_flaps(cluster) - quiet_from
     marks = {n: len(cluster.events(n)) for n in cluster.ids}
-    flaps = sum(cluster.status(n)["raw_flaps"] for n in cluster.ids)
+    flaps = raw_flaps(cluster)
     for i in range(1, 4):
         cluster.send(busy, "block 1.5")
         wait_for(lambda: len(cluster.lines_of(busy, "unblocked")) >= i, 10.0,
@@ -161,7 +222,8 @@ def test_blocked_main_loop_disturbs_nobody(cluster: SwimCluster) -> None:
     for n in cluster.ids:
         news = [(e["kind"], e["node_id"]) for e in cluster.events(n)[marks[n]:]]
         assert news == [], f"{n} saw transitions while {busy}'s main loop was blocked: {news}"
-    assert sum(cluster.status(n)["raw_flaps"] for n in cluster.ids) - flaps <= 2
+    during = raw_flaps(cluster) - flaps
+    assert during <= background + 1, f"{during} raw flaps while {busy}'s loop was blocked, {background} before"
 
 
 def test_dead_library_task_is_restarted(cluster: SwimCluster) -> None:
@@ -178,8 +240,9 @@ def test_dead_library_task_is_restarted(cluster: SwimCluster) -> None:
         assert "failed" not in kinds
 
 
-def test_no_false_failures_during_the_whole_run(cluster: SwimCluster) -> None:
-    for observer in cluster.ids:
-        wrong = [(e["kind"], e["node_id"]) for e in cluster.all_events(observer)
-                 if e["kind"] == "failed" and e["node_id"] not in EXPECTED_FAILURES]
-        assert wrong == [], f"{observer} reported healthy members failed: {wrong}"
+def test_no_false_failures_during_the_whole_run(cluster: SwimCluster, damping: tuple[float, float]) -> None:
+    """Every event of the run, cluster start included, against the recorded fault windows (run
+    alone, there is no window: then no member may have been reported failed at all)."""
+    events = {n: cluster.all_events(n) for n in cluster.ids}
+    assert sum(len(e) for e in events.values()) >= N * (N - 1), "too few events: every node joins every other"
+    assert wrong_events(events, damping) == []

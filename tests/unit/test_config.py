@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -192,5 +193,5 @@ def test_jitter_is_deterministic_and_bounded(cluster_file: Path) -> None:
 
 def test_config_is_frozen(cluster_file: Path) -> None:
     config = load_config(cluster_file, env={"RINGRIFT_NODE_ID": "a"})
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.node_id = "b"  # type: ignore[misc]

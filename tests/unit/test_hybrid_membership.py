@@ -7,7 +7,7 @@ from types import MappingProxyType
 
 import pytest
 
-from ringrift_cluster.errors import BackendUnavailable
+from ringrift_cluster.errors import BackendUnavailable, ClusterError
 from ringrift_cluster.events import EventHub
 from ringrift_cluster.membership.base import Membership
 from ringrift_cluster.membership.hybrid import HybridMembership
@@ -146,6 +146,5 @@ async def test_a_source_that_cannot_start_is_inactive_not_fatal() -> None:
 
 async def test_no_source_at_all_is_an_error() -> None:
     h = HybridMembership([FakeSource("swim", fail_start=True), FakeSource("heartbeat", fail_start=True)])
-    with pytest.raises(Exception) as info:
+    with pytest.raises(ClusterError, match="no membership source"):
         await h.start()
-    assert "no membership source" in str(info.value)

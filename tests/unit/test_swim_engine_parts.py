@@ -90,6 +90,14 @@ def _msg(kind: str, sender: tuple[str, int], msg_id: str, **extra: Any) -> bytes
     return b"U" + json.dumps({"type": kind, "from": f"{sender[0]}:{sender[1]}", "id": msg_id, **extra}).encode()
 
 
+
+async def until(probe, what: str, timeout: float = 5.0) -> None:
+    """Yield to the loop until ``probe()`` holds (a deadline, never a fixed sleep)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not probe():
+        assert asyncio.get_running_loop().time() < deadline, f"not within {timeout}s: {what}"
+        await asyncio.sleep(0.005)
+
 async def test_pongs_go_to_the_ping_that_asked_and_stale_ones_are_dropped() -> None:
     stats = TransportStats()
     sock = bind_exclusive("udp", "127.0.0.1", 0)
@@ -105,7 +113,7 @@ async def test_pongs_go_to_the_ping_that_asked_and_stale_ones_are_dropped() -> N
 
         to_a = asyncio.create_task(ping(a, "ida"))
         to_b = asyncio.create_task(ping(b, "idb"))
-        await asyncio.sleep(0.05)
+        await until(lambda: len(transport._pong_waiters) == 2, "both pings wait for their PONG")
         # Replies arrive in the "wrong" order, plus a stale one nobody asked for.
         transport._deliver(_msg("PONG", ("127.0.0.1", 3), "old"), ("127.0.0.1", 3))
         transport._deliver(_msg("PONG", b, "idb"), b)
@@ -116,7 +124,7 @@ async def test_pongs_go_to_the_ping_that_asked_and_stale_ones_are_dropped() -> N
         seen: list[tuple[bytes, tuple[str, int]]] = []
         await transport.start_receiver(lambda data, sender: seen.append((data, sender)))
         transport._deliver(_msg("HEARTBEAT", ("10.0.0.9", 7947), "h1"), ("127.0.0.1", 55555))
-        await asyncio.sleep(0.05)
+        await until(lambda: seen, "the HEARTBEAT reaches the receive loop")
         assert [s for _, s in seen] == [("10.0.0.9", 7947)]
         assert stats.messages_received == 4 and stats.bytes_sent > 0
     finally:
@@ -141,8 +149,8 @@ async def test_a_slow_ping_req_does_not_block_other_messages() -> None:
         await transport.start_receiver(handler)
         transport._deliver(_msg("PING-REQ", ("127.0.0.1", 5), "r1", target="127.0.0.1:6"), ("127.0.0.1", 5))
         transport._deliver(_msg("PING", ("127.0.0.1", 7), "p1"), ("127.0.0.1", 7))
-        await asyncio.sleep(0.1)
-        assert handled == ["PING"]
+        await until(lambda: "PING" in handled, "the PING is handled while the PING-REQ waits")
+        assert handled == ["PING"] and "PING-REQ" not in handled
     finally:
         await transport.close()
         sock.close()

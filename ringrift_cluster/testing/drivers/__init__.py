@@ -1,0 +1,2 @@
+"""Node-side driver programs, each runnable with ``python -m``: ``raft`` runs one RaftConsensus
+behind a small control API."""

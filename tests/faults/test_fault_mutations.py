@@ -1,0 +1,15 @@
+"""Every judge can fail, under real faults: a Bully voter that grants its lease to a second
+leader while the first one's is unexpired must be caught by the bridge scenario (the leader and
+the greatest follower cut from each other, both still reaching the voters). See
+``tests/integration/test_mutations_caught.py`` for the mutations caught on loopback."""
+
+from __future__ import annotations
+
+from ringrift_cluster.testing.mutants import run_mutant
+
+
+def test_bully_double_grant_is_caught_by_the_bridge_scenario() -> None:
+    run = run_mutant("bully-double-grant", "tests/faults/test_fault_scenarios.py::test_bridge_only_one_leader",
+                     ["leaders with unexpired leases", "stays the leader of the nodes that reach it"], timeout=420)
+    print(run.report())
+    assert run.caught, run.report()
