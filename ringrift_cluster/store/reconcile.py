@@ -108,25 +108,42 @@ class Gatherer:
         majority = len(members) // 2 + 1
         reports = {own.node_id: own}
         started = time.monotonic()
-        while still_leader():
-            missing = [m for m in members if m not in reports]
-            if missing:
-                for report in await asyncio.gather(*(self.report(m) for m in missing)):
-                    if report is not None:
-                        reports[report.node_id] = report
-            missing = [m for m in members if m not in reports]
-            if not missing:
-                break
-            if len(reports) >= majority:
-                in_sight = any(r.switched or (r.lineage is not None and own.lineage is not None
-                                              and is_newer(r.lineage, own.lineage)) for r in reports.values())
-                if not in_sight:
+        asking: dict[str, asyncio.Task[Report | None]] = {}
+        not_before: dict[str, float] = {}  # a member that failed to answer is asked again later
+        try:
+            while still_leader():
+                for m in members:
+                    if m not in reports and m not in asking and time.monotonic() >= not_before.get(m, 0.0):
+                        asking[m] = asyncio.create_task(self.report(m))
+                if asking:
+                    # Go on as soon as any answer arrives: a member that cannot answer (a one-way
+                    # drop, a dead host) must not hold up a majority that already has.
+                    done, _ = await asyncio.wait(asking.values(), timeout=_RETRY_S,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    for m, task in list(asking.items()):
+                        if task in done:
+                            del asking[m]
+                            if task.result() is not None:
+                                reports[m] = task.result()  # type: ignore[assignment]
+                            else:
+                                not_before[m] = time.monotonic() + _RETRY_S
+                missing = [m for m in members if m not in reports]
+                if not missing:
                     break
-                if time.monotonic() - started >= wait_all_s:
-                    _log.warning("reconcile_gave_up_waiting", missing=missing, waited_s=round(wait_all_s, 1),
-                                 hint="a state held only by these members is not imported")
-                    break
-            await asyncio.sleep(_RETRY_S)
+                if len(reports) >= majority:
+                    in_sight = any(r.switched or (r.lineage is not None and own.lineage is not None
+                                                  and is_newer(r.lineage, own.lineage)) for r in reports.values())
+                    if not in_sight:
+                        break
+                    if time.monotonic() - started >= wait_all_s:
+                        _log.warning("reconcile_gave_up_waiting", missing=missing, waited_s=round(wait_all_s, 1),
+                                     hint="a state held only by these members is not imported")
+                        break
+                if not asking:
+                    await asyncio.sleep(_RETRY_S)
+        finally:
+            for task in asking.values():
+                task.cancel()
         return list(reports.values())
 
 
