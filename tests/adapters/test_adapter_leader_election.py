@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
@@ -300,10 +301,12 @@ def test_release_voter_grant_if_self(tmp_path: Path) -> None:
 
 class _Voter(BaseHTTPRequestHandler):
     status = 200
+    delay_s = 0.0
     received: list[tuple[str, dict[str, Any], str]] = []
 
     def do_POST(self) -> None:  # noqa: N802 (http.server naming)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(self.delay_s)  # a slow voter (its own thread): the caller's loop must keep running
         type(self).received.append((self.path, body, self.headers.get("Authorization", "")))
         payload = json.dumps({"revoked": True}).encode()
         self.send_response(self.status)
@@ -355,6 +358,7 @@ def test_notify_does_not_block_the_loop(tmp_path: Path, voter_servers: list[Thre
     host = LegacyHost(tmp_path / "p2p.db", "node-1", voters=["node-1", "node-2"])
     host.add_peer("node-2", "127.0.0.1", voter_servers[0].server_address[1])
     host.lease("node-1")
+    _Voter.delay_s = 0.3
 
     async def main() -> tuple[int, int]:
         ticks = 0
@@ -370,9 +374,13 @@ def test_notify_does_not_block_the_loop(tmp_path: Path, voter_servers: list[Thre
         task.cancel()
         return count, ticks
 
-    count, ticks = asyncio.run(main())
-    # A ``sleep(0)`` ticker spins hundreds of times while a request waits on its socket; an
-    # implementation blocking the loop on each HTTP call lets it tick only between calls.
+    try:
+        count, ticks = asyncio.run(main())
+    finally:
+        _Voter.delay_s = 0.0
+    # A ``sleep(0)`` ticker spins thousands of times while a request waits 0.3 s on a slow voter,
+    # even on a loaded machine; an implementation blocking the loop on each HTTP call lets it
+    # tick only between calls.
     assert count == 2 and ticks > 20, ticks
 
 
