@@ -17,11 +17,19 @@ violation, a regression of a node issue this suite once found included.
 items added, claimed, completed and failed; locks with short TTLs; model registrations) and checks
 their history afterwards: no acknowledged write lost, no work item under two live claims, fence
 tokens increasing and lock windows disjoint, unknown outcomes consistent, replicas' state digests
-equal after heal (``ringrift_cluster.testing.workload``). ``--mode raft`` (or ``hybrid``) runs the
+equal after heal (``ringrift_cluster.testing.workload``); and, independently of those rules, that
+each key's history (a work item, a lock, a model name) has a linearization under a sequential
+model of the API (``ringrift_cluster.testing.linearizability``: the table's ``linearizable``
+column; a history without one fails the run and leaves ``linearizability.html``, a timeline, and
+``history.json``, in porcupine's operation format, in the evidence directory it names). ``--mode raft`` (or ``hybrid``) runs the
 nodes with that consensus mode; in ``bully`` mode only the leader holds the state, so losses across
 a leader change are expected there and only counted (``expected_anomalies`` in ``--json``).
 
     sudo .venv/bin/python scripts/faults.py --mode raft --workload state --scenarios kill-leader --seeds 3
+
+``--membership swim`` (or ``hybrid``) runs the nodes with that membership mode; every scenario
+judges membership the same way in each: no healthy member declared failed, the dead and the cut
+off declared failed within the bound, everyone alive again after heal.
 
 Without network namespaces, LocalCluster (ringrift_cluster.testing) covers the process faults
 (SIGKILL, SIGTERM, SIGSTOP, restart) on loopback; this script needs namespaces.
@@ -45,8 +53,9 @@ from ringrift_cluster.testing.netns import NetnsCluster, netns_unavailable_reaso
 from ringrift_cluster.testing.workload import StateWorkload
 
 # name -> factory of a client workload with its history checker (see nemesis.Workload).
-WORKLOADS: dict[str, Callable[[], Workload]] = {"state": StateWorkload}
+WORKLOADS: dict[str, Callable[..., Workload]] = {"state": StateWorkload}
 MODES = ("bully", "raft", "hybrid")
+MEMBERSHIP = ("http", "swim", "hybrid")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
                              "over the replicated-state HTTP API (use with --mode raft or hybrid)")
     parser.add_argument("--mode", choices=MODES, default=None,
                         help="consensus_mode of the nodes (default: the nodes' default, bully)")
+    parser.add_argument("--membership", choices=MEMBERSHIP, default=None,
+                        help="membership_mode of the nodes (default: the nodes' default, http)")
     parser.add_argument("--data-dir", help="keep configs and node logs here (default: a temp dir, removed)")
     parser.add_argument("--json", help="also write every result to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each run's operations")
@@ -85,16 +96,20 @@ def main(argv: list[str] | None = None) -> int:
     temp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="ringrift-faults-")
     root = Path(args.data_dir or temp.name)  # type: ignore[union-attr]
     print(f"scenarios: {', '.join(names)}; seeds {first}..{first + args.seeds - 1}; {args.nodes} nodes; "
-          f"consensus: {args.mode or 'default'}; workload: {args.workload or 'none'}", flush=True)
+          f"consensus: {args.mode or 'default'}; membership: {args.membership or 'default'}; "
+          f"workload: {args.workload or 'none'}", flush=True)
+    # A history with no linearization leaves its timeline and operations here (kept after the run).
+    evidence = Path(args.data_dir or tempfile.gettempdir()) / f"ringrift-faults-evidence-{first}"
     try:
         for name in names:
             for seed in range(first, first + args.seeds):
                 with NetnsCluster(args.nodes, root / f"{name}-{seed}", settings=_settings(args)) as cluster:
-                    result = run_named(name, cluster, seed, timings=timings, workload=_workload(args))
+                    result = run_named(name, cluster, seed, timings=timings,
+                                       workload=_workload(args, evidence / f"{name}-{seed}"))
                 results.append(result)
                 _progress(result, args.verbose)
         if args.soak > 0:
-            results += _soak(args, names, first + args.seeds, timings, root)
+            results += _soak(args, names, first + args.seeds, timings, root, evidence)
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
     finally:
@@ -114,15 +129,19 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _workload(args: argparse.Namespace) -> Workload | None:
-    return WORKLOADS[args.workload]() if args.workload else None
+def _workload(args: argparse.Namespace, evidence: Path) -> Workload | None:
+    return WORKLOADS[args.workload](evidence_dir=str(evidence)) if args.workload else None
 
 
 def _settings(args: argparse.Namespace) -> dict[str, str]:
-    return {"consensus_mode": args.mode} if args.mode else {}
+    settings = {"consensus_mode": args.mode} if args.mode else {}
+    if args.membership:
+        settings["membership_mode"] = args.membership
+    return settings
 
 
-def _soak(args: argparse.Namespace, names: list[str], seed: int, timings: Timings, root: Path) -> list[ScenarioResult]:
+def _soak(args: argparse.Namespace, names: list[str], seed: int, timings: Timings, root: Path,
+          evidence: Path) -> list[ScenarioResult]:
     """Random scenarios back to back on one long-lived cluster until the time is up."""
     results = []
     deadline = time.monotonic() + args.soak * 60
@@ -130,7 +149,8 @@ def _soak(args: argparse.Namespace, names: list[str], seed: int, timings: Timing
     with NetnsCluster(args.nodes, root / "soak", settings=_settings(args)) as cluster:
         while time.monotonic() < deadline:
             name = rng.choice(names)
-            result = run_named(name, cluster, seed, timings=timings, workload=_workload(args))
+            result = run_named(name, cluster, seed, timings=timings,
+                               workload=_workload(args, evidence / f"soak-{name}-{seed}"))
             result.name = f"soak:{name}"
             results.append(result)
             _progress(result, args.verbose)
@@ -147,21 +167,30 @@ def _progress(result: ScenarioResult, verbose: bool) -> None:
             print(f"      {line}", flush=True)
 
 
+def _linearizable(rs: list[ScenarioResult]) -> str:
+    """The linearizability search's verdict over runs: ``ok``, ``FAIL n`` (keys with no
+    linearization) or ``-`` (no state workload)."""
+    checked = [r.workload for r in rs if "lin_keys" in r.workload]
+    if not checked:
+        return "-"
+    failed = sum(w["lin_failed"] for w in checked)
+    return f"FAIL {failed}" if failed else "ok"
+
+
 def table(results: list[ScenarioResult]) -> str:
     rows: dict[str, list[ScenarioResult]] = {}
     for r in results:
         rows.setdefault(r.name, []).append(r)
-    header = f"{'scenario':<26} {'runs':>4} {'ops':>5} {'faults':>6} {'violations':>10} {'known':>5} {'max unavail':>11} {'time':>7}"
+    header = (f"{'scenario':<26} {'runs':>4} {'ops':>5} {'faults':>6} {'violations':>10} {'known':>5} "
+              f"{'linearizable':>12} {'max unavail':>11} {'time':>7}")
     lines = [header, "-" * len(header)]
-    for name, rs in rows.items():
+    for name, rs in list(rows.items()) + [("total", results)]:
+        if name == "total":
+            lines.append("-" * len(header))
         lines.append(f"{name:<26} {len(rs):>4} {sum(len(r.ops) for r in rs):>5} {sum(r.faults for r in rs):>6} "
                      f"{sum(len(r.violations) for r in rs):>10} {sum(len(r.known) for r in rs):>5} "
-                     f"{max(r.max_unavailable_s for r in rs):>10.1f}s {sum(r.duration_s for r in rs):>6.0f}s")
-    lines.append("-" * len(header))
-    lines.append(f"{'total':<26} {len(results):>4} {sum(len(r.ops) for r in results):>5} "
-                 f"{sum(r.faults for r in results):>6} {sum(len(r.violations) for r in results):>10} "
-                 f"{sum(len(r.known) for r in results):>5} {max((r.max_unavailable_s for r in results), default=0):>10.1f}s "
-                 f"{sum(r.duration_s for r in results):>6.0f}s")
+                     f"{_linearizable(rs):>12} {max((r.max_unavailable_s for r in rs), default=0):>10.1f}s "
+                     f"{sum(r.duration_s for r in rs):>6.0f}s")
     return "\n".join(lines)
 
 

@@ -5,7 +5,7 @@ fault scenario a few client threads (bounded count and rate, every request with 
 to random running nodes of a :class:`~ringrift_cluster.testing.netns.NetnsCluster` from the test
 process:
 
-- a *producer* adds work items and registers model versions;
+- a *producer* adds work items, registers model versions and promotes some to production;
 - *workers* (``worker-1``, ``worker-2``: fake worker names, never cluster members, so the
   leader's ``node.release`` of failed members never touches their claims or locks) claim items
   under long leases (600 s: no claim expires during a run), then start / renew / complete / fail
@@ -41,10 +41,12 @@ import urllib.parse
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from .checks.calls import NOT_APPLIED, OK, REFUSED, UNKNOWN, Attempt, Call, FinalState, acked_claims
 from .checks.state import check_history
+from .linearizability import Verdict, check_calls
 from .netns import NetnsCluster
 from .state_client import Client
 
@@ -64,7 +66,7 @@ class StateWorkload:
                  long_locks: tuple[str, ...] = ("lock-long",), readers: int = 1,
                  pace_s: float = 0.25, lease_s: float = 600.0, lock_ttl_s: tuple[float, float] = (1.5, 3.0),
                  request_timeout_s: float = 6.0, attempts: int = 4, backoff_s: float = 0.5,
-                 converge_s: float = 20.0, durable: bool | None = None) -> None:
+                 converge_s: float = 20.0, durable: bool | None = None, evidence_dir: str | None = None) -> None:
         self.workers, self.lockers, self.lock_names, self.readers = workers, lockers, locks, readers
         # Locks whose TTL outlives the run: a lost grant, renewal or release of one is still
         # visible in the final state (short-TTL locks are long gone by then).
@@ -73,6 +75,10 @@ class StateWorkload:
         self.request_timeout_s, self.attempts, self.backoff_s = request_timeout_s, attempts, backoff_s
         self.converge_s = converge_s
         self.durable = durable
+        # Where the linearizability check writes its timeline and history when a run fails it
+        # (default: the cluster's own directory).
+        self.evidence_dir = evidence_dir
+        self.linearizability: Verdict | None = None
         self.cluster: NetnsCluster | None = None
         self.token = ""
         self.calls: list[Call] = []
@@ -128,6 +134,10 @@ class StateWorkload:
             violations.append(f"final state not readable: {e}")
         else:
             found = check_history(self.calls, self.final)
+            # The independent judge: a search for one linearization of each key's history.
+            evidence = Path(self.evidence_dir) if self.evidence_dir else Path(self.cluster.root) / "linearizability"
+            self.linearizability = check_calls(self.calls, self.final, out_dir=evidence)
+            found += self.linearizability.violations()
             if self.durable:
                 violations += found
             else:
@@ -150,6 +160,10 @@ class StateWorkload:
                 key = f"refused:{(c.result or {}).get('error')}"
                 counts[key] = counts.get(key, 0) + 1
         counts["expected_anomalies"] = len(self.anomalies)
+        verdict = self.linearizability
+        if verdict is not None:  # keys and operations checked, keys with no linearization
+            counts.update(lin_keys=verdict.keys, lin_ops=verdict.operations,
+                          lin_failed=len(verdict.failed) + len(verdict.undecided))
         return counts
 
     def ready(self) -> bool:
@@ -312,9 +326,14 @@ class StateWorkload:
                     "config": {"n": n, "marker": uuid.UUID(int=c.rng.getrandbits(128)).hex[:12]}})
             if n % 4 == 0:
                 version = f"v{n}"
-                c.call("model.register", "POST", "/raft/models",
-                       {"name": f"{self.tag}-model-{n % 3}", "version": version, "uri": f"s3://models/{n}",
-                        "checksum": f"sha256:{c.rng.getrandbits(64):016x}"})
+                name = f"{self.tag}-model-{n % 3}"
+                registered = c.call("model.register", "POST", "/raft/models",
+                                    {"name": name, "version": version, "uri": f"s3://models/{n}",
+                                     "checksum": f"sha256:{c.rng.getrandbits(64):016x}"})
+                if registered.acked and c.rng.random() < 0.5:  # one production version per name
+                    c.call("model.promote", "POST",
+                           f"/raft/models/{urllib.parse.quote(name)}/{urllib.parse.quote(version)}/promote",
+                           {"stage": "production"}, url_args={"name": name, "version": version})
 
     def _worker(self, c: Client) -> None:
         worker = c.name

@@ -13,3 +13,13 @@ def test_bully_double_grant_is_caught_by_the_bridge_scenario() -> None:
                      ["leaders with unexpired leases", "stays the leader of the nodes that reach it"], timeout=420)
     print(run.report())
     assert run.caught, run.report()
+
+
+def test_a_dropped_lock_release_is_caught_by_the_linearizability_search() -> None:
+    # The state machine acknowledges a release but keeps the lock: no order of a lock's history
+    # explains an acknowledged release followed by "held" (or by the lock still held at the end).
+    run = run_mutant("lock-release-dropped",
+                     "tests/faults/test_fault_workload.py::test_raft_state_survives_killing_the_leader",
+                     ["not linearizable: lock:"], timeout=300)
+    print(run.report())
+    assert run.caught, run.report()
