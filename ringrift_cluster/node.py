@@ -21,6 +21,7 @@ from .consensus.raft import RaftConsensus
 from .consensus.raft_observer import RaftObserver
 from .discovery import Discovery
 from .errors import BackendUnavailable, ClusterError
+from .loop_watch import watch_loop
 from .membership.base import Membership
 from .membership.heartbeat import HeartbeatMembership
 from .membership.hybrid import HybridMembership
@@ -135,6 +136,7 @@ class ClusterNode:
                 asyncio.create_task(self._follow_leadership(), name="metrics-leadership"),
                 asyncio.create_task(duties.run(), name="release-failed-members"),
                 asyncio.create_task(self._sample_state(), name="metrics-state"),
+                asyncio.create_task(watch_loop(self.metrics.observe_loop), name="loop-watch"),
             ]
         except BaseException:
             await self._unwind()

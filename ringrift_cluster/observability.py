@@ -70,11 +70,25 @@ class NodeMetrics:
                                      ["outcome"], registry=r)
         self.swim_piggyback_depth = Gauge("ringrift_swim_piggyback_queue_depth",
                                           "Membership changes waiting to ride on SWIM heartbeats.", registry=r)
+        self.loop_stall = Histogram("ringrift_event_loop_stall_seconds",
+                                    "How much later than asked the event loop woke (50 ms timer).",
+                                    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0), registry=r)
+        self.loop_stall_max = Gauge("ringrift_event_loop_stall_max_seconds",
+                                    "The longest event-loop stall since the node started.", registry=r)
+        self.loop_tasks = Gauge("ringrift_event_loop_tasks", "Tasks the event loop holds.", registry=r)
+        self._loop_stall_max = 0.0
         self._swim_seen: dict[str, int] = {}
         for state in MemberState:
             self.peer_count.labels(status=state.value)
         for outcome in ElectionOutcome:
             self.election_latency.labels(outcome=outcome.value)
+
+    def observe_loop(self, stall_s: float, tasks: int) -> None:
+        self.loop_stall.observe(stall_s)
+        if stall_s > self._loop_stall_max:
+            self._loop_stall_max = stall_s
+            self.loop_stall_max.set(stall_s)
+        self.loop_tasks.set(tasks)
 
     def update_membership(self, members: Mapping[str, Member], self_id: str, voters: Iterable[str]) -> None:
         counts = {state: 0 for state in MemberState}

@@ -3,11 +3,15 @@
 
     sudo .venv/bin/python scripts/faults.py --scenarios all --seeds 3
     sudo .venv/bin/python scripts/faults.py --scenarios kill-leader,lossy-links --seeds 10 --first-seed 100
-    sudo .venv/bin/python scripts/faults.py --seeds 0 --soak 30   # random scenarios on one cluster, 30 min
+    sudo .venv/bin/python scripts/faults.py --seeds 0 --churn 30  # random scenarios on one cluster, 30 min
+    sudo .venv/bin/python scripts/faults.py --seeds 0 --soak 30 --mode raft --membership swim --workload state
 
 Each (scenario, seed) runs on a fresh 5-node cluster; the seed chooses victims, splits and hold
-times, so ``--scenarios X --seeds 1 --first-seed S`` replays one run. ``--soak`` keeps one
-cluster up and runs random scenarios back to back on it (churn). The table shows, per scenario:
+times, so ``--scenarios X --seeds 1 --first-seed S`` replays one run. ``--churn`` keeps one
+cluster up and runs random scenarios back to back on it. ``--soak`` keeps one cluster up under
+the workload with no fault and judges the node processes over time
+(``ringrift_cluster.testing.soak``): resident memory, event-loop tasks and open descriptors do
+not grow after the warm-up, no event-loop stall over 100 ms, and every segment's history clean. The table shows, per scenario:
 runs, operations (faults) injected, violations, regressions of node issues this suite once found
 (``nemesis.KNOWN_ISSUES``, all fixed),
 the longest time with no majority-acknowledged leader, and time spent. Exit status 1 on any
@@ -50,6 +54,8 @@ from typing import Callable
 from ringrift_cluster.testing.nemesis import ScenarioResult, Timings, Workload
 from ringrift_cluster.testing.scenarios import SCENARIOS, run_named
 from ringrift_cluster.testing.netns import NetnsCluster, netns_unavailable_reason
+from ringrift_cluster.testing.soak import run_soak
+from ringrift_cluster.testing.soak import table as soak_table
 from ringrift_cluster.testing.workload import StateWorkload
 
 # name -> factory of a client workload with its history checker (see nemesis.Workload).
@@ -64,8 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenarios", default="all", help=f"'all' or a comma list of: {', '.join(SCENARIOS)}")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per scenario (default 1)")
     parser.add_argument("--first-seed", type=int, default=None, help="first seed (default: random)")
-    parser.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
+    parser.add_argument("--churn", type=float, default=0.0, metavar="MINUTES",
                         help="after the seeded runs, run random scenarios on one cluster for MINUTES")
+    parser.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
+                        help="after those, keep one cluster under the workload (no fault) for MINUTES and "
+                             "judge memory, tasks, descriptors and event-loop stalls")
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--workload", choices=sorted(WORKLOADS),
                         help="client workload and history checker: 'state' = work queue, locks and models "
@@ -108,8 +117,10 @@ def main(argv: list[str] | None = None) -> int:
                                        workload=_workload(args, evidence / f"{name}-{seed}"))
                 results.append(result)
                 _progress(result, args.verbose)
+        if args.churn > 0:
+            results += _churn(args, names, first + args.seeds, timings, root, evidence)
         if args.soak > 0:
-            results += _soak(args, names, first + args.seeds, timings, root, evidence)
+            results += _soak(args, first + args.seeds, timings, root, evidence)
     except KeyboardInterrupt:
         print("interrupted: cleaning up", file=sys.stderr)
     finally:
@@ -140,22 +151,38 @@ def _settings(args: argparse.Namespace) -> dict[str, str]:
     return settings
 
 
-def _soak(args: argparse.Namespace, names: list[str], seed: int, timings: Timings, root: Path,
-          evidence: Path) -> list[ScenarioResult]:
+def _churn(args: argparse.Namespace, names: list[str], seed: int, timings: Timings, root: Path,
+           evidence: Path) -> list[ScenarioResult]:
     """Random scenarios back to back on one long-lived cluster until the time is up."""
     results = []
     deadline = time.monotonic() + args.soak * 60
     rng = random.Random(seed)
-    with NetnsCluster(args.nodes, root / "soak", settings=_settings(args)) as cluster:
+    with NetnsCluster(args.nodes, root / "churn", settings=_settings(args)) as cluster:
         while time.monotonic() < deadline:
             name = rng.choice(names)
             result = run_named(name, cluster, seed, timings=timings,
-                               workload=_workload(args, evidence / f"soak-{name}-{seed}"))
-            result.name = f"soak:{name}"
+                               workload=_workload(args, evidence / f"churn-{name}-{seed}"))
+            result.name = f"churn:{name}"
             results.append(result)
             _progress(result, args.verbose)
             seed += 1
     return results
+
+
+def _soak(args: argparse.Namespace, seed: int, timings: Timings, root: Path, evidence: Path) -> list[ScenarioResult]:
+    """One cluster under the workload for ``--soak`` minutes; a row per segment, and one for the
+    resource bounds (``soak:resources``) with the figures printed per node."""
+    began = time.monotonic()
+    with NetnsCluster(args.nodes, root / "soak", settings=_settings(args)) as cluster:
+        soak = run_soak(cluster, args.soak, seed=seed, timings=timings,
+                        workload=(lambda n: _workload(args, evidence / f"soak-{n}")) if args.workload else None,
+                        progress=lambda r: _progress(r, args.verbose))
+    print(f"\nsoak: {args.soak:g} min, {soak.samples} samples\n{soak_table(soak.figures)}")
+    for v in soak.violations:
+        print(f"  VIOLATION {v}")
+    verdict = ScenarioResult(name="soak:resources", seed=seed, ops=[], violations=soak.violations, known=[],
+                             notes=[], max_unavailable_s=0.0, duration_s=time.monotonic() - began, rounds=0)
+    return soak.segments + [verdict]
 
 
 def _progress(result: ScenarioResult, verbose: bool) -> None:

@@ -29,6 +29,9 @@ crossing back to the node's loop). What we add to the library, each for a measur
   per period at the suspect, and every cycle (hence every suspicion timeout check) late. Here only
   the node whose own ping failed asks k helpers, once, off the protocol loop, and tells the
   suspect itself (Lifeguard's buddy); others wait for the timeout or a refutation, as in SWIM.
+* **Telling the dead.** A member held DEAD that is still heard from is sent its own entry, so
+  that it refutes (``swim_hooks.tell_the_dead``); otherwise the side of a healed partition stayed
+  failed in the other side's views until a full sync happened to reach it.
 * **Tombstones.** A member DEAD for ``tombstone_s`` is removed from the library's list (the
   library never removes anyone), so the list does not grow with address churn.
 * **Supervision.** If a library task dies or the protocol loop stops advancing, the node is torn
@@ -92,6 +95,7 @@ class EngineStatus:
     pauses_detected: int = 0
     announces: int = 0
     deaths_originated: int = 0
+    dead_told: int = 0  # members held dead but still heard from, told so (they refute)
     unknown_addresses: set[str] = field(default_factory=set)
     mismatched_ids: set[str] = field(default_factory=set)
     protocol_cycles: int = 0
@@ -127,6 +131,7 @@ class SwimEngine:
         self._announce_addrs: set[Addr] = set()  # changed entries the next announce carries
         self._suspected_here: set[Addr] = set()  # members whose suspicion this node originated
         self._probes: dict[Addr, asyncio.Task[Any]] = {}  # indirect probes in flight
+        self._told_dead: dict[Addr, float] = {}  # members told they are dead here, and when
         self._tasks: set[asyncio.Task[Any]] = set()
         self._next_sync = 0.0
         self._synced = False  # a full sync answered since the node (re)started
@@ -330,6 +335,7 @@ class SwimEngine:
             self.status.members = node.members.size
             self.publisher.observe(now)
             await swim_hooks.expire_suspects(self, node)
+            swim_hooks.tell_the_dead(self, node, now)
             if self._pending_announce and time.monotonic() - self._last_announce >= _ANNOUNCE_MIN_GAP_S:
                 await self._announce()
             if s.bounded_gossip and now >= self._next_sync:

@@ -144,6 +144,7 @@ def counters(self: Any) -> dict[str, Any]:
         "pauses_detected": st.pauses_detected,
         "announces": st.announces,
         "deaths_originated": st.deaths_originated,
+        "dead_told": st.dead_told,
         "protocol_cycles": st.protocol_cycles,
         "syncs": st.syncs,
         "indirect_probes": st.indirect_probes,
@@ -154,3 +155,28 @@ def counters(self: Any) -> dict[str, Any]:
         "mismatched_ids": sorted(st.mismatched_ids),
         **self.stats.snapshot(),
     }
+
+
+def tell_the_dead(self: Any, node: Any, now: float, every_s: float = 1.0) -> int:
+    """A member this node holds DEAD (not left) but still hears from is alive and does not know
+    it was declared dead: a node refutes only what it is told, and its own ALIVE at the old
+    incarnation never outranks the DEAD. After a partition heals (or a one-way drop ends) nothing
+    else tells it until a full sync happens to pick it, so it stayed failed for many seconds.
+    Send it its own entry, at most once per ``every_s``: it refutes with a higher incarnation and
+    announces itself to everyone. Returns how many were told."""
+    heard = self.stats.last_heard
+    told = 0
+    for m in node.members.get_all_members(exclude_self=True):
+        if not m.is_dead or m.metadata.get("left"):
+            continue
+        last = heard.get(m.addr)
+        if last is None:
+            continue
+        heard_at = time.time() - (now - last)  # wall clock, as the member's state change is kept
+        if heard_at <= m.last_state_change or now - self._told_dead.get(m.addr, -every_s) < every_s:
+            continue
+        self._told_dead[m.addr] = now
+        self._own_task(self._send_digest([m.addr], [m.addr]))
+        self.status.dead_told += 1
+        told += 1
+    return told

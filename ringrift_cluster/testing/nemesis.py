@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, TypeVar
 
 from .history import (Exemption, Recorder, false_deaths, leader_violations, max_window, role_mismatches,
                       unavailability)
+from .throttle import Throttle
 from .nemesis_types import (KNOWN_BULLY_ALIVE, KNOWN_EPOCH_INFLATION, KNOWN_ISSUES, KNOWN_PAUSED_SWEEP, RECOVERY, Op,
                             ScenarioResult, Timings, Workload)
 from .netns import NetnsCluster
@@ -53,6 +54,7 @@ class ScenarioRun:
         self.killed: dict[str, float] = {}  # node -> when it was killed (exempt until it is back)
         self.restarted: dict[str, float] = {}  # killed node -> when it was started again
         self._stop = threading.Event()
+        self.throttles: dict[str, Throttle] = {}  # node -> its running throttle
 
     @property
     def ids(self) -> list[str]:
@@ -97,6 +99,12 @@ class ScenarioRun:
             c.pause(detail["node"])
         elif kind == "resume":
             c.resume(detail["node"])
+        elif kind == "throttle":
+            node = detail["node"]
+            self.throttles[node] = Throttle(lambda sig: c.signal(node, sig), share=detail["share"],
+                                            period_s=detail["period_s"]).start()
+        elif kind == "unthrottle":
+            self.throttles.pop(detail["node"]).stop()
         elif kind == "start":
             for node in detail["nodes"]:
                 c.start(node)
@@ -290,6 +298,8 @@ def run_scenario(body: Callable[[ScenarioRun], None], cluster: NetnsCluster, see
             run.violations.append(f"aborted: {e}")
         finally:
             # Whatever happened: network back, every node running and not paused.
+            for node_id in list(run.throttles):
+                run.op("unthrottle", node=node_id)
             if cluster.faults()["blocked"] or cluster.faults()["loss"]:
                 run.op("heal")
             for node_id, node in cluster.nodes.items():

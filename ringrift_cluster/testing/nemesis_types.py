@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from .netns import NetnsCluster
 
-RECOVERY = ("heal", "resume", "start", "clear_loss")
+RECOVERY = ("heal", "resume", "start", "clear_loss", "unthrottle")
 
 # Node issues these scenarios found, all fixed since. Their signatures stay, so that if one comes
 # back it is reported under its name (the tests and scripts/faults.py fail on them as on any
@@ -42,6 +42,8 @@ class Timings:
     loss_percent: float = 10.0
     loss_hold_s: tuple[float, float] = (15.0, 25.0)
     hold_s: tuple[float, float] = (2.0, 5.0)  # how long a fault stays after its effect is seen
+    slow_share: float = 0.6  # the slow node is stopped this share of every slow_period_s
+    slow_period_s: float = 0.3
 
 
 class Workload(Protocol):

@@ -221,6 +221,23 @@ def lossy_links(run: ScenarioRun) -> None:
                               f"(bound {t.failover_s:.1f}s)")
 
 
+def slow_node(run: ScenarioRun) -> None:
+    """One member, the leader or not, runs at 40 % speed for a while (stopped 180 ms of every
+    300 ms): slow is not dead, so nobody is declared failed and a leader stays or is back soon."""
+    t = run.timings
+    run.check_deaths = True
+    victim = run.rng.choice(run.ids)
+    started = run.op("throttle", node=victim, share=t.slow_share, period_s=t.slow_period_s)
+    run.hold(run.pick_hold(t.loss_hold_s))
+    ended = run.op("unthrottle", node=victim)
+    worst = max_window(unavailability(run.recorder.snapshot(), len(run.ids), start=started, end=ended))
+    if worst > t.failover_s:
+        run.violations.append(f"no majority leader for {worst:.1f}s while {victim} was slow "
+                              f"(bound {t.failover_s:.1f}s)")
+    run.expect(lambda: run.everyone_sees(victim, "alive", [n for n in run.ids if n != victim]), t.converge_s,
+               f"{victim} alive in every view after")
+
+
 def flapping_partition(run: ScenarioRun) -> None:
     """Random splits that come and go: some shorter than failure detection, some longer (so
     leaders change under churn); then heal: one leader, converged."""
@@ -247,6 +264,7 @@ SCENARIOS: dict[str, Callable[[ScenarioRun], None]] = {
     "pause-member": pause_member,
     "lossy-links": lossy_links,
     "flapping-partition": flapping_partition,
+    "slow-node": slow_node,
 }
 
 

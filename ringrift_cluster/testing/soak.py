@@ -1,0 +1,219 @@
+"""A long run on one cluster, judged by what the node processes use over time.
+
+:class:`Sampler` reads, every ``interval_s``, each node's resident memory and open file
+descriptors (``/proc/<pid>``, the pid its ``/health`` names) and, from its ``/metrics``, the
+tasks its event loop holds and how many event-loop stalls over 100 ms it has counted
+(``ringrift_event_loop_stall_seconds``). :func:`judge` compares the end of the run with the end
+of the warm-up, per node:
+
+- resident memory grew by at most ``rss_growth`` (10 %);
+- the task count stayed within ``task_slack`` of the warm-up's highest (tasks do not pile up);
+- no stall over 100 ms after the warm-up;
+- open descriptors stayed within ``fd_slack`` of the warm-up's highest (no leak; HTTP
+  connections come and go).
+
+Nodes restarted during the run (a new pid) are judged from their restart on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Callable
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+STALL_S = 0.1  # a stall longer than this is a violation (the histogram bucket it ends)
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # wall clock
+    node: str
+    pid: int
+    rss_kb: int
+    fds: int
+    tasks: int
+    stalls_over: int  # event-loop stalls over STALL_S since the node started
+    stall_max_s: float
+
+
+def _metrics(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("ringrift_event_loop_"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def read_sample(node_id: str, url: str, timeout: float = 2.0) -> Sample | None:
+    """One node's figures now, or None when it does not answer (paused, restarting)."""
+    try:
+        with _OPENER.open(url + "/health", timeout=timeout) as r:
+            pid = int(json.loads(r.read())["pid"])
+        with _OPENER.open(url + "/metrics", timeout=timeout) as r:
+            m = _metrics(r.read().decode())
+        status = open(f"/proc/{pid}/status").read()
+        rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, ValueError, KeyError, StopIteration):
+        return None
+    count = m.get("ringrift_event_loop_stall_seconds_count", 0.0)
+    under = m.get(f'ringrift_event_loop_stall_seconds_bucket{{le="{STALL_S}"}}', 0.0)
+    return Sample(time.time(), node_id, pid, rss, fds, int(m.get("ringrift_event_loop_tasks", 0)),
+                  int(count - under), m.get("ringrift_event_loop_stall_max_seconds", 0.0))
+
+
+class Sampler:
+    """Samples every node of ``cluster`` every ``interval_s`` in a background thread."""
+
+    def __init__(self, cluster: Any, interval_s: float = 5.0) -> None:
+        self.cluster, self.interval_s = cluster, interval_s
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-sampler", daemon=True)
+
+    def start(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for node_id, node in list(self.cluster.nodes.items()):
+                if getattr(node, "running", True):
+                    s = read_sample(node_id, node.url)
+                    if s is not None:
+                        self.samples.append(s)
+            self._stop.wait(self.interval_s)
+
+
+@dataclass
+class NodeFigures:
+    node: str
+    samples: int
+    rss_warm_kb: int
+    rss_end_kb: int
+    tasks_warm_max: int
+    tasks_end_max: int
+    fds_warm_max: int
+    fds_end_max: int
+    stalls_after_warmup: int
+    stall_max_s: float  # over the whole run, warm-up included
+
+    @property
+    def rss_growth(self) -> float:
+        return self.rss_end_kb / self.rss_warm_kb - 1 if self.rss_warm_kb else 0.0
+
+    def row(self) -> str:
+        return (f"{self.node:<8} {self.samples:>7} {self.rss_warm_kb / 1024:>8.1f} {self.rss_end_kb / 1024:>8.1f} "
+                f"{self.rss_growth * 100:>+7.1f}% {self.tasks_warm_max:>5}/{self.tasks_end_max:<5} "
+                f"{self.fds_warm_max:>4}/{self.fds_end_max:<4} {self.stalls_after_warmup:>12} "
+                f"{self.stall_max_s * 1000:>9.0f}")
+
+
+HEADER = (f"{'node':<8} {'samples':>7} {'rss MB':>8} {'end MB':>8} {'growth':>8} {'tasks':>11} "
+          f"{'fds':>9} {'stalls>100ms':>12} {'max ms':>9}")
+
+
+def judge(samples: list[Sample], warmup_end: float, *, rss_growth: float = 0.10, task_slack: int = 10,
+          fd_slack: int = 8, tail: float = 1 / 3) -> tuple[list[NodeFigures], list[str]]:
+    """Per node: its figures, and what broke a bound. The warm-up is every sample before
+    ``warmup_end``; the end is the last ``tail`` of the samples after it."""
+    figures, violations = [], []
+    nodes = sorted({s.node for s in samples})
+    for node in nodes:
+        mine = [s for s in samples if s.node == node]
+        pid = mine[-1].pid  # judge the last process of this node from its start
+        mine = [s for s in mine if s.pid == pid]
+        warm = [s for s in mine if s.t < warmup_end]
+        after = [s for s in mine if s.t >= warmup_end]
+        if not warm or len(after) < 3:
+            violations.append(f"{node}: too few samples to judge ({len(warm)} in the warm-up, {len(after)} after)")
+            continue
+        end = after[-max(1, int(len(after) * tail)):]
+        f = NodeFigures(node, len(mine), warm[-1].rss_kb, end[-1].rss_kb, max(s.tasks for s in warm),
+                        max(s.tasks for s in end), max(s.fds for s in warm), max(s.fds for s in end),
+                        after[-1].stalls_over - warm[-1].stalls_over, max(s.stall_max_s for s in mine))
+        figures.append(f)
+        if f.rss_growth > rss_growth:
+            violations.append(f"{node}: resident memory grew {f.rss_growth * 100:.1f}% after the warm-up "
+                              f"({f.rss_warm_kb} kB -> {f.rss_end_kb} kB; bound {rss_growth * 100:.0f}%)")
+        if f.tasks_end_max > f.tasks_warm_max + task_slack:
+            violations.append(f"{node}: event-loop tasks grew from at most {f.tasks_warm_max} to "
+                              f"{f.tasks_end_max} (slack {task_slack})")
+        if f.fds_end_max > f.fds_warm_max + fd_slack:
+            violations.append(f"{node}: open file descriptors grew from at most {f.fds_warm_max} to "
+                              f"{f.fds_end_max} (slack {fd_slack})")
+        if f.stalls_after_warmup:
+            violations.append(f"{node}: {f.stalls_after_warmup} event-loop stalls over {STALL_S * 1000:.0f} ms "
+                              f"after the warm-up (longest in the run {f.stall_max_s * 1000:.0f} ms)")
+    return figures, violations
+
+
+def table(figures: list[NodeFigures]) -> str:
+    return "\n".join([HEADER, "-" * len(HEADER)] + [f.row() for f in figures])
+
+
+@dataclass
+class SoakResult:
+    segments: list[Any]  # a ScenarioResult per workload segment
+    figures: list[NodeFigures]
+    violations: list[str]  # the resource bounds broken
+    samples: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and all(r.ok for r in self.segments)
+
+
+def run_soak(cluster: Any, minutes: float, *, seed: int, workload: Callable[[int], Any] | None = None,
+             segment_s: float | None = None, warmup_s: float | None = None, interval_s: float = 5.0,
+             timings: Any = None, progress: Callable[[Any], None] | None = None) -> SoakResult:
+    """Keep ``cluster`` under ``workload(segment number)`` (no fault) for ``minutes``, in segments
+    of ``segment_s`` (each a scenario run whose history is checked on its own), sampling every
+    node meanwhile; then judge the samples. The warm-up is the first ``warmup_s`` (default: a
+    quarter of the run, at most 3 minutes)."""
+    from .nemesis import run_scenario
+
+    total = minutes * 60
+    segment_s = segment_s or min(120.0, max(20.0, total / 4))
+    warmup_s = warmup_s if warmup_s is not None else min(180.0, total / 4)
+
+    def steady(run: Any) -> None:
+        """No fault: the workload runs for the segment."""
+        run.hold(segment_s)
+
+    if not cluster.running():
+        cluster.start_all()
+    cluster.wait_for_leader(60)
+    sampler = Sampler(cluster, interval_s).start()
+    began = time.time()
+    deadline = time.monotonic() + total
+    segments = []
+    try:
+        n = 0
+        while time.monotonic() < deadline:
+            result = run_scenario(steady, cluster, seed + n, name="soak", timings=timings,
+                                  workload=workload(n) if workload else None)
+            segments.append(result)
+            if progress is not None:
+                progress(result)
+            n += 1
+    finally:
+        sampler.stop()
+    figures, violations = judge(sampler.samples, began + warmup_s)
+    return SoakResult(segments, figures, violations, len(sampler.samples))
+
+
+__all__ = ["HEADER", "NodeFigures", "STALL_S", "Sample", "Sampler", "SoakResult", "judge", "read_sample", "run_soak",
+           "table"]
+
+
