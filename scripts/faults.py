@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak", type=float, default=0.0, metavar="MINUTES",
                         help="after those, keep one cluster under the workload (no fault) for MINUTES and "
                              "judge memory, tasks, descriptors and event-loop stalls")
+    parser.add_argument("--loss-hold", type=float, default=None, metavar="SECONDS",
+                        help="how long lossy-links (and slow-node) hold their fault (default: 15-25 s)")
     parser.add_argument("--nodes", type=int, default=5)
     parser.add_argument("--workload", choices=sorted(WORKLOADS),
                         help="client workload and history checker: 'state' = work queue, locks and models "
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
 
     first = args.first_seed if args.first_seed is not None else random.randrange(1, 10**6)
-    timings = Timings()
+    timings = Timings() if args.loss_hold is None else Timings(loss_hold_s=(args.loss_hold, args.loss_hold))
     results: list[ScenarioResult] = []
     temp = None if args.data_dir else tempfile.TemporaryDirectory(prefix="ringrift-faults-")
     root = Path(args.data_dir or temp.name)  # type: ignore[union-attr]

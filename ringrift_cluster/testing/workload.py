@@ -91,6 +91,7 @@ class StateWorkload:
         self._seq = 0
         self._checked: list[str] | None = None
         self.tag = "run"
+        self.work_type = "train"
         self.baseline_items: int | None = 0
 
     # -- Workload protocol -----------------------------------------------------------------------
@@ -107,6 +108,8 @@ class StateWorkload:
         # share work ids, model names or locks; items that were there before are not ours.
         self.tag = f"{random.Random(base).getrandbits(24):06x}"
         self.lock_names = tuple(f"{self.tag}-{name}" for name in self.lock_names)
+        # Our own work type too: workers never claim what an earlier run on this cluster left.
+        self.work_type = f"{self.tag}-train"
         self.long_locks = tuple(f"{self.tag}-{name}" for name in self.long_locks)
         self.baseline_items = self._count_items()
         roles = [("producer", self._producer)]
@@ -322,7 +325,7 @@ class StateWorkload:
             n += 1
             work_id = f"{self.tag}-w{n:04d}"
             c.call("work.add", "POST", "/raft/work",
-                   {"work_id": work_id, "work_type": "train", "priority": c.rng.randint(0, 3),
+                   {"work_id": work_id, "work_type": self.work_type, "priority": c.rng.randint(0, 3),
                     "config": {"n": n, "marker": uuid.UUID(int=c.rng.getrandbits(128)).hex[:12]}})
             if n % 4 == 0:
                 version = f"v{n}"
@@ -339,7 +342,7 @@ class StateWorkload:
         worker = c.name
         while self._pause(c):
             claim = c.call("work.claim", "POST", "/raft/work/claim",
-                           {"node_id": worker, "work_types": ["train"], "lease_s": self.lease_s})
+                           {"node_id": worker, "work_types": [self.work_type], "lease_s": self.lease_s})
             item = (claim.result or {}).get("item") if claim.acked else None
             if not item:
                 continue

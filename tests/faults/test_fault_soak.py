@@ -1,0 +1,25 @@
+"""The soak, short: 5 namespace hosts (Raft, SWIM) under the state workload for 2 minutes with no
+fault, judged by what the node processes use over time (``ringrift_cluster.testing.soak``) and by
+every segment's history, linearizability included. ``scripts/faults.py --soak 30`` is the long
+run."""
+
+from __future__ import annotations
+
+from ringrift_cluster.testing.soak import run_soak, table
+from ringrift_cluster.testing.workload import StateWorkload
+
+SETTINGS = {"membership_mode": "swim", "consensus_mode": "raft"}
+
+
+def test_two_minutes_under_the_workload_stay_within_the_bounds(make_netns_cluster) -> None:
+    cluster = make_netns_cluster(5, settings=SETTINGS)
+    soak = run_soak(cluster, 2.0, seed=1, workload=lambda n: StateWorkload(), segment_s=25.0, warmup_s=30.0,
+                    interval_s=3.0)
+    report = "\n".join([table(soak.figures), *soak.violations] + [r.report() for r in soak.segments if not r.ok])
+    print(report)
+    assert len(soak.figures) == 5 and soak.samples >= 5 * 25, report  # every node sampled all along
+    assert len(soak.segments) >= 3, report
+    for segment in soak.segments:
+        w = segment.workload
+        assert w["ok"] >= 15 and w["lin_keys"] >= 10 and w["lin_failed"] == 0, (w, report)
+    assert soak.ok, report
