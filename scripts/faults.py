@@ -11,7 +11,7 @@ times, so ``--scenarios X --seeds 1 --first-seed S`` replays one run. ``--churn`
 cluster up and runs random scenarios back to back on it. ``--soak`` keeps one cluster up under
 the workload with no fault and judges the node processes over time
 (``ringrift_cluster.testing.soak``): resident memory, event-loop tasks and open descriptors do
-not grow after the warm-up, no event-loop stall over 100 ms, and every segment's history clean. The table shows, per scenario:
+not grow after the warm-up, no event-loop stall over 100 ms, and its history clean. The table shows, per scenario:
 runs, operations (faults) injected, violations, regressions of node issues this suite once found
 (``nemesis.KNOWN_ISSUES``, all fixed),
 the longest time with no majority-acknowledged leader, and time spent. Exit status 1 on any
@@ -172,13 +172,13 @@ def _churn(args: argparse.Namespace, names: list[str], seed: int, timings: Timin
 
 
 def _soak(args: argparse.Namespace, seed: int, timings: Timings, root: Path, evidence: Path) -> list[ScenarioResult]:
-    """One cluster under the workload for ``--soak`` minutes; a row per segment, and one for the
-    resource bounds (``soak:resources``) with the figures printed per node."""
+    """One cluster under the workload for ``--soak`` minutes: a row for its history, one for the
+    resource bounds (``soak:resources``), and the figures per node."""
     began = time.monotonic()
     with NetnsCluster(args.nodes, root / "soak", settings=_settings(args)) as cluster:
-        soak = run_soak(cluster, args.soak, seed=seed, timings=timings,
-                        workload=(lambda n: _workload(args, evidence / f"soak-{n}")) if args.workload else None,
-                        progress=lambda r: _progress(r, args.verbose))
+        soak = run_soak(cluster, args.soak, seed=seed, timings=timings, workload=_workload(args, evidence / "soak"))
+    for r in soak.segments:
+        _progress(r, args.verbose)
     print(f"\nsoak: {args.soak:g} min, {soak.samples} samples\n{soak_table(soak.figures)}")
     for v in soak.violations:
         print(f"  VIOLATION {v}")

@@ -8,7 +8,7 @@ of the warm-up, per node:
 
 - resident memory grew by at most ``rss_growth`` (10 %);
 - the task count stayed within ``task_slack`` of the warm-up's highest (tasks do not pile up);
-- no stall over 100 ms after the warm-up;
+- no event-loop stall over 100 ms after the warm-up (or another bound of :data:`STALL_BOUNDS`);
 - open descriptors stayed within ``fd_slack`` of the warm-up's highest (no leak; HTTP
   connections come and go).
 
@@ -23,10 +23,11 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-STALL_S = 0.1  # a stall longer than this is a violation (the histogram bucket it ends)
+STALL_S = 0.1  # by default a stall longer than this is a violation
+STALL_BOUNDS = (0.1, 0.25, 0.5, 1.0)  # bounds a run can be judged by: bucket bounds of the histogram
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class Sample:
     rss_kb: int
     fds: int
     tasks: int
-    stalls_over: int  # event-loop stalls over STALL_S since the node started
+    stalls_over: tuple[int, ...]  # event-loop stalls over each of STALL_BOUNDS since the node started
     stall_max_s: float
 
 
@@ -63,9 +64,9 @@ def read_sample(node_id: str, url: str, timeout: float = 2.0) -> Sample | None:
     except (OSError, ValueError, KeyError, StopIteration):
         return None
     count = m.get("ringrift_event_loop_stall_seconds_count", 0.0)
-    under = m.get(f'ringrift_event_loop_stall_seconds_bucket{{le="{STALL_S}"}}', 0.0)
-    return Sample(time.time(), node_id, pid, rss, fds, int(m.get("ringrift_event_loop_tasks", 0)),
-                  int(count - under), m.get("ringrift_event_loop_stall_max_seconds", 0.0))
+    over = tuple(int(count - m.get(f'ringrift_event_loop_stall_seconds_bucket{{le="{b}"}}', 0.0)) for b in STALL_BOUNDS)
+    return Sample(time.time(), node_id, pid, rss, fds, int(m.get("ringrift_event_loop_tasks", 0)), over,
+                  m.get("ringrift_event_loop_stall_max_seconds", 0.0))
 
 
 class Sampler:
@@ -107,6 +108,7 @@ class NodeFigures:
     fds_end_max: int
     stalls_after_warmup: int
     stall_max_s: float  # over the whole run, warm-up included
+    stall_s: float = STALL_S  # the bound stalls_after_warmup counts over
 
     @property
     def rss_growth(self) -> float:
@@ -120,13 +122,15 @@ class NodeFigures:
 
 
 HEADER = (f"{'node':<8} {'samples':>7} {'rss MB':>8} {'end MB':>8} {'growth':>8} {'tasks':>11} "
-          f"{'fds':>9} {'stalls>100ms':>12} {'max ms':>9}")
+          f"{'fds':>9} {'stalls>bound':>12} {'max ms':>9}")
 
 
 def judge(samples: list[Sample], warmup_end: float, *, rss_growth: float = 0.10, task_slack: int = 10,
-          fd_slack: int = 8, tail: float = 1 / 3) -> tuple[list[NodeFigures], list[str]]:
+          fd_slack: int = 8, stall_s: float = STALL_S, tail: float = 1 / 3) -> tuple[list[NodeFigures], list[str]]:
     """Per node: its figures, and what broke a bound. The warm-up is every sample before
-    ``warmup_end``; the end is the last ``tail`` of the samples after it."""
+    ``warmup_end``; the end is the last ``tail`` of the samples after it; ``stall_s`` is one of
+    :data:`STALL_BOUNDS`."""
+    k = STALL_BOUNDS.index(stall_s)
     figures, violations = [], []
     nodes = sorted({s.node for s in samples})
     for node in nodes:
@@ -141,7 +145,8 @@ def judge(samples: list[Sample], warmup_end: float, *, rss_growth: float = 0.10,
         end = after[-max(1, int(len(after) * tail)):]
         f = NodeFigures(node, len(mine), warm[-1].rss_kb, end[-1].rss_kb, max(s.tasks for s in warm),
                         max(s.tasks for s in end), max(s.fds for s in warm), max(s.fds for s in end),
-                        after[-1].stalls_over - warm[-1].stalls_over, max(s.stall_max_s for s in mine))
+                        after[-1].stalls_over[k] - warm[-1].stalls_over[k], max(s.stall_max_s for s in mine),
+                        stall_s)
         figures.append(f)
         if f.rss_growth > rss_growth:
             violations.append(f"{node}: resident memory grew {f.rss_growth * 100:.1f}% after the warm-up "
@@ -153,7 +158,7 @@ def judge(samples: list[Sample], warmup_end: float, *, rss_growth: float = 0.10,
             violations.append(f"{node}: open file descriptors grew from at most {f.fds_warm_max} to "
                               f"{f.fds_end_max} (slack {fd_slack})")
         if f.stalls_after_warmup:
-            violations.append(f"{node}: {f.stalls_after_warmup} event-loop stalls over {STALL_S * 1000:.0f} ms "
+            violations.append(f"{node}: {f.stalls_after_warmup} event-loop stalls over {stall_s * 1000:.0f} ms "
                               f"after the warm-up (longest in the run {f.stall_max_s * 1000:.0f} ms)")
     return figures, violations
 
@@ -164,7 +169,7 @@ def table(figures: list[NodeFigures]) -> str:
 
 @dataclass
 class SoakResult:
-    segments: list[Any]  # a ScenarioResult per workload segment
+    segments: list[Any]  # the ScenarioResult of the run (its history checks)
     figures: list[NodeFigures]
     violations: list[str]  # the resource bounds broken
     samples: int
@@ -174,46 +179,39 @@ class SoakResult:
         return not self.violations and all(r.ok for r in self.segments)
 
 
-def run_soak(cluster: Any, minutes: float, *, seed: int, workload: Callable[[int], Any] | None = None,
-             segment_s: float | None = None, warmup_s: float | None = None, interval_s: float = 5.0,
-             timings: Any = None, progress: Callable[[Any], None] | None = None) -> SoakResult:
-    """Keep ``cluster`` under ``workload(segment number)`` (no fault) for ``minutes``, in segments
-    of ``segment_s`` (each a scenario run whose history is checked on its own), sampling every
-    node meanwhile; then judge the samples. The warm-up is the first ``warmup_s`` (default: a
-    quarter of the run, at most 3 minutes)."""
+def run_soak(cluster: Any, minutes: float, *, seed: int, workload: Any = None, warmup_s: float | None = None,
+             interval_s: float = 5.0, stall_s: float = STALL_S, timings: Any = None, **bounds: Any) -> SoakResult:
+    """Keep ``cluster`` under ``workload`` with no fault for ``minutes`` (one scenario run, so its
+    history is checked once, at the end), sampling every node meanwhile; then judge the samples
+    taken while the workload ran (the final reads and checks are not steady operation). The
+    warm-up is the first ``warmup_s`` (default: a quarter of the run, at most 3 minutes)."""
     from .nemesis import run_scenario
 
     total = minutes * 60
-    segment_s = segment_s or min(120.0, max(20.0, total / 4))
     warmup_s = warmup_s if warmup_s is not None else min(180.0, total / 4)
+    held: dict[str, float] = {}
 
     def steady(run: Any) -> None:
-        """No fault: the workload runs for the segment."""
-        run.hold(segment_s)
+        """No fault: the workload runs."""
+        held["from"] = time.time()
+        run.hold(total)
+        held["to"] = time.time()
 
     if not cluster.running():
         cluster.start_all()
     cluster.wait_for_leader(60)
     sampler = Sampler(cluster, interval_s).start()
-    began = time.time()
-    deadline = time.monotonic() + total
-    segments = []
     try:
-        n = 0
-        while time.monotonic() < deadline:
-            result = run_scenario(steady, cluster, seed + n, name="soak", timings=timings,
-                                  workload=workload(n) if workload else None)
-            segments.append(result)
-            if progress is not None:
-                progress(result)
-            n += 1
+        result = run_scenario(steady, cluster, seed, name="soak", timings=timings, workload=workload)
     finally:
         sampler.stop()
-    figures, violations = judge(sampler.samples, began + warmup_s)
-    return SoakResult(segments, figures, violations, len(sampler.samples))
+    began, ended = held.get("from", time.time()), held.get("to", time.time())
+    steady_samples = [s for s in sampler.samples if began <= s.t <= ended]
+    figures, violations = judge(steady_samples, began + warmup_s, stall_s=stall_s, **bounds)
+    return SoakResult([result], figures, violations, len(steady_samples))
 
 
-__all__ = ["HEADER", "NodeFigures", "STALL_S", "Sample", "Sampler", "SoakResult", "judge", "read_sample", "run_soak",
+__all__ = ["HEADER", "NodeFigures", "STALL_BOUNDS", "STALL_S", "Sample", "Sampler", "SoakResult", "judge", "read_sample", "run_soak",
            "table"]
 
 

@@ -13,13 +13,11 @@ SETTINGS = {"membership_mode": "swim", "consensus_mode": "raft"}
 
 def test_two_minutes_under_the_workload_stay_within_the_bounds(make_netns_cluster) -> None:
     cluster = make_netns_cluster(5, settings=SETTINGS)
-    soak = run_soak(cluster, 2.0, seed=1, workload=lambda n: StateWorkload(), segment_s=25.0, warmup_s=30.0,
-                    interval_s=3.0)
+    soak = run_soak(cluster, 2.0, seed=1, workload=StateWorkload(), warmup_s=30.0, interval_s=3.0)
     report = "\n".join([table(soak.figures), *soak.violations] + [r.report() for r in soak.segments if not r.ok])
     print(report)
-    assert len(soak.figures) == 5 and soak.samples >= 5 * 25, report  # every node sampled all along
-    assert len(soak.segments) >= 3, report
-    for segment in soak.segments:
-        w = segment.workload
-        assert w["ok"] >= 15 and w["lin_keys"] >= 10 and w["lin_failed"] == 0, (w, report)
+    assert len(soak.figures) == 5 and soak.samples >= 5 * 30, report  # every node sampled all along
+    (run,) = soak.segments
+    w = run.workload
+    assert w["ok"] >= 200 and w["lin_keys"] >= 50 and w["lin_failed"] == 0, (w, report)
     assert soak.ok, report
