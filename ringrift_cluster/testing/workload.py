@@ -329,7 +329,9 @@ class StateWorkload:
                     "config": {"n": n, "marker": uuid.UUID(int=c.rng.getrandbits(128)).hex[:12]}})
             if n % 4 == 0:
                 version = f"v{n}"
-                name = f"{self.tag}-model-{n % 3}"
+                # A new name every 600 items: a name holds at most 100 versions (the oldest
+                # candidates are dropped past that), which a long run would otherwise pass.
+                name = f"{self.tag}-model-{n % 3}" + (f"-{n // 600}" if n >= 600 else "")
                 registered = c.call("model.register", "POST", "/raft/models",
                                     {"name": name, "version": version, "uri": f"s3://models/{n}",
                                      "checksum": f"sha256:{c.rng.getrandbits(64):016x}"})
