@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from ringrift_cluster.testing.checks.calls import OK, REFUSED, UNKNOWN, Call, FinalState
+from ringrift_cluster.testing.checks.calls import OK, UNKNOWN, Call, FinalState
 from ringrift_cluster.testing.linearizability import check_calls
 from ringrift_cluster.testing.linearizability.history import INF, Operation, from_calls, to_porcupine_json
 from ringrift_cluster.testing.linearizability.models import MODELS

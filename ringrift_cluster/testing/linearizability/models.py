@@ -151,10 +151,8 @@ def lock_step(s: Lock, op: Operation) -> list[Lock]:
 
 # -- model registry ----------------------------------------------------------------------------
 
-Registry = frozenset  # of (version, stage) pairs
-
-
 def registry_step(s: frozenset, op: Operation) -> list[frozenset]:
+    """A model name: ``s`` holds its (version, stage) pairs."""
     kind, out, version = op.input["op"], op.output, op.input.get("version")
     stages = dict(s)
     if kind == "read":

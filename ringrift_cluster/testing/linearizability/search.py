@@ -69,7 +69,6 @@ def linearize(model: Model, ops: list[Operation], max_steps: int = 2_000_000) ->
                 e.next.prev = e
 
     states = frozenset([model.init])
-    done: list[bool] = [False] * len(ops)
     stack: list[tuple[_Event, frozenset]] = []
     tried: set[tuple[int, frozenset]] = set()
     longest: list[int] = []
@@ -88,7 +87,6 @@ def linearize(model: Model, ops: list[Operation], max_steps: int = 2_000_000) ->
                 tried.add(key)
                 stack.append((entry, states))
                 states, mask = after, mask | (1 << entry.op)
-                done[entry.op] = True
                 lift(entry)
                 if len(stack) > len(longest):
                     longest = [e.op for e, _ in stack]
@@ -99,7 +97,6 @@ def linearize(model: Model, ops: list[Operation], max_steps: int = 2_000_000) ->
             if not stack:
                 return Outcome(False, longest, steps)
             call, states = stack.pop()
-            done[call.op] = False
             mask &= ~(1 << call.op)
             unlift(call)
             entry = call.next
