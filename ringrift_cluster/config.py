@@ -454,8 +454,11 @@ def load_config(
     return _build(document, merged, preset_value, Path(path) if path is not None else None)
 
 
+_CLI_FLAGS = {"discovery.file_path": "--sd-file"}  # flags not named after their setting
+
+
 def _cli_label(path: str) -> str:
-    return "--" + path.split(".")[-1].replace("_", "-")
+    return _CLI_FLAGS.get(path) or "--" + path.split(".")[-1].replace("_", "-")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
