@@ -205,4 +205,17 @@ class RaftCluster:
         await poll_until(check, timeout, "every member connected to every other (healthy)")
 
 
-__all__ = ["RAFT_DRIVER", "RaftCluster", "free_ports", "poll_until"]
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Benchmarks' ``--raft key=value ...``: true/false, integers, else numbers of seconds."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            out[key] = lowered == "true"
+        else:
+            out[key] = int(value) if value.isdigit() else float(value)
+    return out
+
+
+__all__ = ["RAFT_DRIVER", "RaftCluster", "free_ports", "parse_overrides", "poll_until"]
