@@ -206,15 +206,20 @@ class RaftCluster:
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """Benchmarks' ``--raft key=value ...``: true/false, integers, else numbers of seconds."""
+    """Benchmarks' ``--raft key=value ...``: true/false, integers, numbers, else words."""
     out: dict[str, Any] = {}
     for item in items:
         key, _, value = item.partition("=")
         lowered = value.strip().lower()
         if lowered in ("true", "false"):
             out[key] = lowered == "true"
+        elif value.isdigit():
+            out[key] = int(value)
         else:
-            out[key] = int(value) if value.isdigit() else float(value)
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value  # durability=none
     return out
 
 
