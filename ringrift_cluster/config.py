@@ -159,6 +159,9 @@ class RaftSettings:
     # fsync (every append) | batch (one fsync per outgoing batch: group commit) | none (as
     # pysyncobj does it: survives process crashes, not power cuts).
     durability: str = "batch"
+    # A follower campaigns at once when the leader's connection closes or membership declares
+    # it failed, instead of waiting out the election timeout (consensus/raft_hints.py).
+    leader_hints: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -454,8 +457,11 @@ def load_config(
     return _build(document, merged, preset_value, Path(path) if path is not None else None)
 
 
+_CLI_FLAGS = {"discovery.file_path": "--sd-file"}  # flags not named after their setting
+
+
 def _cli_label(path: str) -> str:
-    return "--" + path.split(".")[-1].replace("_", "-")
+    return _CLI_FLAGS.get(path) or "--" + path.split(".")[-1].replace("_", "-")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
