@@ -204,7 +204,7 @@ def run(make_netns_cluster, name: str, seed: int, *, ambiguity: bool = True) -> 
     assert summary["ok"] >= 15 and summary["claims"] >= 2 and summary["lock_grants"] >= 1, summary
     assert summary["long_lock_grants"] >= 1, summary  # a lock the final state still shows
     # The independent linearizability search ran over every key and found an order for each.
-    assert summary["lin_keys"] >= 10 and summary["lin_ops"] >= summary["ok"] // 2 and summary["lin_failed"] == 0, summary
+    assert summary["lin_keys"] >= 4 and summary["lin_ops"] >= summary["ok"] // 2 and summary["lin_failed"] == 0, summary
     # The clients worked through the fault, not only around it: writes acknowledged while it
     # stood, and some ambiguity the checker had to resolve. (Linearizable reads are checked
     # whenever they are answered; while the fault stands a read may rightly get no answer.)
