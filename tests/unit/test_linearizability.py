@@ -146,6 +146,14 @@ def test_an_unknown_grant_explains_a_holder_seen_later_and_only_that() -> None:
     assert not ok("lock", [grant("a", 5, 10.0, ttl=600.0), lost, free])  # a lost re-grant releases nothing
 
 
+def test_a_read_may_show_a_lock_past_its_expiry_until_a_command_sweeps_it() -> None:
+    # Seen under load: the final read began just after the lease's end, no command in between.
+    late = op("final", {"op": "read"}, 12.2, {"held": True, "holder": "a", "token": 5, "expires_at": 12.0}, 12.4)
+    assert ok("lock", [grant("a", 5, 10.0), late])
+    other = op("final", {"op": "read"}, 12.2, {"held": True, "holder": "a", "token": 4, "expires_at": 12.0}, 12.4)
+    assert not ok("lock", [grant("a", 5, 10.0), other])  # but never another token
+
+
 # -- model registry ----------------------------------------------------------------------------
 
 def test_registry_one_production_version_and_no_lost_registration() -> None:
