@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..consensus.lease_rules import alive_voters, quorum_health, quorum_size
+from ..quorum import alive_voters, quorum_health, quorum_size
 from ..errors import ClusterError
 from ..model import MemberState
 from ..observability import CONTENT_TYPE

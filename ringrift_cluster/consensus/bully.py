@@ -24,6 +24,7 @@ from ..membership.base import Membership
 from ..model import ElectionOutcome, Leadership, LeadershipEvent, MemberState
 from ..peer_client import PeerClient, PeerUnreachable
 from ..durable import write_json_durably
+from ..quorum import has_quorum, quorum_size
 from . import lease_rules as rules
 
 ROLE_LEADER, ROLE_FOLLOWER, ROLE_CANDIDATE = "leader", "follower", "candidate"
@@ -160,7 +161,7 @@ class BullyElection:
         theirs = rules.rank(candidate_id, self._config.preferred_leader)
         # Answer ALIVE only when we could win: a greater node cut off from the majority that still
         # answered ALIVE would make every candidate below it defer forever.
-        if self._config.may_lead and mine > theirs and rules.has_quorum(self._config.voters, self._alive_ids()):
+        if self._config.may_lead and mine > theirs and has_quorum(self._config.voters, self._alive_ids()):
             if self.role == ROLE_LEADER:
                 self._spawn(self._announce())
             else:
@@ -227,7 +228,7 @@ class BullyElection:
         now = self._clock()
         alive = self._alive_ids()
         if self.role == ROLE_LEADER:
-            if not rules.has_quorum(self._config.voters, alive):
+            if not has_quorum(self._config.voters, alive):
                 await self._step_down("quorum_lost")
             elif now >= self._next_renew:
                 await self._renew()
@@ -239,7 +240,7 @@ class BullyElection:
         if self._leader is not None:
             self._log.info("leader_lost", leader_id=self._leader, lease_epoch=self._leader_epoch)
             self._set_leader(None, self._leader_epoch, 0.0, None, None)
-        if self._config.may_lead and rules.has_quorum(self._config.voters, alive):
+        if self._config.may_lead and has_quorum(self._config.voters, alive):
             await self._elect()
 
     async def _elect(self) -> None:
@@ -267,7 +268,7 @@ class BullyElection:
                 granted, seen_epoch = await self._lease_round(epoch, lease_id)
                 self._known_epoch = max(self._known_epoch, seen_epoch)
                 self._save()
-                won = len(granted) >= rules.quorum_size(len(self._config.voters))
+                won = len(granted) >= quorum_size(len(self._config.voters))
                 if won and seen_epoch > epoch:
                     # We won with a lower epoch than some voter has seen: those voters would
                     # refuse us and their nodes reject our announcements. Win again above it.
@@ -321,7 +322,7 @@ class BullyElection:
                     granted.append(voter)
         # Our own vote last, and only when it completes a majority: a candidate that cannot win
         # must not burn epochs in its own ledger (that is how partitioned nodes inflated them).
-        if self._ledger is not None and len(granted) + 1 >= rules.quorum_size(len(self._config.voters)):
+        if self._ledger is not None and len(granted) + 1 >= quorum_size(len(self._config.voters)):
             ok, seen = await ask(self._config.node_id)
             seen_epoch = max(seen_epoch, seen)
             if ok:
@@ -333,7 +334,7 @@ class BullyElection:
         round_started = self._clock()
         granted, seen_epoch = await self._lease_round(self._leader_epoch, self._lease_id)
         now = self._clock()
-        if len(granted) >= rules.quorum_size(len(self._config.voters)):
+        if len(granted) >= quorum_size(len(self._config.voters)):
             self._my_lease = rules.LeaderLease.after_round(
                 self._leader_epoch, self._lease_id, round_started,
                 self._settings.lease_duration_s, self._settings.lease_safety_margin_s)
