@@ -14,7 +14,7 @@ from aiohttp import web
 
 from . import __version__
 from .api.app import create_app
-from .config import ClusterConfig
+from .config import ClusterConfig, ElectionBackend, MembershipBackend, StoreBackend
 from .consensus.base import Consensus
 from .consensus.bully import BullyElection
 from .consensus.raft import RaftConsensus
@@ -48,14 +48,15 @@ class ClusterNode:
         self.client = PeerClient(config.node_id, config.auth_token)
         self._log = structlog.get_logger("ringrift.node").bind(node_id=config.node_id)
         self.version = __version__
-        self.heartbeat: HeartbeatMembership | None = None
-        self.swim: SwimMembership | None = None
-        self.bully: BullyElection | None = None
         self.raft: RaftConsensus | None = None
         self.membership: Membership = self._build_membership()
         self.handoff = Handoff(config, self.client, config.state_backend, self._peer_url)
-        self.store: StateStore | None = None
-        self.consensus: Consensus = self._build_consensus_and_store()
+        self.consensus: Consensus = _ELECTION[config.plan.election](self)
+        self.store: StateStore | None = _STORE[config.plan.store](self)
+        self.handoff.store = self.store
+        self.swim: SwimMembership | None = _one(self._sources, SwimMembership)
+        self.heartbeat: HeartbeatMembership | None = _one(self._sources, HeartbeatMembership)
+        self.bully: BullyElection | None = _one([self.consensus], BullyElection)
         self.state = ClusterState(config, self.store, self.client, self.membership.members,
                                   leadership=self.store.leadership if self.store else self.consensus.leadership,
                                   observe=self.metrics.observe_command)
@@ -66,37 +67,18 @@ class ClusterNode:
         self._load: tuple[float, dict[str, float]] = (0.0, {})
         self._undo: list[Callable[[], Any]] = []
 
-    # -- Composition (the only place that maps resolved backends to classes) -------------------
+    # -- Composition: the plan's backends, built by the tables below --------------------------
 
     def _build_membership(self) -> Membership:
-        """http: heartbeats; swim: SWIM; hybrid: both on one failure timeline."""
-        sources: list[Membership] = []
-        if "swim" in self.config.membership_backends:
-            self.swim = SwimMembership(self.config)
-            sources.append(self.swim)
-        if "heartbeat" in self.config.membership_backends:
-            self.heartbeat = HeartbeatMembership(self.config, self.client, self.node_info)
-            sources.append(self.heartbeat)
-        return sources[0] if len(sources) == 1 else HybridMembership(sources)
+        """One backend, or several on one failure timeline (hybrid)."""
+        self._sources = [_MEMBERSHIP[backend](self) for backend in self.config.plan.membership]
+        return self._sources[0] if len(self._sources) == 1 else HybridMembership(self._sources)
 
-    def _build_consensus_and_store(self) -> Consensus:
-        """Who leads, and where the state lives:
-
-        - bully: the Bully leader leads and holds the state in its journal;
-        - raft: Raft does both (one SyncObj); nodes outside raft_members observe and forward;
-        - hybrid: the Bully leader leads, Raft holds the state.
-        """
-        config = self.config
-        raft: RaftConsensus | None = None
-        if config.state_backend == "raft" and config.node_id in config.raft_members:
-            raft = self.raft = RaftConsensus(config, StateMachine(), handoff=self.handoff)
-        if config.leader_backend == "raft":
-            self.store = self.handoff.store = raft
-            return raft if raft is not None else RaftObserver(config, self.client, self.membership)
-        self.bully = BullyElection(config, self.client, self.membership)
-        self.store = raft if config.state_backend == "raft" else JournalStore(config, self.bully, self.client, self.handoff)
-        self.handoff.store = self.store
-        return self.bully
+    def _raft(self) -> RaftConsensus:
+        """The one Raft engine, shared when it both leads and holds the state."""
+        if self.raft is None:
+            self.raft = RaftConsensus(self.config, StateMachine(), handoff=self.handoff)
+        return self.raft
 
     def _peer_url(self, node_id: str) -> str | None:
         host = self.config.hosts.get(node_id)
@@ -262,6 +244,27 @@ class ClusterNode:
             if event.election_outcome is not None and event.election_latency_s is not None:
                 self.metrics.election_latency.labels(outcome=event.election_outcome.value).observe(event.election_latency_s)
             self.refresh_metrics()
+
+
+# The only place that maps the plan to classes.
+_MEMBERSHIP: dict[MembershipBackend, Callable[[ClusterNode], Membership]] = {
+    MembershipBackend.SWIM: lambda node: SwimMembership(node.config),
+    MembershipBackend.HEARTBEAT: lambda node: HeartbeatMembership(node.config, node.client, node.node_info),
+}
+_ELECTION: dict[ElectionBackend, Callable[[ClusterNode], Consensus]] = {
+    ElectionBackend.BULLY: lambda node: BullyElection(node.config, node.client, node.membership),
+    ElectionBackend.RAFT: lambda node: node._raft(),
+    ElectionBackend.RAFT_OBSERVER: lambda node: RaftObserver(node.config, node.client, node.membership),
+}
+_STORE: dict[StoreBackend, Callable[[ClusterNode], StateStore | None]] = {
+    StoreBackend.JOURNAL: lambda node: JournalStore(node.config, node.consensus, node.client, node.handoff),
+    StoreBackend.RAFT: lambda node: node._raft(),
+    StoreBackend.NONE: lambda node: None,
+}
+
+
+def _one(parts: list[Any], kind: type) -> Any:
+    return next((p for p in parts if isinstance(p, kind)), None)
 
 
 async def _cancel(task: "asyncio.Task[Any] | None") -> None:

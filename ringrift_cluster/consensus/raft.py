@@ -32,9 +32,9 @@ from typing import Any, Awaitable, Callable, Mapping, TypeVar
 import structlog
 
 from .. import mutations
-from ..config import ClusterConfig, RaftSettings
+from ..config import ClusterConfig
 from ..errors import (
-    BackendUnavailable, ClusterError, ClusterTimeout, CommandRejected, ConfigError, NoLeader, NotLeader,
+    BackendUnavailable, ClusterError, ClusterTimeout, CommandRejected, NoLeader, NotLeader,
 )
 from ..events import EventHub, Subscription
 from ..model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
@@ -87,37 +87,6 @@ def failure_error(code: int, *, leader: NodeId | None = None, rid: str | None = 
     error.rid = rid  # type: ignore[attr-defined]
     error.may_commit = may_commit  # type: ignore[attr-defined]
     return error
-
-
-def validate_raft_settings(s: RaftSettings, prefix: str = "ringrift_cluster.raft") -> None:
-    """Every rule pysyncobj asserts (and a few of ours), as ConfigError naming the key."""
-
-    def bad(name: str, expected: str) -> ConfigError:
-        return ConfigError(f"{prefix}.{name}", getattr(s, name), expected)
-
-    for name in ("min_timeout_s", "max_timeout_s", "append_entries_period_s", "connection_timeout_s",
-                 "leader_fallback_timeout_s", "commit_timeout_s", "tick_interval_s", "log_compaction_min_time_s"):
-        value = getattr(s, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
-            raise bad(name, "a positive number of seconds")
-    if isinstance(s.connection_retry_s, bool) or not 0 <= s.connection_retry_s < 1e6:
-        raise bad("connection_retry_s", "zero or more seconds")
-    if s.min_timeout_s <= 3 * s.append_entries_period_s:
-        raise bad("min_timeout_s", f"more than 3 x append_entries_period_s ({s.append_entries_period_s})")
-    if s.max_timeout_s <= s.min_timeout_s:
-        raise bad("max_timeout_s", f"more than min_timeout_s ({s.min_timeout_s})")
-    if s.connection_timeout_s < s.max_timeout_s:
-        raise bad("connection_timeout_s", f"at least max_timeout_s ({s.max_timeout_s})")
-    if s.leader_fallback_timeout_s <= s.append_entries_period_s:
-        raise bad("leader_fallback_timeout_s", f"more than append_entries_period_s ({s.append_entries_period_s})")
-    if type(s.log_compaction_min_entries) is not int or s.log_compaction_min_entries < 2:
-        raise bad("log_compaction_min_entries", "an integer >= 2")
-    if type(s.bind_port) is not int or not 1 <= s.bind_port <= 65535:
-        raise bad("bind_port", "a port number from 1 to 65535")
-    if not s.bind_host:
-        raise bad("bind_host", "an address to bind")
-    if s.durability not in ("fsync", "batch", "none"):
-        raise bad("durability", "one of fsync, batch, none")
 
 
 def _encode(command: Mapping[str, Any], limit: int) -> tuple[str, str]:
@@ -177,7 +146,6 @@ class RaftConsensus:
                 "only raft members run Raft, other nodes use the HTTP API of a member"
             )
         settings = config.raft
-        validate_raft_settings(settings)
         if settings.password and not bridge.HAS_CRYPTO:
             raise BackendUnavailable("raft: raft.password is set but the 'cryptography' package is missing")
         for method in ("apply", "snapshot"):
@@ -198,9 +166,6 @@ class RaftConsensus:
         for node_id in config.raft_members:
             host = config.hosts[node_id]
             address = _address(host.address, host.raft_port)
-            if address in self._id_by_address:
-                raise ConfigError(f"hosts.{node_id}.raft_port", host.raft_port,
-                                  f"a Raft address not shared with {self._id_by_address[address]}")
             self._id_by_address[address] = node_id
         self._address_by_id = {n: a for a, n in self._id_by_address.items()}
         self.self_address = self._address_by_id[self.node_id]
@@ -657,4 +622,4 @@ class RaftConsensus:
         }
 
 
-__all__ = ["MAX_COMMAND_BYTES", "RaftConsensus", "default_restore", "failure_error", "validate_raft_settings"]
+__all__ = ["MAX_COMMAND_BYTES", "RaftConsensus", "default_restore", "failure_error"]

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from ringrift_cluster.config import PRESETS, RaftSettings, load_config
+from ringrift_cluster.config import PRESETS, RaftSettings, load_config, validate_raft_settings
 from ringrift_cluster.consensus import raft_bridge
 from ringrift_cluster.consensus.base import Consensus
 from ringrift_cluster.consensus.raft import (
-    MAX_COMMAND_BYTES, RaftConsensus, failure_error, validate_raft_settings,
+    MAX_COMMAND_BYTES, RaftConsensus, failure_error,
 )
 from ringrift_cluster.errors import (
     BackendUnavailable, ClusterTimeout, CommandRejected, ConfigError, NoLeader, NotLeader,
