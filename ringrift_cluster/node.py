@@ -14,6 +14,7 @@ from aiohttp import web
 
 from . import __version__
 from .api.app import create_app
+from .api.parts import Parts
 from .config import ClusterConfig, ElectionBackend, MembershipBackend, StoreBackend
 from .consensus.base import Consensus
 from .consensus.bully import BullyElection
@@ -79,6 +80,14 @@ class ClusterNode:
         if self.raft is None:
             self.raft = RaftConsensus(self.config, StateMachine(), handoff=self.handoff)
         return self.raft
+
+    @property
+    def parts(self) -> Parts:
+        """The roles the API is written against."""
+        return Parts(node=self, config=self.config, membership=self.membership, election=self.consensus,
+                     state=self.state, store=self.store, handoff=self.handoff, metrics=self.metrics,
+                     discovery=self.discovery, swim=self.swim, raft=self.raft, bully=self.bully,
+                     heartbeat=self.heartbeat)
 
     def _peer_url(self, node_id: str) -> str | None:
         host = self.config.hosts.get(node_id)
@@ -152,7 +161,7 @@ class ClusterNode:
 
     async def _start_api(self) -> None:
         api = self.config.api
-        self._runner = web.AppRunner(create_app(self), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(create_app(self.parts), access_log=None, handle_signals=False)
         await self._runner.setup()
         self._undo.append(self._runner.cleanup)
         site = web.TCPSite(self._runner, api.bind_host, api.port, reuse_address=True)

@@ -471,6 +471,11 @@ class RaftConsensus:
             # applies or reads can be trusted until it is restarted (with a fixed machine).
             raise BackendUnavailable(f"raft: this replica failed to restore a snapshot ({failed})")
 
+    @staticmethod
+    def encode_import(command: Mapping[str, Any]) -> tuple[str, str]:
+        """A state import's entry (a snapshot: a larger limit than a command's)."""
+        return _encode(command, MAX_IMPORT_BYTES)
+
     async def _commit(self, payload: str, timeout: float | None, rid: str | None) -> Any:
         self._require_running()
         timeout = self._settings.commit_timeout_s if timeout is None else timeout

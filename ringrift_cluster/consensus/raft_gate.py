@@ -103,9 +103,7 @@ class ServingGate:
 
     async def _commit(self, command: Any, still_leader: Any) -> Any:
         """Commit ``command`` while we lead, retrying an unknown outcome with the same rid."""
-        from .raft import MAX_IMPORT_BYTES, _encode
-
-        payload, rid = _encode(command, MAX_IMPORT_BYTES) if isinstance(command, dict) else (command, None)
+        payload, rid = self._raft.encode_import(command) if isinstance(command, dict) else (command, None)
         while still_leader():
             try:
                 return await self._raft._commit(payload, None, rid) or {}

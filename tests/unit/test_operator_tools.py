@@ -20,7 +20,7 @@ from ringrift_cluster.node import ClusterNode
 async def client(tmp_path: Path):
     config = load_config(None, env={"RINGRIFT_CLUSTER_AUTH_TOKEN": "t", "RINGRIFT_DATA_DIR": str(tmp_path)})
     node = ClusterNode(config)
-    async with TestClient(TestServer(create_app(node))) as client:
+    async with TestClient(TestServer(create_app(node.parts))) as client:
         client.node = node  # type: ignore[attr-defined]
         yield client
 
