@@ -34,6 +34,7 @@ from .store import ClusterState, StateStore
 from .store.duties import ReleaseFailedMembers
 from .store.handoff import Handoff
 from .store.journal import JournalStore
+from .store.raft import RaftStore
 from .store.recovery import recover_raft_state, stop_lingering
 from .state import StateMachine
 
@@ -114,7 +115,7 @@ class ClusterNode:
             self._undo.append(self.discovery.stop)
             await self.consensus.start()
             self._undo.append(self.consensus.stop)
-            if self.store is not None and self.store is not self.consensus:
+            if self.store is not None:
                 await self.store.start()
                 self._undo.append(self.store.stop)
             if loading is not None:
@@ -142,8 +143,7 @@ class ClusterNode:
         self._undo.clear()
         if self.store is not None:
             snapshot = await self.store.final_snapshot() if graceful else None
-            if self.store is not self.consensus:
-                await self.store.stop()
+            await self.store.stop()
             if graceful:
                 await self.handoff.export(snapshot)
         await self.consensus.stop()
@@ -267,7 +267,8 @@ _ELECTION: dict[ElectionBackend, Callable[[ClusterNode], Consensus]] = {
 }
 _STORE: dict[StoreBackend, Callable[[ClusterNode], StateStore | None]] = {
     StoreBackend.JOURNAL: lambda node: JournalStore(node.config, node.consensus, node.client, node.handoff),
-    StoreBackend.RAFT: lambda node: node._raft(),
+    # Raft mode starts the engine as the election; hybrid mode only through the store.
+    StoreBackend.RAFT: lambda node: RaftStore(node._raft(), runs_engine=node.config.plan.election is not ElectionBackend.RAFT),
     StoreBackend.NONE: lambda node: None,
 }
 

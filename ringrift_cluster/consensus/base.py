@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..events import Subscription
 from ..model import Leadership, LeadershipEvent
@@ -10,7 +10,8 @@ from ..model import Leadership, LeadershipEvent
 
 @runtime_checkable
 class Consensus(Protocol):
-    """Who leads (by node id, with a term that only grows) and, where it can, replicated commands."""
+    """Who leads (by node id, with a term that only grows). Where the replicated state lives is
+    the ``StateStore``'s role (``store/``)."""
 
     name: str  # "bully", "raft"
 
@@ -26,9 +27,6 @@ class Consensus(Protocol):
 
     async def wait_for_leader(self, timeout: float) -> Leadership:
         """Return once a leader is known; raises ``NoLeader`` after ``timeout`` seconds."""
-
-    async def submit(self, command: Mapping[str, Any], timeout: float = 5.0) -> Any:
-        """Make ``command`` durable and apply it; raise NoLeader / NotLeader / ClusterTimeout."""
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary for the status API."""

@@ -19,6 +19,7 @@ from ..errors import ClusterError, ClusterTimeout, NoLeader, NotLeader
 from ..model import Leadership
 from ..state import commands
 from ..store.reconcile import new_seal, seal_term
+from .raft_entry import MAX_IMPORT_BYTES, encode
 
 STORE = "raft"
 
@@ -103,10 +104,10 @@ class ServingGate:
 
     async def _commit(self, command: Any, still_leader: Any) -> Any:
         """Commit ``command`` while we lead, retrying an unknown outcome with the same rid."""
-        payload, rid = self._raft.encode_import(command) if isinstance(command, dict) else (command, None)
+        payload, rid = encode(command, MAX_IMPORT_BYTES) if isinstance(command, dict) else (command, None)
         while still_leader():
             try:
-                return await self._raft._commit(payload, None, rid) or {}
+                return await self._raft.commit(payload, None, rid) or {}
             except ClusterTimeout:
                 await asyncio.sleep(0.05)
             except ClusterError as e:
