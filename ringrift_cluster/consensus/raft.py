@@ -28,13 +28,13 @@ from typing import Any, Callable, TypeVar
 import structlog
 
 from .. import mutations
-from ..config import ClusterConfig
-from ..config import RaftSettings
-from ..errors import BackendUnavailable, ClusterError, ClusterTimeout, NoLeader, NotLeader
+from ..config import ClusterConfig, RaftSettings
+from ..errors import BackendUnavailable, ClusterTimeout, NoLeader
 from ..events import EventHub, Subscription
 from ..model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
 from . import raft_bridge as bridge
 from .raft_bridge import FailReason, RaftRole
+from .raft_entry import failure_error
 from .raft_gate import ServingGate
 
 try:
@@ -46,36 +46,6 @@ T = TypeVar("T")
 
 WATCH_INTERVAL_S = 0.05  # loop-side leadership poll, besides the tick thread's push
 BIND_TIMEOUT_S = 10.0
-
-# The ONE table from pysyncobj's failure codes to our exceptions. ``may_commit`` says whether the
-# command may still take effect: callers retry those with the same ``rid`` (the state machine
-# deduplicates by rid).
-_FAILURES: dict[FailReason, tuple[type[ClusterError], bool, str]] = {
-    FailReason.MISSING_LEADER: (NoLeader, False, "no Raft leader is known"),
-    FailReason.NOT_LEADER: (NotLeader, False, "the node this command was forwarded to is not the leader"),
-    FailReason.QUEUE_FULL: (ClusterTimeout, False, "the Raft command queue is full"),
-    FailReason.REQUEST_DENIED: (ClusterTimeout, False, "the Raft leader denied the request"),
-    FailReason.DISCARDED: (ClusterTimeout, True, "the entry was overwritten by a new leader"),
-    FailReason.LEADER_CHANGED: (ClusterTimeout, True, "the leader changed before the command committed"),
-    FailReason.UNKNOWN_OUTCOME: (ClusterTimeout, True, "the outcome of the command is unknown"),
-}
-
-
-def failure_error(code: int, *, leader: NodeId | None = None, rid: str | None = None) -> ClusterError:
-    """Translate a pysyncobj FAIL_REASON code into our exception (unknown codes: ClusterTimeout)."""
-    try:
-        reason = FailReason(code)
-        kind, may_commit, text = _FAILURES[reason]
-        name = reason.name
-    except (ValueError, KeyError):
-        kind, may_commit, text, name = ClusterTimeout, True, "unexpected Raft failure code", str(code)
-    message = f"{text} ({name})" + ("; it may still commit, retry with the same rid" if may_commit else "")
-    error: ClusterError = kind(leader, message) if kind is NotLeader else kind(message)
-    error.raft_code = name  # type: ignore[attr-defined]
-    error.rid = rid  # type: ignore[attr-defined]
-    error.may_commit = may_commit  # type: ignore[attr-defined]
-    return error
-
 
 def _address(host: str, port: int) -> str:
     return f"{host}:{port}"
@@ -509,4 +479,4 @@ class RaftConsensus:
         }
 
 
-__all__ = ["RaftConsensus", "default_restore", "failure_error"]
+__all__ = ["RaftConsensus", "default_restore"]

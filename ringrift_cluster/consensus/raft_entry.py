@@ -1,5 +1,7 @@
-"""What a Raft log entry is: a command as compact JSON, with ``v``, ``rid`` and ``now`` filled in,
-under a size limit. The Raft store encodes commands and the serving gate its seals with it."""
+"""What goes into the Raft log and what comes back: a command as one compact JSON entry (``v``,
+``rid`` and ``now`` filled in) under a size limit, and pysyncobj's failure codes as our errors.
+The Raft store encodes commands and the serving gate its seals with it; ``RaftConsensus``
+translates each failed commit."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ import time
 import uuid
 from typing import Any, Mapping
 
-from ..errors import CommandRejected
+from ..errors import ClusterError, ClusterTimeout, CommandRejected, NoLeader, NotLeader
+from ..model import NodeId
+from .raft_bridge import FailReason
 
 # pysyncobj chunks entries above appendEntriesBatchSizeBytes (64 KiB) and mislabels the chunks;
 # pickling also inflates text. Commands are small plain data: refuse anything bigger up front.
@@ -38,4 +42,35 @@ def encode(command: Mapping[str, Any], limit: int) -> tuple[str, str]:
     return payload, str(cmd["rid"])
 
 
-__all__ = ["MAX_COMMAND_BYTES", "MAX_IMPORT_BYTES", "encode"]
+
+# The ONE table from pysyncobj's failure codes to our exceptions. ``may_commit`` says whether the
+# command may still take effect: callers retry those with the same ``rid`` (the state machine
+# deduplicates by rid).
+_FAILURES: dict[FailReason, tuple[type[ClusterError], bool, str]] = {
+    FailReason.MISSING_LEADER: (NoLeader, False, "no Raft leader is known"),
+    FailReason.NOT_LEADER: (NotLeader, False, "the node this command was forwarded to is not the leader"),
+    FailReason.QUEUE_FULL: (ClusterTimeout, False, "the Raft command queue is full"),
+    FailReason.REQUEST_DENIED: (ClusterTimeout, False, "the Raft leader denied the request"),
+    FailReason.DISCARDED: (ClusterTimeout, True, "the entry was overwritten by a new leader"),
+    FailReason.LEADER_CHANGED: (ClusterTimeout, True, "the leader changed before the command committed"),
+    FailReason.UNKNOWN_OUTCOME: (ClusterTimeout, True, "the outcome of the command is unknown"),
+}
+
+
+def failure_error(code: int, *, leader: NodeId | None = None, rid: str | None = None) -> ClusterError:
+    """Translate a pysyncobj FAIL_REASON code into our exception (unknown codes: ClusterTimeout)."""
+    try:
+        reason = FailReason(code)
+        kind, may_commit, text = _FAILURES[reason]
+        name = reason.name
+    except (ValueError, KeyError):
+        kind, may_commit, text, name = ClusterTimeout, True, "unexpected Raft failure code", str(code)
+    message = f"{text} ({name})" + ("; it may still commit, retry with the same rid" if may_commit else "")
+    error: ClusterError = kind(leader, message) if kind is NotLeader else kind(message)
+    error.raft_code = name  # type: ignore[attr-defined]
+    error.rid = rid  # type: ignore[attr-defined]
+    error.may_commit = may_commit  # type: ignore[attr-defined]
+    return error
+
+
+__all__ = ["MAX_COMMAND_BYTES", "MAX_IMPORT_BYTES", "encode", "failure_error"]

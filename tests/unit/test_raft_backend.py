@@ -19,8 +19,8 @@ import pytest
 from ringrift_cluster.config import PRESETS, RaftSettings, load_config, validate_raft_settings
 from ringrift_cluster.consensus import raft_bridge
 from ringrift_cluster.consensus.base import Consensus
-from ringrift_cluster.consensus.raft import RaftConsensus, failure_error
-from ringrift_cluster.consensus.raft_entry import MAX_COMMAND_BYTES
+from ringrift_cluster.consensus.raft import RaftConsensus
+from ringrift_cluster.consensus.raft_entry import MAX_COMMAND_BYTES, failure_error
 from ringrift_cluster.errors import (
     BackendUnavailable, ClusterTimeout, CommandRejected, ConfigError, NoLeader, NotLeader,
 )
