@@ -9,7 +9,6 @@ leader per epoch, and no voter overriding an unexpired grant. The decisions live
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from pathlib import Path
@@ -23,9 +22,9 @@ from ..events import EventHub, Subscription
 from ..membership.base import Membership
 from ..model import ElectionOutcome, Leadership, LeadershipEvent, MemberState
 from ..peer_client import PeerClient, PeerUnreachable
-from ..durable import write_json_durably
 from ..quorum import has_quorum, quorum_size
 from . import lease_rules as rules
+from .bully_file import ElectionFile
 
 ROLE_LEADER, ROLE_FOLLOWER, ROLE_CANDIDATE = "leader", "follower", "candidate"
 
@@ -51,7 +50,7 @@ class BullyElection:
         self._wall = wall
         self._settings = config.election
         self._log = structlog.get_logger("ringrift.consensus.bully")
-        self._state_file = Path(config.data_dir) / "election.json"
+        self._file = ElectionFile(Path(config.data_dir) / "election.json", clock=clock, wall=wall, log=self._log)
         self._ledger = rules.VoterLedger() if config.is_voter else None
         self._known_epoch = 0
         self.role = ROLE_FOLLOWER
@@ -448,31 +447,11 @@ class BullyElection:
     # -- Persistence: a restarted voter must not grant an epoch twice ----------------------------
 
     def _load(self) -> None:
-        try:
-            data = json.loads(self._state_file.read_text())
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as e:
-            self._log.warning("election_state_unreadable", path=str(self._state_file), error=str(e))
-            return
-        self._known_epoch = int(data.get("known_epoch", 0))
-        if self._ledger is not None:
-            self._ledger.highest_epoch = int(data.get("highest_epoch", 0))
-            grant = data.get("grant")
-            if grant:
-                expires = self._clock() + (float(grant["expires_wall"]) - self._wall())
-                self._ledger.grant = rules.Grant(grant["leader_id"], grant["lease_id"], int(grant["epoch"]), expires)
+        known = self._file.load(self._ledger)
+        if known is not None:
+            self._known_epoch = known
         # ``_leader_epoch`` stays 0: the epoch we knew need not be any leader's (lost candidacies),
         # and a leader elected meanwhile must be accepted. Candidacies still start above it.
 
     def _save(self) -> None:
-        grant = self._ledger.grant if self._ledger else None
-        data = {
-            "known_epoch": self._known_epoch,
-            "highest_epoch": self._ledger.highest_epoch if self._ledger else 0,
-            "grant": None if grant is None else {
-                "leader_id": grant.leader_id, "lease_id": grant.lease_id, "epoch": grant.epoch,
-                "expires_wall": self._wall() + (grant.expires - self._clock()),
-            },
-        }
-        write_json_durably(self._state_file, data)
+        self._file.save(self._known_epoch, self._ledger)
