@@ -16,7 +16,7 @@ from . import __version__
 from .api.app import create_app
 from .api.parts import Parts
 from .config import ClusterConfig, ElectionBackend, MembershipBackend, StoreBackend
-from .consensus.base import Consensus
+from .consensus.base import Election
 from .consensus.bully import BullyElection
 from .consensus.raft import RaftConsensus
 from .consensus.raft_observer import RaftObserver
@@ -53,7 +53,7 @@ class ClusterNode:
         self.raft: RaftConsensus | None = None
         self.membership: Membership = self._build_membership()
         self.handoff = Handoff(config, self.client, config.state_backend, self._peer_url)
-        self.consensus: Consensus = _ELECTION[config.plan.election](self)
+        self.consensus: Election = _ELECTION[config.plan.election](self)
         self.store: StateStore | None = _STORE[config.plan.store](self)
         self.handoff.store = self.store
         self.swim: SwimMembership | None = _one(self._sources, SwimMembership)
@@ -260,7 +260,7 @@ _MEMBERSHIP: dict[MembershipBackend, Callable[[ClusterNode], Membership]] = {
     MembershipBackend.SWIM: lambda node: SwimMembership(node.config),
     MembershipBackend.HEARTBEAT: lambda node: HeartbeatMembership(node.config, node.client, node.node_info),
 }
-_ELECTION: dict[ElectionBackend, Callable[[ClusterNode], Consensus]] = {
+_ELECTION: dict[ElectionBackend, Callable[[ClusterNode], Election]] = {
     ElectionBackend.BULLY: lambda node: BullyElection(node.config, node.client, node.membership),
     ElectionBackend.RAFT: lambda node: node._raft(),
     ElectionBackend.RAFT_OBSERVER: lambda node: RaftObserver(node.config, node.client, node.membership),

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from aiohttp import web
 
 from ..config import ClusterConfig
-from ..consensus.base import Consensus
+from ..consensus.base import Election
 from ..membership.base import Membership
 from ..observability import NodeMetrics
 from ..store.base import StateStore
@@ -53,7 +53,7 @@ class Parts:
     node: NodeView
     config: ClusterConfig
     membership: Membership
-    election: Consensus  # who leads
+    election: Election  # who leads
     state: ClusterState  # the replicated state, reached from any node
     store: StateStore | None  # this node's own copy (None: it forwards everything)
     handoff: "Handoff"  # what this node holds across runs and modes (/state/candidate)
@@ -68,7 +68,7 @@ class Parts:
 NODE: web.AppKey[NodeView] = web.AppKey("node", object)  # type: ignore[arg-type]
 CONFIG: web.AppKey[ClusterConfig] = web.AppKey("config", ClusterConfig)
 MEMBERSHIP: web.AppKey[Membership] = web.AppKey("membership", object)  # type: ignore[arg-type]
-ELECTION: web.AppKey[Consensus] = web.AppKey("election", object)  # type: ignore[arg-type]
+ELECTION: web.AppKey[Election] = web.AppKey("election", object)  # type: ignore[arg-type]
 STATE: web.AppKey[ClusterState] = web.AppKey("state", ClusterState)
 STORE: web.AppKey["StateStore | None"] = web.AppKey("store", object)  # type: ignore[arg-type]
 HANDOFF: web.AppKey["Handoff"] = web.AppKey("handoff", object)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""The consensus interface every backend implements."""
+"""The election interface every consensus backend implements: who leads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from ..model import Leadership, LeadershipEvent
 
 
 @runtime_checkable
-class Consensus(Protocol):
+class Election(Protocol):
     """Who leads (by node id, with a term that only grows). Where the replicated state lives is
     the ``StateStore``'s role (``store/``)."""
 

@@ -72,7 +72,7 @@ class BullyElection:
         # straight to the lease round (the voters still decide, so this is safe).
         self._deferral_timed_out = False
 
-    # -- Consensus interface -------------------------------------------------------------------
+    # -- Election interface --------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:

@@ -65,7 +65,7 @@ def default_restore(machine: Any, snapshot: Any) -> Any:
 
 
 class RaftConsensus:
-    """The Consensus protocol over pysyncobj (``name = "raft"``).
+    """The Election protocol over pysyncobj (``name = "raft"``).
 
     ``machine`` must be fresh (empty): at start the full dump and the journal under
     ``config.data_dir / "raft"`` are replayed into it. One instance runs once (start, stop).

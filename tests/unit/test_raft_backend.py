@@ -18,7 +18,7 @@ import pytest
 
 from ringrift_cluster.config import PRESETS, RaftSettings, load_config, validate_raft_settings
 from ringrift_cluster.consensus import raft_bridge
-from ringrift_cluster.consensus.base import Consensus
+from ringrift_cluster.consensus.base import Election
 from ringrift_cluster.consensus.raft import RaftConsensus
 from ringrift_cluster.consensus.raft_entry import MAX_COMMAND_BYTES, failure_error
 from ringrift_cluster.errors import (
@@ -167,7 +167,7 @@ async def test_single_voter_lifecycle(tmp_path):
     machine = AppendMachine()
     raft = RaftConsensus(config, machine)
     store = RaftStore(raft, runs_engine=True)
-    assert isinstance(raft, Consensus) and raft.name == "raft"
+    assert isinstance(raft, Election) and raft.name == "raft"
     with pytest.raises(BackendUnavailable):
         await store.submit({"op": "x"})
     events = raft.subscribe()
