@@ -33,7 +33,7 @@ from ..errors import BackendUnavailable, ClusterTimeout, NoLeader
 from ..events import EventHub, Subscription
 from ..model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
 from . import raft_bridge as bridge
-from .raft_bridge import FailReason, RaftRole
+from .raft_types import FailReason, RaftRole
 from .raft_entry import failure_error
 from .raft_gate import ServingGate
 

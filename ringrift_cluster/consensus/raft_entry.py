@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from ..errors import ClusterError, ClusterTimeout, CommandRejected, NoLeader, NotLeader
 from ..model import NodeId
-from .raft_bridge import FailReason
+from .raft_types import FailReason
 
 # pysyncobj chunks entries above appendEntriesBatchSizeBytes (64 KiB) and mislabels the chunks;
 # pickling also inflates text. Commands are small plain data: refuse anything bigger up front.

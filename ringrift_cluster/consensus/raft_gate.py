@@ -20,6 +20,7 @@ from ..model import Leadership
 from ..state import commands
 from ..store.reconcile import new_seal, seal_term
 from .raft_entry import MAX_IMPORT_BYTES, encode
+from .raft_types import BARRIER
 
 STORE = "raft"
 
@@ -81,11 +82,9 @@ class ServingGate:
             view = raft.leadership()
             return view.is_self and view.term == term
 
-        from . import raft_bridge
-
         # A new leader may not have applied every committed entry yet: a barrier of its own term
         # makes the lineage it compares (and expects, in the import's compare-and-set) current.
-        if await self._commit(raft_bridge.BARRIER, still_leader) is None:
+        if await self._commit(BARRIER, still_leader) is None:
             return
         own = await raft._engine.read_local(lambda m: m.lineage())
         snapshot = await self._handoff.reconcile(own, self._members, still_leader)
