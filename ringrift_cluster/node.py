@@ -197,7 +197,7 @@ class ClusterNode:
         if self.consensus.leadership().is_self:
             return "leader"
         # A backend's own role may still say leader for the instant its lease has run out.
-        role = getattr(self.consensus, "role", "follower")
+        role = self.consensus.role
         return "follower" if role == "leader" else role
 
     def leadership(self) -> Leadership:

@@ -14,6 +14,7 @@ class Election(Protocol):
     the ``StateStore``'s role (``store/``)."""
 
     name: str  # "bully", "raft"
+    role: str  # this node's part in the election: "leader", "follower" or "candidate"
 
     async def start(self) -> None: ...
 

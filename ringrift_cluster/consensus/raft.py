@@ -235,6 +235,10 @@ class RaftConsensus:
             self._lock_fd = None
 
     @property
+    def role(self) -> str:
+        return "leader" if self._leadership.is_self else "follower"
+
+    @property
     def ready(self) -> bool:
         return self._started and self._engine.status().tick_thread_alive
 
