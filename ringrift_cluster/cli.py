@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--auth-token", help="the cluster's API token (default: $RINGRIFT_CLUSTER_AUTH_TOKEN, "
                                            "else --auth-token-file, else a generated one)")
     demo.add_argument("--auth-token-file", help="a file holding the token (default: $RINGRIFT_CLUSTER_AUTH_TOKEN_FILE)")
+    demo.add_argument("--sd-file", metavar="PATH",
+                      help="every node keeps this Prometheus file_sd targets file (the whole membership view, "
+                           "written atomically), so it stays current whichever node dies")
     demo.add_argument("--keep-going", action="store_true",
                       help="when a node fails to start, show it as failed instead of stopping the demo")
     add_state_commands(sub)
@@ -78,6 +81,8 @@ def _add_node_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="where this node keeps its state")
     p.add_argument("--log-level", help="debug | info | warning | error")
     p.add_argument("--log-format", help="auto | json | console")
+    p.add_argument("--sd-file", metavar="PATH",
+                   help="keep a Prometheus file_sd targets file here (sets discovery.file_path, turns file_sd on)")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,6 +91,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "preset": args.preset, "membership_mode": args.membership_mode,
         "consensus_mode": args.consensus_mode, "data_dir": args.data_dir,
         "log_level": args.log_level, "log_format": args.log_format,
+        # A path typed on the command line is the shell's, not the data dir's.
+        "discovery.file_path": os.path.join(os.getcwd(), args.sd_file) if args.sd_file else None,
     }
 
 
@@ -133,6 +140,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .discovery import targets_path
 
     config = load_config(args.config, overrides=_overrides(args))
     print(json.dumps({
@@ -143,6 +151,8 @@ def _check_config(args: argparse.Namespace) -> int:
         "raft_members": list(config.raft_members), "coordinator_nodes": list(config.coordinator_nodes),
         "api": f"{config.api.bind_host}:{config.api.port}", "hosts": sorted(config.hosts),
         "data_dir": str(config.data_dir),
+        "discovery": {"backends": list(config.discovery.backends),
+                      "file_path": str(targets_path(config) or "") or None},
     }, indent=2))
     return EXIT_OK
 

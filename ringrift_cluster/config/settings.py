@@ -125,6 +125,9 @@ class RaftSettings:
     # fsync (every append) | batch (one fsync per outgoing batch: group commit) | none (as
     # pysyncobj does it: survives process crashes, not power cuts).
     durability: str = "batch"
+    # A follower campaigns at once when the leader's connection closes or membership declares
+    # it failed, instead of waiting out the election timeout (consensus/raft_hints.py).
+    leader_hints: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)

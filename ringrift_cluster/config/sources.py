@@ -67,8 +67,11 @@ class Layer:
 
 
 
+_CLI_FLAGS = {"discovery.file_path": "--sd-file"}  # flags not named after their setting
+
+
 def cli_label(path: str) -> str:
-    return "--" + path.split(".")[-1].replace("_", "-")
+    return _CLI_FLAGS.get(path) or "--" + path.split(".")[-1].replace("_", "-")
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

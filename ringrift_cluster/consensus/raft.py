@@ -123,6 +123,7 @@ class RaftConsensus:
             restore=restore or default_restore,
             on_change=self._refresh,
             durability=settings.durability,
+            hints=self.hint_settings(),
         )
 
         self._hub: EventHub[LeadershipEvent] = EventHub()
@@ -168,6 +169,15 @@ class RaftConsensus:
             "bindRetryTime": 0.25,
             "maxBindRetries": 4,  # a taken port fails start() in ~1 s instead of retrying forever
         }
+
+    def hint_settings(self) -> dict[str, float]:
+        """LeaderLossHints timing: confirm a closed connection for one heartbeat period; rank
+        steps of two periods (longer than a tick and a vote's round trip), jitter one period."""
+        s = self._settings
+        if not s.leader_hints:
+            return {}
+        period = s.append_entries_period_s
+        return {"confirm_s": period, "step_s": 2 * period, "jitter_s": period}
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -480,6 +490,8 @@ class RaftConsensus:
             "dump_file_written": self._dump_ok,
             "durability": self._settings.durability,
             "journal_syncs": self._engine.journal_syncs,
+            "leader_hints": self._engine.hint_counts(),
+            "tick_hook_errors": self._engine.hook_errors,
         }
 
 

@@ -56,6 +56,7 @@ except ImportError:  # pragma: no cover - exercised only where the engine is mis
 
 from .raft_dump import DumpWriter
 from .raft_durable import build_durably
+from .raft_hints import LeaderLossHints
 from .raft_types import BARRIER, BARRIER_RESULT, EngineError, EngineStatus, FailReason, RaftRole
 
 _JOURNAL_FACTORY_LOCK = threading.Lock()  # pysyncobj's journal factory is swapped per construction
@@ -163,6 +164,7 @@ class RaftEngine:
         restore: Callable[[Any, Any], Any],
         on_change: Callable[[], None] | None = None,
         durability: str = "none",
+        hints: Mapping[str, float] | None = None,
     ) -> None:
         if not PYSYNCOBJ_AVAILABLE:
             raise EngineError("pysyncobj is not installed")
@@ -174,6 +176,8 @@ class RaftEngine:
         self.other_addresses = tuple(other_addresses)
         self._conf = dict(conf)
         self._durability = durability
+        self._hint_settings = dict(hints or {})  # LeaderLossHints keywords; empty: no hints
+        self.hints: LeaderLossHints | None = None
         self._journal: Any = None
         self._machine = machine
         self._restore = restore
@@ -240,6 +244,9 @@ class RaftEngine:
             if self._dumper is not None:
                 self._dumper.syncobj = syncobj
             self._syncobj = syncobj
+            if self._hint_settings:
+                # The deadline is on pysyncobj's clock (CLOCK_MONOTONIC_RAW), not time.monotonic.
+                self.hints = LeaderLossHints(syncobj, clock=_pso_syncobj.monotonicTime, **self._hint_settings)
             syncobj.addOnTickCallback(self._on_tick)
             try:
                 syncobj.waitBinded()
@@ -364,6 +371,8 @@ class RaftEngine:
 
     def _on_tick(self) -> None:
         try:
+            if self.hints is not None:
+                self.hints.on_tick()
             self._publish(force=False)
             while self._reads:
                 fn, fut = self._reads.popleft()
@@ -420,6 +429,13 @@ class RaftEngine:
     def journal_syncs(self) -> int:
         """How many times the journal was made durable (0 with durability none)."""
         return getattr(self._journal, "syncs", 0)
+
+    def hint_counts(self) -> dict[str, Any]:
+        """Elections started early on a leader-loss hint."""
+        hints = self.hints
+        if hints is None:
+            return {"enabled": False}
+        return {"enabled": hints.enabled, "elections_started": hints.elections_started}
 
     @property
     def apply_failures(self) -> int:

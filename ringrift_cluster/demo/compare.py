@@ -47,6 +47,8 @@ def run_compare(args: argparse.Namespace, root: str, stop: Stop, out: Out, err: 
     if args.membership_mode or args.consensus_mode:
         raise ConfigError("--compare", "with --membership-mode/--consensus-mode",
                           "no mode flags: --compare runs http+bully against swim+raft")
+    if args.sd_file:
+        raise ConfigError("--sd-file", args.sd_file, "no targets file with --compare (two clusters would share it)")
     token = resolve_token(args)
     n, base = args.nodes, args.base_port
     sides = [Side("legacy (http+bully)", _cluster(args, token, Path(root) / "legacy", base, "legacy", "http", "bully")),

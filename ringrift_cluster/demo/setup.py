@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from ..config import ConsensusMode, MembershipMode
 from ..errors import ConfigError
@@ -98,6 +99,15 @@ def resolve_modes(args: argparse.Namespace, env: os._Environ[str] | dict[str, st
     if consensus not in {m.value for m in ConsensusMode}:
         raise ConfigError("--consensus-mode", consensus, f"one of {[m.value for m in ConsensusMode]}")
     return membership, consensus
+
+
+def demo_settings(args: argparse.Namespace, membership: str, consensus: str) -> dict[str, Any]:
+    """The ``ringrift_cluster`` section every demo node reads; ``--sd-file`` is kept by all of them
+    (each writes the whole membership view atomically, so whichever dies, the rest keep it current)."""
+    settings: dict[str, Any] = {"membership_mode": membership, "consensus_mode": consensus}
+    if args.sd_file:
+        settings["discovery"] = {"file_path": os.path.join(os.getcwd(), args.sd_file)}
+    return settings
 
 
 def check_sizes(args: argparse.Namespace, clusters: int) -> None:

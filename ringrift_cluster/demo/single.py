@@ -7,7 +7,7 @@ import time
 from typing import Callable
 
 from .owned import OwnedCluster
-from .setup import Stop, Token, node_env, resolve_modes, resolve_token, token_lines
+from .setup import Stop, Token, demo_settings, node_env, resolve_modes, resolve_token, token_lines
 from .view import Out, agreed_leader, read_extras, summary, table, work_line
 
 REFRESH_S = 0.5
@@ -50,7 +50,7 @@ def run_single(args: argparse.Namespace, root_path: str, stop: Stop, out: Out, e
     membership, consensus = resolve_modes(args)
     token: Token = resolve_token(args)
     cluster = OwnedCluster(args.nodes, root_path, base_port=args.base_port, preset=args.preset,
-                           settings={"membership_mode": membership, "consensus_mode": consensus},
+                           settings=demo_settings(args, membership, consensus),
                            env=node_env(membership, consensus, token), auth_token=token.value)
     first = next(iter(cluster.nodes.values()))
     header = [mode_line(args.nodes, membership, consensus), f"data and logs in {root_path}",

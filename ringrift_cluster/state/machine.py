@@ -22,6 +22,7 @@ import math
 from typing import Any, Callable
 
 from ..errors import ConfigError
+from ..heap import FREEZER
 from ._common import (
     BAD_COMMAND,
     INTERNAL,
@@ -65,6 +66,7 @@ class StateMachine:
         self.dedup = CowDict()  # rid -> entry, oldest first
         self.seals: list[tuple[str, int]] = []  # (id, changes): the leader periods it went through (lineage.py)
         self._swept: tuple[list[str], list[str]] = ([], [])  # what this command's sweep expired
+        self._applies = 0
 
     @property
     def limits(self) -> Limits:
@@ -112,7 +114,15 @@ class StateMachine:
         self.work.compact()
         self.jobs.compact()
         self._prune_dedup()
+        self._applies += 1
+        if not self._applies & 255:
+            FREEZER.grew(self.size())
         return clone(result)
+
+    def size(self) -> int:
+        """Records held: work items, jobs, model versions, locks and remembered commands."""
+        return (len(self.work.items) + len(self.jobs.jobs) + sum(len(v) for v in self.models.models.values())
+                + len(self.locks.locks) + len(self.dedup))
 
     def _envelope(self, command: Any) -> dict[str, Any]:
         """The checked envelope fields, or a refusal (recognisable by its "error" key)."""
@@ -329,6 +339,7 @@ class StateMachine:
         self.models, self.locks, self.dedup = fresh.models, fresh.locks, fresh.dedup
         self.seals = fresh.seals
         self._swept = ([], [])
+        FREEZER.grew(self.size())
 
 
 class FrozenState:

@@ -205,4 +205,22 @@ class RaftCluster:
         await poll_until(check, timeout, "every member connected to every other (healthy)")
 
 
-__all__ = ["RAFT_DRIVER", "RaftCluster", "free_ports", "poll_until"]
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Benchmarks' ``--raft key=value ...``: true/false, integers, numbers, else words."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        lowered = value.strip().lower()
+        if lowered in ("true", "false"):
+            out[key] = lowered == "true"
+        elif value.isdigit():
+            out[key] = int(value)
+        else:
+            try:
+                out[key] = float(value)
+            except ValueError:
+                out[key] = value  # durability=none
+    return out
+
+
+__all__ = ["RAFT_DRIVER", "RaftCluster", "free_ports", "parse_overrides", "poll_until"]

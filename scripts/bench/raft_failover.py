@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ringrift_cluster.testing.engines import RaftCluster, poll_until
+from ringrift_cluster.testing.engines import RaftCluster, parse_overrides, poll_until
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,20 +32,12 @@ os.environ["RAFT_DRIVER_NO_STATE"] = "1"  # both kinds of node apply the same te
 RAW_NODE = [sys.executable, str(HERE / "raft_rawnode.py")]
 
 
-def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        out[key] = int(value) if value.isdigit() else float(value)
-    return out
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-async def _trial(cluster: RaftCluster, trial: int) -> dict[str, Any]:
+async def _trial(cluster: RaftCluster, trial: int, kind: str) -> dict[str, Any]:
     leader, term = await cluster.wait_agreed_leader(15.0)
     writer_node = next(n for n in cluster.ids if n != leader)
     acks: list[tuple[float, float]] = []
@@ -74,11 +66,24 @@ async def _trial(cluster: RaftCluster, trial: int) -> dict[str, Any]:
     stop.set()
     await task
     failover = min(done for started, done in acks if started >= killed_at) - killed_at
-    new_leader, new_term = await cluster.wait_agreed_leader(15.0, nodes=[n for n in cluster.ids if n != leader])
+    survivors = [n for n in cluster.ids if n != leader]
+    new_leader, new_term = await cluster.wait_agreed_leader(15.0, nodes=survivors)
+    hinted = await _hinted(cluster, survivors) if kind == "adapter" else None
     cluster.spawn(leader)
     await cluster.wait_serving(leader)
     await cluster.wait_full_mesh(30.0)
-    return {"trial": trial, "killed": leader, "new_leader": new_leader, "term": new_term, "failover_s": failover}
+    return {"trial": trial, "killed": leader, "new_leader": new_leader, "term": new_term, "failover_s": failover,
+            "from_term": term, "hinted": hinted}
+
+
+async def _hinted(cluster: RaftCluster, nodes: list[str]) -> int | None:
+    """Elections the survivors started early on a leader-loss hint, so far (None: hints off)."""
+    total = None
+    for nid in nodes:
+        hints = (await cluster.get(nid, "/describe")).get("leader_hints") or {}
+        if hints.get("enabled"):
+            total = (total or 0) + hints.get("elections_started", 0)
+    return total
 
 
 async def _ready(acks: list[Any], n: int) -> tuple[bool, Any]:
@@ -96,11 +101,12 @@ async def run(kind: str, nodes: int, trials: int, raft: dict[str, Any], base: Pa
         await cluster.wait_full_mesh(30.0)
         figures = []
         for trial in range(trials):
-            result = await _trial(cluster, trial)
+            result = await _trial(cluster, trial, kind)
             figures.append(result["failover_s"])
+            hinted = "" if result["hinted"] is None else f", hinted elections so far {result['hinted']}"
             print(f"  {kind:7s} trial {trial:2d}: killed {result['killed']}, new leader {result['new_leader']} "
-                  f"(term {result['term']}), next write committed after {result['failover_s'] * 1000:.0f} ms",
-                  flush=True)
+                  f"(term {result['from_term']} -> {result['term']}), next write committed after "
+                  f"{result['failover_s'] * 1000:.0f} ms{hinted}", flush=True)
         return figures
 
 
@@ -120,7 +126,7 @@ async def main() -> None:
     parser.add_argument("--raft", nargs="*", default=[], help="raft setting overrides, key=value")
     parser.add_argument("--only", choices=["adapter", "raw"], default=None)
     args = parser.parse_args()
-    raft = _parse_overrides(args.raft)
+    raft = parse_overrides(args.raft)
     base = Path(tempfile.mkdtemp(prefix="raft-failover-"))
     print(f"{args.nodes} voters, {args.trials} SIGKILLs of the leader each; preset local + {raft or 'no overrides'}")
     rows = []

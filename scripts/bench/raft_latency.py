@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ringrift_cluster.testing.engines import RaftCluster
+from ringrift_cluster.testing.engines import RaftCluster, parse_overrides
 
 HERE = Path(__file__).resolve().parent
 
@@ -66,7 +66,7 @@ async def main() -> None:
     parser.add_argument("--inflight", type=int, default=1000)
     parser.add_argument("--raft", nargs="*", default=[], help="raft setting overrides, key=value")
     args = parser.parse_args()
-    raft = {k: float(v) for k, _, v in (item.partition("=") for item in args.raft)}
+    raft = parse_overrides(args.raft)
     base = Path(tempfile.mkdtemp(prefix="raft-latency-"))
     print(f"{args.nodes} voters, preset local + {raft or 'no overrides'}; {args.n} sequential commits; "
           f"{args.pipeline} pipelined with {args.inflight} in flight")

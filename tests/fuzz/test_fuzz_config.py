@@ -165,8 +165,11 @@ def yaml_setting(path: str, value: Any) -> dict[str, Any]:
     return base_document(**({section: {name: value}} if section else {name: value}))
 
 
+CLI_FLAGS = {"discovery.file_path": "--sd-file"}  # the flags not named after their setting
+
+
 def cli_label(path: str) -> str:
-    return "--" + path.split(".")[-1].replace("_", "-")
+    return CLI_FLAGS.get(path) or "--" + path.split(".")[-1].replace("_", "-")
 
 
 def names_the_key(error: ConfigError, label: str, path: str) -> bool:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from ringrift_cluster.discovery.prometheus import read_targets
+from ringrift_cluster.discovery.base import DiscoveryError
 from ringrift_cluster.testing import LocalCluster, free_base_port, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -20,6 +22,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from demo_driver import Demo, alive  # noqa: E402
 
 pytestmark = pytest.mark.integration
+
+
+def _targets(path: Path) -> dict:
+    """node id -> target in a file_sd file; empty while it is not there (yet)."""
+    try:
+        return read_targets(path)
+    except DiscoveryError:
+        return {}
 
 
 def test_demo_shows_nodes_a_leader_and_a_failover(tmp_path) -> None:
@@ -59,10 +69,12 @@ def test_demo_legacy_modes_from_the_environment(tmp_path) -> None:
 def test_demo_takes_the_token_from_the_environment_and_shows_writes_and_locks(tmp_path) -> None:
     env = {**os.environ, "RINGRIFT_CLUSTER_AUTH_TOKEN": "secret-from-env"}
     base = free_base_port(9)
-    demo = Demo(["--nodes", "3", "--base-port", str(base), "--duration", "120", "--data-dir", str(tmp_path / "demo")],
-                tmp_path, env=env)
+    demo = Demo(["--nodes", "3", "--base-port", str(base), "--duration", "120", "--data-dir", str(tmp_path / "demo"),
+                 "--sd-file", str(tmp_path / "sd" / "targets.json")], tmp_path, env=env)
     try:
         nodes = demo.wait_nodes_up(3)
+        demo.wait_for(lambda: sorted(_targets(tmp_path / "sd" / "targets.json")) == ["node-1", "node-2", "node-3"],
+                      30, "every demo node in the --sd-file targets file")
         assert "secret-from-env" not in demo.text, demo.describe()  # a token it did not make, it never prints
         curl = re.search(r"try a write:  (curl .*)", demo.text)
         assert curl and "$RINGRIFT_CLUSTER_AUTH_TOKEN" in curl.group(1), demo.describe()
@@ -131,11 +143,17 @@ def test_lone_node_without_config_leads_itself(tmp_path) -> None:
     cluster = LocalCluster(1, tmp_path)  # used only for its HTTP helpers
     cluster.nodes["node-1"].api_port = port
     proc = subprocess.Popen([sys.executable, "-m", "ringrift_cluster", "run", "--port", str(port),
-                             "--data-dir", str(tmp_path / "lone")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--data-dir", str(tmp_path / "lone"), "--sd-file", "targets.json"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         status = wait_until(lambda: (s := cluster.status("node-1")) and s.get("leader_id") and s, 30, what="lone leader")
         assert status["node_id"] == "local-node" and status["leader_id"] == "local-node" and status["role"] == "leader"
         assert status["quorum"]["total_voters"] == 1
+        # --sd-file: relative to where it was typed, not to the data dir
+        target = wait_until(lambda: _targets(tmp_path / "targets.json").get("local-node"), 30,
+                            what="the lone node in its --sd-file targets file",
+                            describe=lambda: sorted(p.name for p in tmp_path.iterdir()))
+        assert target.endpoint == f"127.0.0.1:{port}", target
     finally:
         proc.terminate()
         assert proc.wait(timeout=20) == 0

@@ -15,10 +15,10 @@ CASES = [
     # Raft acknowledges before commit: writes acknowledged around a leader SIGKILL are lost.
     ("raft-ack-before-commit", "tests/integration/test_raft_cluster.py::test_leader_sigkill_under_load",
      ["acknowledged writes lost"]),
-    # "swim-undamped" (the SWIM view publishes raw suspicions at once) has no catching test at
-    # the moment: since the gossip is bounded, a short pause no longer raises a raw suspicion, so
-    # test_short_pause_is_at_most_suspect_never_failed passes with the mutation. A test that
-    # provokes a raw suspicion is needed before the case comes back (open in issue 20).
+    # The SWIM view publishes raw suspicions at once: a pause long enough to be declared failed
+    # raises raw suspicions everywhere, and the per-test check finds them published undamped.
+    ("swim-undamped", "tests/integration/test_swim_cluster.py::test_long_pause_fails_then_member_is_back_fast",
+     ["undamped"]),
     # A lock release is acknowledged but dropped: the next holder is refused the lock.
     ("lock-release-dropped", "tests/integration/test_legacy_state.py::test_work_and_locks_through_any_node",
      ["lock_held"]),

@@ -4,16 +4,18 @@ the tables."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 
 import pytest
 
-from ringrift_cluster.demo.compare import Side, result_table
+from ringrift_cluster.cli import main as cli_main
+from ringrift_cluster.demo.compare import Side, result_table, run_compare
 from ringrift_cluster.demo.load import membership_messages
 from ringrift_cluster.demo.owned import last_words
 from ringrift_cluster.demo.ports import holder, port_taken
-from ringrift_cluster.demo.setup import node_env, resolve_modes, resolve_token, token_lines
+from ringrift_cluster.demo.setup import Stop, demo_settings, node_env, resolve_modes, resolve_token, token_lines
 from ringrift_cluster.demo.view import work_line
 from ringrift_cluster.errors import ConfigError
 
@@ -92,3 +94,21 @@ def test_result_table_has_one_column_per_cluster() -> None:
     assert any(line.startswith("detection (every survivor)") and "4.0 s" in line and line.rstrip().endswith("-")
                for line in lines), lines
     assert any(line.startswith("membership msgs/node/s") and "15.9" in line for line in lines), lines
+
+
+def test_sd_file_is_kept_by_every_node_and_refused_with_compare(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert demo_settings(_args(sd_file=None), "swim", "raft") == {"membership_mode": "swim", "consensus_mode": "raft"}
+    settings = demo_settings(_args(sd_file="sd/t.json"), "http", "bully")
+    assert settings["discovery"] == {"file_path": str(tmp_path / "sd" / "t.json")}  # the shell's directory
+    with pytest.raises(ConfigError, match="--sd-file"):
+        run_compare(_args(sd_file="t.json", nodes=3, base_port=9000), str(tmp_path), Stop(), print, print)
+
+
+def test_sd_file_flag_names_itself_in_config_errors(tmp_path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["check-config", "--sd-file", "sd/"]) == 2
+    assert "--sd-file: got" in capsys.readouterr().err
+    assert cli_main(["check-config", "--sd-file", "sd/t.json"]) == 0
+    shown = json.loads(capsys.readouterr().out)["discovery"]
+    assert shown == {"backends": ["file_sd", "http_sd"], "file_path": str(tmp_path / "sd" / "t.json")}

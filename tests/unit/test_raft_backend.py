@@ -159,6 +159,14 @@ def test_conf_maps_settings(tmp_path):
     assert set(conf) <= set(vars(SyncObjConf()))  # pysyncobj ignores unknown names silently
 
 
+def test_leader_hints_follow_the_heartbeat_period_and_can_be_turned_off(tmp_path):
+    period = _config(tmp_path).raft.append_entries_period_s
+    hints = RaftConsensus(_config(tmp_path), AppendMachine()).hint_settings()
+    assert hints == {"confirm_s": period, "step_s": 2 * period, "jitter_s": period}
+    (tmp_path / "off").mkdir()
+    assert RaftConsensus(_config(tmp_path / "off", raft={"leader_hints": False}), AppendMachine()).hint_settings() == {}
+
+
 # ------------------------------------------------------------------------------------ one voter
 
 

@@ -25,10 +25,23 @@ def _message(kind: str, size: int, sender: str) -> bytes:
     return b"U" + json.dumps({"type": kind, "from": sender, "digest": {"entries": entries}}).encode()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _bound_pair() -> tuple[int, tuple[socket.socket, socket.socket]]:
+    """A UDP and a TCP socket bound to one free port (another process may hold the TCP side of a
+    free UDP port: try the next one)."""
+    for _ in range(100):
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        port = int(udp.getsockname()[1])
+        udp.close()
+        try:
+            pair = bind_exclusive("udp", "127.0.0.1", port)
+        except OSError:
+            continue
+        try:
+            return port, (pair, bind_exclusive("tcp", "127.0.0.1", port))
+        except OSError:
+            pair.close()
+    raise AssertionError("no free UDP+TCP port pair in 100 tries")
 
 
 def test_frame_compresses_only_big_payloads_and_types_are_read_without_decoding() -> None:
@@ -41,9 +54,8 @@ def test_frame_compresses_only_big_payloads_and_types_are_read_without_decoding(
 
 def test_over_budget_goes_over_tcp_refused_is_counted_not_sent() -> None:
     async def run() -> None:
-        port_a, port_b = _free_port(), _free_port()
-        socks = {p: (bind_exclusive("udp", "127.0.0.1", p), bind_exclusive("tcp", "127.0.0.1", p))
-                 for p in (port_a, port_b)}
+        (port_a, pair_a), (port_b, pair_b) = _bound_pair(), _bound_pair()
+        socks = {port_a: pair_a, port_b: pair_b}
         stats_a, stats_b = TransportStats(), TransportStats()
         a = make_transport("udp", socks[port_a][0], stats_a, 1.0, stream_sock=socks[port_a][1], budget=1400)
         b = make_transport("udp", socks[port_b][0], stats_b, 1.0, stream_sock=socks[port_b][1], budget=1400)

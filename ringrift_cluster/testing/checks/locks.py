@@ -119,8 +119,8 @@ def _may_touch_after(calls: list[Call], name: str, holder: str, after: Call, ops
 
 
 def _lost_releases(calls: list[Call]) -> list[str]:
-    """A ``lock_held`` refusal naming a holder whose release of that lock was acknowledged before
-    (machine clock) and who acquired it no more since: the release was lost."""
+    """A ``lock_held`` refusal naming a holder whose release of that lock was applied before it
+    (a smaller machine clock) and who acquired it no more since: the release was lost."""
     out = []
     releases = [c for c in calls if c.op == "lock.release" and c.outcome == OK and c.result is not None
                 and isinstance(c.result.get("clock"), (int, float))]
@@ -132,7 +132,10 @@ def _lost_releases(calls: list[Call]) -> list[str]:
         if not isinstance(clock, (int, float)):
             continue
         for rel in releases:
-            if (rel.args.get("name"), rel.args.get("holder")) != (name, holder) or rel.result["clock"] > clock:  # type: ignore[index]
+            # Strictly earlier only: the machine clock never goes back, but a command stamped
+            # earlier that is applied later leaves it where it was, so an equal clock says nothing
+            # about which of the two was applied first.
+            if (rel.args.get("name"), rel.args.get("holder")) != (name, holder) or rel.result["clock"] >= clock:  # type: ignore[index]
                 continue
             if not _may_touch_after(calls, name, holder, rel, ("lock.acquire",)):
                 out.append(f"lost write: lock {name} was refused as held by {holder} after {holder}'s release of "
