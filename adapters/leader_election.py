@@ -4,7 +4,7 @@ other host code imports. Every member of the host's module is here with the host
 parameters, defaults and return shape; the differences are listed in README ("What changes").
 
 **Quorum is a strict majority of the configured voters** (``len(voters) // 2 + 1``, the node
-itself counting when it is a voter), computed by ``ringrift_cluster.consensus.lease_rules`` — the
+itself counting when it is a voter), computed by ``ringrift_cluster.quorum`` — the
 same rule the nodes elect by. Health levels: LOST below quorum, MINIMUM at exactly quorum,
 DEGRADED at quorum+1, HEALTHY above. The host's ``min(2, n)``, its quorum of the *alive* voters,
 its stale-quorum grace and its single-node fallback are not reproduced: they let two disjoint
@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Mapping
 from uuid import uuid4
 
-from ringrift_cluster.consensus.lease_rules import QuorumHealth, alive_voters, quorum_health, quorum_size
+from ringrift_cluster.quorum import QuorumHealth, alive_voters, quorum_health, quorum_size
 from ringrift_cluster.errors import ConfigError
 from ringrift_cluster.host_bridge import (
     alive_peer_ids,

@@ -25,6 +25,18 @@ class Subscription(Generic[T]):
             raise StopAsyncIteration
         return event
 
+    def drain_nowait(self) -> tuple[list[T], bool]:
+        """The events queued now, without waiting, and whether the hub has closed (after which
+        this subscription is closed and yields nothing more)."""
+        out: list[T] = []
+        while not self.queue.empty():
+            event = self.queue.get_nowait()
+            if event is None:
+                self.close()
+                return out, True
+            out.append(event)
+        return out, False
+
     def close(self) -> None:
         self._hub._subscriptions.discard(self)
 

@@ -117,16 +117,10 @@ def drain_leadership_events(host: Any) -> list[LeadershipEvent]:
     attachment: _Attachment | None = getattr(host, _ATTR, None)
     if attachment is None or attachment.events is None:
         return []
-    out: list[LeadershipEvent] = []
-    queue = attachment.events.queue
-    while not queue.empty():
-        event = queue.get_nowait()
-        if event is None:  # the node stopped: its hub closed this subscription
-            attachment.events.close()
-            attachment.events = None
-            break
-        out.append(event)
-    return out
+    events, ended = attachment.events.drain_nowait()
+    if ended:  # the node stopped: its hub closed this subscription
+        attachment.events = None
+    return events
 
 
 # -- What the adapters read -------------------------------------------------------------------

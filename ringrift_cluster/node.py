@@ -14,8 +14,9 @@ from aiohttp import web
 
 from . import __version__
 from .api.app import create_app
-from .config import ClusterConfig
-from .consensus.base import Consensus
+from .api.parts import Parts
+from .config import ClusterConfig, ElectionBackend, MembershipBackend, StoreBackend
+from .consensus.base import Election
 from .consensus.bully import BullyElection
 from .consensus.raft import RaftConsensus
 from .consensus.raft_observer import RaftObserver
@@ -34,6 +35,7 @@ from .store import ClusterState, StateStore
 from .store.duties import ReleaseFailedMembers
 from .store.handoff import Handoff
 from .store.journal import JournalStore
+from .store.raft import RaftStore
 from .store.recovery import recover_raft_state, stop_lingering
 from .state import StateMachine
 
@@ -49,14 +51,15 @@ class ClusterNode:
         self.client = PeerClient(config.node_id, config.auth_token)
         self._log = structlog.get_logger("ringrift.node").bind(node_id=config.node_id)
         self.version = __version__
-        self.heartbeat: HeartbeatMembership | None = None
-        self.swim: SwimMembership | None = None
-        self.bully: BullyElection | None = None
         self.raft: RaftConsensus | None = None
         self.membership: Membership = self._build_membership()
         self.handoff = Handoff(config, self.client, config.state_backend, self._peer_url)
-        self.store: StateStore | None = None
-        self.consensus: Consensus = self._build_consensus_and_store()
+        self.consensus: Election = _ELECTION[config.plan.election](self)
+        self.store: StateStore | None = _STORE[config.plan.store](self)
+        self.handoff.store = self.store
+        self.swim: SwimMembership | None = _one(self._sources, SwimMembership)
+        self.heartbeat: HeartbeatMembership | None = _one(self._sources, HeartbeatMembership)
+        self.bully: BullyElection | None = _one([self.consensus], BullyElection)
         self.state = ClusterState(config, self.store, self.client, self.membership.members,
                                   leadership=self.store.leadership if self.store else self.consensus.leadership,
                                   observe=self.metrics.observe_command)
@@ -67,37 +70,26 @@ class ClusterNode:
         self._load: tuple[float, dict[str, float]] = (0.0, {})
         self._undo: list[Callable[[], Any]] = []
 
-    # -- Composition (the only place that maps resolved backends to classes) -------------------
+    # -- Composition: the plan's backends, built by the tables below --------------------------
 
     def _build_membership(self) -> Membership:
-        """http: heartbeats; swim: SWIM; hybrid: both on one failure timeline."""
-        sources: list[Membership] = []
-        if "swim" in self.config.membership_backends:
-            self.swim = SwimMembership(self.config)
-            sources.append(self.swim)
-        if "heartbeat" in self.config.membership_backends:
-            self.heartbeat = HeartbeatMembership(self.config, self.client, self.node_info)
-            sources.append(self.heartbeat)
-        return sources[0] if len(sources) == 1 else HybridMembership(sources)
+        """One backend, or several on one failure timeline (hybrid)."""
+        self._sources = [_MEMBERSHIP[backend](self) for backend in self.config.plan.membership]
+        return self._sources[0] if len(self._sources) == 1 else HybridMembership(self._sources)
 
-    def _build_consensus_and_store(self) -> Consensus:
-        """Who leads, and where the state lives:
+    def _raft(self) -> RaftConsensus:
+        """The one Raft engine, shared when it both leads and holds the state."""
+        if self.raft is None:
+            self.raft = RaftConsensus(self.config, StateMachine(), handoff=self.handoff)
+        return self.raft
 
-        - bully: the Bully leader leads and holds the state in its journal;
-        - raft: Raft does both (one SyncObj); nodes outside raft_members observe and forward;
-        - hybrid: the Bully leader leads, Raft holds the state.
-        """
-        config = self.config
-        raft: RaftConsensus | None = None
-        if config.state_backend == "raft" and config.node_id in config.raft_members:
-            raft = self.raft = RaftConsensus(config, StateMachine(), handoff=self.handoff)
-        if config.leader_backend == "raft":
-            self.store = self.handoff.store = raft
-            return raft if raft is not None else RaftObserver(config, self.client, self.membership)
-        self.bully = BullyElection(config, self.client, self.membership)
-        self.store = raft if config.state_backend == "raft" else JournalStore(config, self.bully, self.client, self.handoff)
-        self.handoff.store = self.store
-        return self.bully
+    @property
+    def parts(self) -> Parts:
+        """The roles the API is written against."""
+        return Parts(node=self, config=self.config, membership=self.membership, election=self.consensus,
+                     state=self.state, store=self.store, handoff=self.handoff, metrics=self.metrics,
+                     discovery=self.discovery, swim=self.swim, raft=self.raft, bully=self.bully,
+                     heartbeat=self.heartbeat)
 
     def _peer_url(self, node_id: str) -> str | None:
         host = self.config.hosts.get(node_id)
@@ -124,7 +116,7 @@ class ClusterNode:
             self._undo.append(self.discovery.stop)
             await self.consensus.start()
             self._undo.append(self.consensus.stop)
-            if self.store is not None and self.store is not self.consensus:
+            if self.store is not None:
                 await self.store.start()
                 self._undo.append(self.store.stop)
             if loading is not None:
@@ -153,8 +145,7 @@ class ClusterNode:
         self._undo.clear()
         if self.store is not None:
             snapshot = await self.store.final_snapshot() if graceful else None
-            if self.store is not self.consensus:
-                await self.store.stop()
+            await self.store.stop()
             if graceful:
                 await self.handoff.export(snapshot)
         await self.consensus.stop()
@@ -172,7 +163,7 @@ class ClusterNode:
 
     async def _start_api(self) -> None:
         api = self.config.api
-        self._runner = web.AppRunner(create_app(self), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(create_app(self.parts), access_log=None, handle_signals=False)
         await self._runner.setup()
         self._undo.append(self._runner.cleanup)
         site = web.TCPSite(self._runner, api.bind_host, api.port, reuse_address=True)
@@ -208,7 +199,7 @@ class ClusterNode:
         if self.consensus.leadership().is_self:
             return "leader"
         # A backend's own role may still say leader for the instant its lease has run out.
-        role = getattr(self.consensus, "role", "follower")
+        role = self.consensus.role
         return "follower" if role == "leader" else role
 
     def leadership(self) -> Leadership:
@@ -264,6 +255,28 @@ class ClusterNode:
             if event.election_outcome is not None and event.election_latency_s is not None:
                 self.metrics.election_latency.labels(outcome=event.election_outcome.value).observe(event.election_latency_s)
             self.refresh_metrics()
+
+
+# The only place that maps the plan to classes.
+_MEMBERSHIP: dict[MembershipBackend, Callable[[ClusterNode], Membership]] = {
+    MembershipBackend.SWIM: lambda node: SwimMembership(node.config),
+    MembershipBackend.HEARTBEAT: lambda node: HeartbeatMembership(node.config, node.client, node.node_info),
+}
+_ELECTION: dict[ElectionBackend, Callable[[ClusterNode], Election]] = {
+    ElectionBackend.BULLY: lambda node: BullyElection(node.config, node.client, node.membership),
+    ElectionBackend.RAFT: lambda node: node._raft(),
+    ElectionBackend.RAFT_OBSERVER: lambda node: RaftObserver(node.config, node.client, node.membership),
+}
+_STORE: dict[StoreBackend, Callable[[ClusterNode], StateStore | None]] = {
+    StoreBackend.JOURNAL: lambda node: JournalStore(node.config, node.consensus, node.client, node.handoff),
+    # Raft mode starts the engine as the election; hybrid mode only through the store.
+    StoreBackend.RAFT: lambda node: RaftStore(node._raft(), runs_engine=node.config.plan.election is not ElectionBackend.RAFT),
+    StoreBackend.NONE: lambda node: None,
+}
+
+
+def _one(parts: list[Any], kind: type) -> Any:
+    return next((p for p in parts if isinstance(p, kind)), None)
 
 
 async def _cancel(task: "asyncio.Task[Any] | None") -> None:

@@ -12,7 +12,7 @@ from typing import Iterable, Mapping
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from .consensus.lease_rules import quorum_health
+from .quorum import alive_voters, quorum_health
 from .model import ElectionOutcome, Leadership, Member, MemberState
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -99,9 +99,9 @@ class NodeMetrics:
         self.peers_alive.set(counts[MemberState.ALIVE] + counts[MemberState.SUSPECT])
         voters = list(voters)
         alive = {n for n, m in members.items() if m.is_alive} | {self_id}
-        alive_voters = sum(1 for v in voters if v in alive)
-        level = quorum_health(alive_voters, len(voters))
-        self.quorum_alive.set(alive_voters)
+        alive_count = alive_voters(voters, alive)
+        level = quorum_health(alive_count, len(voters))
+        self.quorum_alive.set(alive_count)
         self.quorum_total.set(len(voters))
         self.quorum_level.set(level.level)
         self.quorum_status.set(0 if level.value == "lost" else 1)

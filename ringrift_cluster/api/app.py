@@ -3,29 +3,26 @@
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import Awaitable, Callable
 
 import structlog
 from aiohttp import web
 
 from . import discovery, election, heartbeat, page, state, status, swim
-from .common import NODE
-
-if TYPE_CHECKING:
-    from ..node import ClusterNode
+from .parts import CONFIG, Parts, install
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _OPEN_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _log = structlog.get_logger("ringrift.api")
 
 
-def create_app(node: "ClusterNode") -> web.Application:
-    """Build the app for ``node``. Every route family registers its own routes."""
+def create_app(parts: Parts) -> web.Application:
+    """Build the app over a node's roles. Every route family registers its own routes."""
     app = web.Application(
-        client_max_size=node.config.api.max_body_bytes,
+        client_max_size=parts.config.api.max_body_bytes,
         middlewares=[_node_header, _errors_as_json, _auth],
     )
-    app[NODE] = node
+    install(app, parts)
     for family in (status, heartbeat, election, state, swim, page, discovery):
         family.register(app)
     return app
@@ -33,7 +30,7 @@ def create_app(node: "ClusterNode") -> web.Application:
 
 @web.middleware
 async def _node_header(request: web.Request, handler: Handler) -> web.StreamResponse:
-    node_id = request.app[NODE].config.node_id
+    node_id = request.app[CONFIG].node_id
     try:
         response = await handler(request)
     except web.HTTPException as e:
@@ -51,7 +48,7 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
     except web.HTTPException as e:
         if e.content_type == "application/json" or e.status < 400:
             raise
-        reason = e.reason if e.status != 413 else f"body too large (limit {request.app[NODE].config.api.max_body_bytes} bytes)"
+        reason = e.reason if e.status != 413 else f"body too large (limit {request.app[CONFIG].api.max_body_bytes} bytes)"
         # A new response, not type(e)(...): some exceptions need constructor arguments (405's
         # method and allowed_methods), and their own headers (Allow) must go out with it.
         headers = [(k, v) for k, v in e.headers.items() if k.lower() not in ("content-type", "content-length")]
@@ -64,7 +61,7 @@ async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamR
 @web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Mutating requests need the shared cluster token (when one is configured)."""
-    token = request.app[NODE].config.auth_token
+    token = request.app[CONFIG].auth_token
     if token and request.method not in _OPEN_METHODS:
         offered = request.headers.get("X-RingRift-Auth", "")
         bearer = request.headers.get("Authorization", "")

@@ -1,19 +1,22 @@
-"""What every route module shares: the node key, JSON body parsing with reasons, replies."""
+"""What every route module shares: JSON body parsing with reasons, replies."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
-from typing import TYPE_CHECKING, Any, Mapping
+from functools import lru_cache
+from typing import Any, Mapping
 
 from aiohttp import web
 
-if TYPE_CHECKING:
-    from ..node import ClusterNode
-
-NODE: web.AppKey["ClusterNode"] = web.AppKey("node", object)  # type: ignore[arg-type]
-
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "a boolean", dict: "an object", list: "a list"}
+
+
+@lru_cache(maxsize=None)
+def importable(module: str) -> bool:
+    """Whether an engine's library is installed here (the status documents say so)."""
+    return importlib.util.find_spec(module) is not None
 
 
 def bad_request(reason: str, status: int = 400) -> web.HTTPException:

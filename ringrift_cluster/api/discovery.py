@@ -6,12 +6,13 @@ import json
 
 from aiohttp import web
 
-from .common import NODE, reply
+from .common import reply
+from .parts import DISCOVERY
 
 
 async def get_targets(request: web.Request) -> web.Response:
     """Every member this node sees alive, one target group each, as Prometheus's HTTP SD reads it."""
-    http_sd = request.app[NODE].discovery.http_sd
+    http_sd = request.app[DISCOVERY].http_sd
     if http_sd is None:
         raise web.HTTPNotFound(text=json.dumps({"error": "http_sd is not among discovery.backends on this node"}),
                                content_type="application/json")
@@ -19,7 +20,7 @@ async def get_targets(request: web.Request) -> web.Response:
 
 
 async def get_status(request: web.Request) -> web.Response:
-    return reply(request.app[NODE].discovery.describe())
+    return reply(request.app[DISCOVERY].describe())
 
 
 def register(app: web.Application) -> None:

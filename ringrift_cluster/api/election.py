@@ -9,13 +9,14 @@ from aiohttp import web
 
 from ..config import MAX_LEASE_S
 from ..model import node_id_problem
-from .common import NODE, bad_request, read_object, reply, require
+from .common import bad_request, read_object, reply, require
+from .parts import BULLY
 
 _MAX_LEASE_S = MAX_LEASE_S
 
 
 def _bully(request: web.Request):
-    bully = request.app[NODE].bully
+    bully = request.app[BULLY]
     if bully is None:
         raise web.HTTPConflict(text='{"error": "bully election is not active on this node"}', content_type="application/json")
     return bully

@@ -5,20 +5,21 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..nodeinfo import NodeInfo, NodeInfoError
-from .common import NODE, bad_request, read_object, reply
+from .common import bad_request, read_object, reply
+from .parts import CONFIG, HEARTBEAT
 
 
 async def post_heartbeat(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    if node.heartbeat is None:
+    heartbeat = request.app[HEARTBEAT]
+    if heartbeat is None:
         return reply({"error": "heartbeat membership is not active on this node",
-                      "membership_mode": node.config.membership_mode.value}, status=409)
+                      "membership_mode": request.app[CONFIG].membership_mode.value}, status=409)
     data = await read_object(request)
     try:
         info = NodeInfo.parse(data)
     except NodeInfoError as e:
         raise bad_request(str(e)) from None
-    ours = node.heartbeat.handle_heartbeat(info, request.remote)
+    ours = heartbeat.handle_heartbeat(info, request.remote)
     return reply(ours.to_dict())
 
 

@@ -17,7 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import ClusterError
-from .common import NODE, bad_request, reply
+from .common import bad_request, reply
+from .parts import CONFIG, MEMBERSHIP, STATE
 
 EVENTS_KEPT = 200
 WORK_STATUSES = ("pending", "claimed", "running", "completed", "failed")
@@ -52,13 +53,13 @@ async def get_events(request: web.Request) -> web.Response:
     """Newest first; ``?limit=`` (default 50, at most what is kept)."""
     limit = _int_query(request, "limit", 50, 1, EVENTS_KEPT)
     events = list(request.app[_EVENTS])[-limit:][::-1]
-    return reply({"node_id": request.app[NODE].config.node_id, "events": events, "kept": EVENTS_KEPT,
+    return reply({"node_id": request.app[CONFIG].node_id, "events": events, "kept": EVENTS_KEPT,
                   "timestamp": time.time()})
 
 
 async def get_queue(request: web.Request) -> web.Response:
     """Work items (``?status=``, ``?node_id=``, ``?limit=`` default 100) and the counts by status."""
-    node = request.app[NODE]
+    state, node_id = request.app[STATE], request.app[CONFIG].node_id
     status = request.query.get("status")
     if status is not None and status not in WORK_STATUSES:
         raise bad_request(f"status: expected one of {list(WORK_STATUSES)}, got {status!r}"[:200])
@@ -70,13 +71,13 @@ async def get_queue(request: web.Request) -> web.Response:
         filters["node_id"] = request.query["node_id"]
     consistent = request.query.get("consistent", "false").lower() in ("1", "true", "yes")
     try:
-        items = await node.state.query("work_list", consistent=consistent, **filters)
-        stats = await node.state.query("work_stats", consistent=False)
+        items = await state.query("work_list", consistent=consistent, **filters)
+        stats = await state.query("work_stats", consistent=False)
     except ClusterError as e:
-        return reply({"error": "no_leader", "message": str(e), "leader": node.state.leader(),
-                      "node_id": node.config.node_id, "timestamp": time.time()}, status=503)
+        return reply({"error": "no_leader", "message": str(e), "leader": state.leader(),
+                      "node_id": node_id, "timestamp": time.time()}, status=503)
     return reply({"items": items[:limit], "truncated": len(items) > limit, "stats": stats,
-                  "leader": node.state.leader(), "node_id": node.config.node_id, "timestamp": time.time()})
+                  "leader": state.leader(), "node_id": node_id, "timestamp": time.time()})
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -94,7 +95,7 @@ def _int_query(request: web.Request, name: str, default: int, low: int, high: in
 
 async def _follow_events(app: web.Application) -> None:
     kept = app[_EVENTS]
-    subscription = app[NODE].membership.subscribe()
+    subscription = app[MEMBERSHIP].subscribe()
     try:
         async for event in subscription:
             kept.append({"at": event.at, "node_id": event.node_id, "kind": event.kind.value,

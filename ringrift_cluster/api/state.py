@@ -16,10 +16,13 @@ from typing import Any, Callable
 
 from aiohttp import web
 
-from ..errors import ClusterError, ClusterTimeout, NoLeader, NotLeader
+from ..config import ClusterConfig
+from ..errors import ClusterError, ClusterTimeout
 from ..state import commands
-from ..store.facade import QUERIES
-from .common import NODE, bad_request, read_object, reply
+from ..store import forwarding
+from ..store.facade import ClusterState
+from .common import bad_request, read_object, reply
+from .parts import CONFIG, HANDOFF, STATE, STORE
 
 _CLIENT_ERRORS = {"bad_command": 400, "unknown_op": 400, "unsupported_version": 400, "not_found": 404, "internal": 500}
 
@@ -61,23 +64,23 @@ WRITES: list[tuple[str, str, str, Args]] = [
 
 def _write_handler(op: str, build: Args) -> Callable[[web.Request], Any]:
     async def handler(request: web.Request) -> web.Response:
-        node = request.app[NODE]
+        state, config = request.app[STATE], request.app[CONFIG]
         body = await read_object(request)
         rid = body.pop("request_id", None)
         if rid is not None and (not isinstance(rid, str) or not 0 < len(rid) <= 128):
             raise bad_request(f"request_id: expected a string of 1 to 128 characters, got {rid!r}"[:200])
         command = commands.command(op, build(request, body), rid=rid)
         try:
-            result = await node.state.execute(command)
+            result = await state.execute(command)
         except ClusterError as e:  # no leader, timeout, or the leader could not be reached
-            return _unavailable(node, op, request, e)
-        return _result_reply(node, op, request, result)
+            return _unavailable(state, config, op, request, e)
+        return _result_reply(config, op, request, result)
 
     return handler
 
 
-def _result_reply(node: Any, op: str, request: web.Request, result: dict[str, Any]) -> web.Response:
-    body: dict[str, Any] = {**result, "node_id": node.config.node_id, "timestamp": time.time()}
+def _result_reply(config: ClusterConfig, op: str, request: web.Request, result: dict[str, Any]) -> web.Response:
+    body: dict[str, Any] = {**result, "node_id": config.node_id, "timestamp": time.time()}
     if op.startswith("lock."):
         body["lock_name"] = request.match_info["name"]
         if op == "lock.release":
@@ -90,15 +93,16 @@ def _result_reply(node: Any, op: str, request: web.Request, result: dict[str, An
     return reply(body, status=status)
 
 
-def _unavailable(node: Any, op: str, request: web.Request, error: ClusterError) -> web.Response:
+def _unavailable(state: ClusterState, config: ClusterConfig, op: str, request: web.Request,
+                 error: ClusterError) -> web.Response:
     timeout = isinstance(error, ClusterTimeout)
     body: dict[str, Any] = {
         "ok": False,
         "error": "timeout" if timeout else "no_leader",
         "message": str(error),
-        "leader": node.state.leader(),
+        "leader": state.leader(),
         "outcome": "unknown" if timeout else "not_applied",
-        "node_id": node.config.node_id,
+        "node_id": config.node_id,
         "timestamp": time.time(),
     }
     if op.startswith("lock."):
@@ -112,33 +116,33 @@ def _unavailable(node: Any, op: str, request: web.Request, error: ClusterError) 
 
 async def _query(request: web.Request, query: str, **kwargs: Any) -> Any:
     consistent = request.query.get("consistent", "false").lower() in ("1", "true", "yes")
-    return await request.app[NODE].state.query(query, consistent=consistent, **kwargs)
+    return await request.app[STATE].query(query, consistent=consistent, **kwargs)
 
 
 def _read(fn: Callable[[web.Request], Any]) -> Callable[[web.Request], Any]:
     async def handler(request: web.Request) -> web.Response:
-        node = request.app[NODE]
+        state, node_id = request.app[STATE], request.app[CONFIG].node_id
         try:
             body = await fn(request)
         except ClusterError as e:
-            return reply({"error": "no_leader", "message": str(e), "leader": node.state.leader(),
-                          "node_id": node.config.node_id, "timestamp": time.time()}, status=503)
+            return reply({"error": "no_leader", "message": str(e), "leader": state.leader(),
+                          "node_id": node_id, "timestamp": time.time()}, status=503)
         if body is None:
             raise web.HTTPNotFound(text='{"error": "not found"}', content_type="application/json")
-        return reply({**body, "node_id": node.config.node_id, "timestamp": time.time()})
+        return reply({**body, "node_id": node_id, "timestamp": time.time()})
 
     return handler
 
 
 def _store_view(request: web.Request) -> dict[str, Any]:
-    node = request.app[NODE]
-    leader = node.state.leader()
-    host = node.config.hosts.get(leader) if leader else None
+    config, store = request.app[CONFIG], request.app[STORE]
+    leader = request.app[STATE].leader()
+    host = config.hosts.get(leader) if leader else None
     return {
         "enabled": True,
-        "backend": node.config.state_backend,
-        "is_ready": node.state.store is None or node.state.store.ready,
-        "is_leader": leader == node.config.node_id,
+        "backend": config.state_backend,
+        "is_ready": store is None or store.ready,
+        "is_leader": leader == config.node_id,
         "leader": leader,
         "leader_address": host.api_url if host else None,
     }
@@ -181,85 +185,66 @@ async def _locks(request: web.Request) -> dict[str, Any]:
 
 
 async def post_state_submit(request: web.Request) -> web.Response:
-    """Apply a forwarded command here, without forwarding again."""
-    node = request.app[NODE]
-    body = await read_object(request)
-    command = body.get("command")
-    if not isinstance(command, dict):
-        raise bad_request("command: expected an object")
-    if node.state.store is None:
-        return reply({"error": "no_leader", "message": "this node holds no state"}, status=503)
-    try:
-        result = await node.state.store.submit(command)
-    except ClusterTimeout as e:
-        return reply({"error": "timeout", "message": str(e)}, status=503)
-    except (NoLeader, NotLeader) as e:
-        return reply({"error": "no_leader", "message": str(e)}, status=503)
-    return reply({"result": result})
+    """Apply a forwarded command here, without forwarding again (store/forwarding.py)."""
+    return await _answer(request, forwarding.answer_submit)
 
 
 async def post_state_read(request: web.Request) -> web.Response:
-    node = request.app[NODE]
+    return await _answer(request, forwarding.answer_read)
+
+
+async def _answer(request: web.Request, answer: Callable[..., Any]) -> web.Response:
     body = await read_object(request)
-    name, args = body.get("query"), body.get("args", {})
-    if not isinstance(name, str) or name not in QUERIES:  # a list or an object is no query (nor hashable)
-        raise bad_request(f"query: expected one of {sorted(QUERIES)}")
-    if not isinstance(args, dict) or not all(isinstance(v, (str, int, type(None))) for v in args.values()):
-        raise bad_request("args: expected an object of strings and integers")
-    if node.state.store is None:
-        return reply({"error": "no_leader", "message": "this node holds no state"}, status=503)
     try:
-        value = await node.state.store.read(lambda m: getattr(m, name)(**args),
-                                            linearizable=bool(body.get("consistent")))
-    except TypeError as e:
-        raise bad_request(f"args: {e}") from None
-    except (NoLeader, NotLeader, ClusterTimeout) as e:
-        return reply({"error": "no_leader", "message": str(e)}, status=503)
-    return reply({"value": value})
+        status, result = await answer(request.app[STORE], body)
+    except forwarding.BadForward as e:
+        raise bad_request(str(e)) from None
+    return reply(result, status=status)
 
 
 async def post_state_handover(request: web.Request) -> web.Response:
     """A departing leader hands over its state; taken only if newer than ours."""
-    node = request.app[NODE]
+    store = request.app[STORE]
     body = await read_object(request)
     if not isinstance(body.get("snapshot"), dict):
         raise bad_request("snapshot: expected an object")
-    if node.state.store is None:
+    if store is None:
         return reply({"error": "no_store", "message": "this node holds no state"}, status=409)
-    result = node.state.store.import_snapshot(body["snapshot"])
-    return reply({"imported": bool(result.get("ok")), "reason": result.get("message"), "node_id": node.config.node_id})
+    result = store.import_snapshot(body["snapshot"])
+    return reply({"imported": bool(result.get("ok")), "reason": result.get("message"),
+                  "node_id": request.app[CONFIG].node_id})
 
 
 async def post_state_candidate(request: web.Request) -> web.Response:
     """A new state leader asks: the newest state this node holds (its lineage; with
     ``{"snapshot": true}`` the state itself) and whether it has just switched stores."""
-    node = request.app[NODE]
+    handoff = request.app[HANDOFF]
     body = await read_object(request)
     want = body.get("snapshot", False)
     if not isinstance(want, bool):
         raise bad_request("snapshot: expected true or false")
-    if not node.handoff.loaded:
+    if not handoff.loaded:
         return reply({"error": "loading", "message": "this node is still collecting its state"}, status=503)
-    report = await node.handoff.report()
+    report = await handoff.report()
     answer: dict[str, Any] = report.to_dict()
     if want and report.lineage is not None:
-        answer["snapshot"] = await node.handoff.snapshot_for(report.lineage)
+        answer["snapshot"] = await handoff.snapshot_for(report.lineage)
     return reply(answer)
 
 
 async def get_state_digest(request: web.Request) -> web.Response:
     """A digest of this node's own copy of the state: replicas that applied the same commands
     have the same digest (what the convergence checks compare)."""
-    node = request.app[NODE]
-    if node.state.store is None:
+    store = request.app[STORE]
+    if store is None:
         return reply({"error": "no_store", "message": "this node holds no state"}, status=409)
     try:
         # Only the freeze runs where applies run; the state is serialized and hashed off that thread.
-        view = await node.state.store.read(lambda machine: machine.freeze())
+        view = await store.read(lambda machine: machine.freeze())
     except ClusterError as e:
         return reply({"error": "no_state", "message": str(e)}, status=409)
     digest, changes = await asyncio.to_thread(_digest, view)
-    return reply({"digest": digest, "changes": changes, "node_id": node.config.node_id})
+    return reply({"digest": digest, "changes": changes, "node_id": request.app[CONFIG].node_id})
 
 
 def _digest(view: Any) -> tuple[str, int]:
@@ -277,8 +262,8 @@ def register(app: web.Application) -> None:
     app.router.add_get("/raft/models", _read(_models))
     app.router.add_get("/raft/models/{name}", _read(_model))
     app.router.add_get("/raft/locks", _read(_locks))
-    app.router.add_post("/state/submit", post_state_submit)
-    app.router.add_post("/state/read", post_state_read)
+    app.router.add_post(forwarding.SUBMIT_PATH, post_state_submit)
+    app.router.add_post(forwarding.READ_PATH, post_state_read)
     app.router.add_post("/state/handover", post_state_handover)
     app.router.add_post("/state/candidate", post_state_candidate)
     app.router.add_get("/state/digest", get_state_digest)

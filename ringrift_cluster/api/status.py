@@ -3,28 +3,20 @@ dashboards read."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from ..consensus.lease_rules import alive_voters, quorum_health, quorum_size
 from ..errors import ClusterError
 from ..model import MemberState
 from ..observability import CONTENT_TYPE
+from ..quorum import alive_voters, quorum_health, quorum_size
+from ..store.base import StateStore
 from ..store.handoff import DURABILITY
-from .common import NODE, reply
-
-if TYPE_CHECKING:
-    from ..node import ClusterNode
-
-
-@lru_cache(maxsize=None)
-def importable(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
+from .common import importable, reply
+from .parts import CONFIG, ELECTION, HANDOFF, MEMBERSHIP, METRICS, NODE, RAFT, STORE, SWIM
 
 
 async def get_health(request: web.Request) -> web.Response:
@@ -32,7 +24,7 @@ async def get_health(request: web.Request) -> web.Response:
     node = request.app[NODE]
     return reply({
         "alive": True,
-        "node_id": node.config.node_id,
+        "node_id": request.app[CONFIG].node_id,
         "pid": os.getpid(),
         "role": node.role,
         "uptime_seconds": round(node.uptime_s, 3),
@@ -41,48 +33,48 @@ async def get_health(request: web.Request) -> web.Response:
 
 async def get_ready(request: web.Request) -> web.Response:
     """Readiness: 503 until membership and consensus both run."""
-    node = request.app[NODE]
-    body = {"ready": node.ready, "node_id": node.config.node_id,
-            "membership": node.membership.ready, "consensus": node.consensus.ready}
-    return reply(body, status=200 if node.ready else 503)
+    app = request.app
+    ready = app[NODE].ready
+    body = {"ready": ready, "node_id": app[CONFIG].node_id,
+            "membership": app[MEMBERSHIP].ready, "consensus": app[ELECTION].ready}
+    return reply(body, status=200 if ready else 503)
 
 
 async def get_status(request: web.Request) -> web.Response:
-    return reply(await status_document(request.app[NODE]))
+    return reply(await status_document(request.app))
 
 
 async def get_raft_status(request: web.Request) -> web.Response:
-    return reply(raft_document(request.app[NODE]))
+    return reply(raft_document(request.app))
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    node.refresh_metrics()
-    return web.Response(body=node.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+    request.app[NODE].refresh_metrics()
+    return web.Response(body=request.app[METRICS].exposition(), headers={"Content-Type": CONTENT_TYPE})
 
 
-async def local_work_stats(node: "ClusterNode") -> dict[str, int] | None:
+async def local_work_stats(store: StateStore | None) -> dict[str, int] | None:
     """Work-queue stats from this node's own copy of the state, when it holds one."""
-    if node.store is None:
+    if store is None:
         return None
     try:
-        return await node.store.read(lambda machine: machine.work_stats())
+        return await store.read(lambda machine: machine.work_stats())
     except ClusterError:
         return None
 
 
-async def status_document(node: "ClusterNode") -> dict[str, Any]:
+async def status_document(app: web.Application) -> dict[str, Any]:
     """The ``GET /status`` document."""
-    config = node.config
-    members = node.membership.members()
-    view = node.consensus.leadership()
+    config, node, membership, election, store = app[CONFIG], app[NODE], app[MEMBERSHIP], app[ELECTION], app[STORE]
+    members = membership.members()
+    view = election.leadership()
     alive = {n for n, m in members.items() if m.is_alive} | {config.node_id}
     alive_count = alive_voters(config.voters, alive)
     now = time.monotonic()
     counts = {state.value: sum(1 for m in members.values() if m.state is state) for state in MemberState}
-    swim = node.swim.describe() if getattr(node, "swim", None) is not None else {}
-    raft = raft_document(node)
-    work = await local_work_stats(node) or {}
+    swim = app[SWIM].describe() if app[SWIM] is not None else {}
+    raft = raft_document(app)
+    work = await local_work_stats(store) or {}
     return {
         "node_id": config.node_id,
         "role": node.role,
@@ -109,11 +101,11 @@ async def status_document(node: "ClusterNode") -> dict[str, Any]:
             for node_id, m in sorted(members.items())
         },
         "peer_counts": counts,
-        "membership": node.membership.describe(),
-        "consensus": node.consensus.describe(),
-        "state": None if node.store is None else node.store.describe(),
+        "membership": membership.describe(),
+        "consensus": election.describe(),
+        "state": None if store is None else store.describe(),
         "durability": {"state_backend": config.state_backend, "acknowledged_writes_survive_on": DURABILITY[config.state_backend],
-                       "switched_from": node.handoff.switched_from},
+                       "switched_from": app[HANDOFF].switched_from},
         "swim_raft": {
             "membership_mode": config.membership_mode.value,
             "consensus_mode": config.consensus_mode.value,
@@ -141,9 +133,9 @@ async def status_document(node: "ClusterNode") -> dict[str, Any]:
     }
 
 
-def raft_document(node: "ClusterNode") -> dict[str, Any]:
+def raft_document(app: web.Application) -> dict[str, Any]:
     """``GET /raft/status``: the Raft view in every mode (``raft_enabled: false`` when off)."""
-    config = node.config
+    config = app[CONFIG]
     base = {
         "node_id": config.node_id,
         "raft_enabled": config.raft_enabled,
@@ -152,11 +144,11 @@ def raft_document(node: "ClusterNode") -> dict[str, Any]:
         "config": {"bind_port": config.raft.bind_port},
         "timestamp": time.time(),
     }
-    raft = node.raft
+    raft = app[RAFT]
     if not config.raft_enabled:
         return {**base, "raft_initialized": False, "cluster_health": "disabled", "leader": None, "term": 0}
     if raft is None:  # a node outside raft_members: it observes the members
-        view = node.consensus.leadership() if config.leader_backend == "raft" else None
+        view = app[ELECTION].leadership() if config.leader_backend == "raft" else None
         return {**base, "raft_initialized": False, "raft_member": False,
                 "cluster_health": "healthy" if view and view.leader else "unavailable",
                 "leader": view.leader if view else None, "term": view.term if view else 0}

@@ -4,26 +4,25 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 
-from .common import NODE, reply
-from .status import importable
-
-if TYPE_CHECKING:
-    from ..node import ClusterNode
+from ..membership.base import Comparison
+from .common import importable, reply
+from .parts import CONFIG, MEMBERSHIP, SWIM
 
 
-def _described(node: "ClusterNode") -> dict[str, Any]:
-    return node.swim.describe() if node.swim is not None else {}
+def _described(app: web.Application) -> dict[str, Any]:
+    swim = app[SWIM]
+    return swim.describe() if swim is not None else {}
 
 
 async def get_swim_status(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    swim = _described(node)
-    settings = node.config.swim
-    config = swim.get("config") or {
+    config = request.app[CONFIG]
+    swim = _described(request.app)
+    settings = config.swim
+    engine_config = swim.get("config") or {
         "bind_port": settings.bind_port, "transport": settings.transport,
         "ping_interval": settings.protocol_period_s, "suspicion_timeout": settings.suspicion_timeout_s,
         "failure_timeout": None,
@@ -31,22 +30,22 @@ async def get_swim_status(request: web.Request) -> web.Response:
     extra = {k: v for k, v in swim.items() if k not in ("members", "config", "node_id", "name")}
     return reply({
         **extra,
-        "node_id": node.config.node_id,
-        "swim_enabled": node.config.swim_enabled,
+        "node_id": config.node_id,
+        "swim_enabled": config.swim_enabled,
         "swim_available": importable("swim"),
         "swim_started": bool(swim.get("swim_started")),
-        "membership_mode": node.config.membership_mode.value,
-        "config": config,
+        "membership_mode": config.membership_mode.value,
+        "config": engine_config,
         "timestamp": time.time(),
     })
 
 
 async def get_swim_members(request: web.Request) -> web.Response:
-    node = request.app[NODE]
-    swim = _described(node)
+    config = request.app[CONFIG]
+    swim = _described(request.app)
     return reply({
-        "node_id": node.config.node_id,
-        "swim_enabled": node.config.swim_enabled,
+        "node_id": config.node_id,
+        "swim_enabled": config.swim_enabled,
         "swim_started": bool(swim.get("swim_started")),
         "members": swim.get("members", []),
         "alive_count": swim.get("alive_count", 0),
@@ -58,14 +57,13 @@ async def get_swim_members(request: web.Request) -> web.Response:
 
 async def get_swim_compare(request: web.Request) -> web.Response:
     """Hybrid mode's pilot: when each source noticed each death, and where they disagreed."""
-    node = request.app[NODE]
-    compare = getattr(node.membership, "compare", None)
-    if compare is None:
-        return reply({"node_id": node.config.node_id, "enabled": False,
-                      "membership_mode": node.config.membership_mode.value,
+    config, membership = request.app[CONFIG], request.app[MEMBERSHIP]
+    if not isinstance(membership, Comparison):
+        return reply({"node_id": config.node_id, "enabled": False,
+                      "membership_mode": config.membership_mode.value,
                       "reason": "the comparison runs in hybrid membership mode", "timestamp": time.time()})
-    return reply({"node_id": node.config.node_id, "enabled": True,
-                  "membership_mode": node.config.membership_mode.value, **compare(), "timestamp": time.time()})
+    return reply({"node_id": config.node_id, "enabled": True,
+                  "membership_mode": config.membership_mode.value, **membership.compare(), "timestamp": time.time()})
 
 
 def register(app: web.Application) -> None:

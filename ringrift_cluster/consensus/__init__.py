@@ -1,1 +1,1 @@
-"""Consensus backends: who leads, and how shared state is made durable."""
+"""Consensus backends: who leads (Bully, Raft, a Raft observer). Where the state is durable is ``store/``."""

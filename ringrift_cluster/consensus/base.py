@@ -1,18 +1,20 @@
-"""The consensus interface every backend implements."""
+"""The election interface every consensus backend implements: who leads."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from ..events import Subscription
 from ..model import Leadership, LeadershipEvent
 
 
 @runtime_checkable
-class Consensus(Protocol):
-    """Who leads (by node id, with a term that only grows) and, where it can, replicated commands."""
+class Election(Protocol):
+    """Who leads (by node id, with a term that only grows). Where the replicated state lives is
+    the ``StateStore``'s role (``store/``)."""
 
     name: str  # "bully", "raft"
+    role: str  # this node's part in the election: "leader", "follower" or "candidate"
 
     async def start(self) -> None: ...
 
@@ -26,9 +28,6 @@ class Consensus(Protocol):
 
     async def wait_for_leader(self, timeout: float) -> Leadership:
         """Return once a leader is known; raises ``NoLeader`` after ``timeout`` seconds."""
-
-    async def submit(self, command: Mapping[str, Any], timeout: float = 5.0) -> Any:
-        """Make ``command`` durable and apply it; raise NoLeader / NotLeader / ClusterTimeout."""
 
     def describe(self) -> dict[str, Any]:
         """A JSON-able summary for the status API."""

@@ -9,7 +9,6 @@ leader per epoch, and no voter overriding an unexpired grant. The decisions live
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import time
 from pathlib import Path
@@ -23,8 +22,9 @@ from ..events import EventHub, Subscription
 from ..membership.base import Membership
 from ..model import ElectionOutcome, Leadership, LeadershipEvent, MemberState
 from ..peer_client import PeerClient, PeerUnreachable
-from ..durable import write_json_durably
+from ..quorum import has_quorum, quorum_size
 from . import lease_rules as rules
+from .bully_file import ElectionFile
 
 ROLE_LEADER, ROLE_FOLLOWER, ROLE_CANDIDATE = "leader", "follower", "candidate"
 
@@ -50,7 +50,7 @@ class BullyElection:
         self._wall = wall
         self._settings = config.election
         self._log = structlog.get_logger("ringrift.consensus.bully")
-        self._state_file = Path(config.data_dir) / "election.json"
+        self._file = ElectionFile(Path(config.data_dir) / "election.json", clock=clock, wall=wall, log=self._log)
         self._ledger = rules.VoterLedger() if config.is_voter else None
         self._known_epoch = 0
         self.role = ROLE_FOLLOWER
@@ -72,7 +72,7 @@ class BullyElection:
         # straight to the lease round (the voters still decide, so this is safe).
         self._deferral_timed_out = False
 
-    # -- Consensus interface -------------------------------------------------------------------
+    # -- Election interface --------------------------------------------------------------------
 
     @property
     def ready(self) -> bool:
@@ -160,7 +160,7 @@ class BullyElection:
         theirs = rules.rank(candidate_id, self._config.preferred_leader)
         # Answer ALIVE only when we could win: a greater node cut off from the majority that still
         # answered ALIVE would make every candidate below it defer forever.
-        if self._config.may_lead and mine > theirs and rules.has_quorum(self._config.voters, self._alive_ids()):
+        if self._config.may_lead and mine > theirs and has_quorum(self._config.voters, self._alive_ids()):
             if self.role == ROLE_LEADER:
                 self._spawn(self._announce())
             else:
@@ -227,7 +227,7 @@ class BullyElection:
         now = self._clock()
         alive = self._alive_ids()
         if self.role == ROLE_LEADER:
-            if not rules.has_quorum(self._config.voters, alive):
+            if not has_quorum(self._config.voters, alive):
                 await self._step_down("quorum_lost")
             elif now >= self._next_renew:
                 await self._renew()
@@ -239,7 +239,7 @@ class BullyElection:
         if self._leader is not None:
             self._log.info("leader_lost", leader_id=self._leader, lease_epoch=self._leader_epoch)
             self._set_leader(None, self._leader_epoch, 0.0, None, None)
-        if self._config.may_lead and rules.has_quorum(self._config.voters, alive):
+        if self._config.may_lead and has_quorum(self._config.voters, alive):
             await self._elect()
 
     async def _elect(self) -> None:
@@ -267,7 +267,7 @@ class BullyElection:
                 granted, seen_epoch = await self._lease_round(epoch, lease_id)
                 self._known_epoch = max(self._known_epoch, seen_epoch)
                 self._save()
-                won = len(granted) >= rules.quorum_size(len(self._config.voters))
+                won = len(granted) >= quorum_size(len(self._config.voters))
                 if won and seen_epoch > epoch:
                     # We won with a lower epoch than some voter has seen: those voters would
                     # refuse us and their nodes reject our announcements. Win again above it.
@@ -321,7 +321,7 @@ class BullyElection:
                     granted.append(voter)
         # Our own vote last, and only when it completes a majority: a candidate that cannot win
         # must not burn epochs in its own ledger (that is how partitioned nodes inflated them).
-        if self._ledger is not None and len(granted) + 1 >= rules.quorum_size(len(self._config.voters)):
+        if self._ledger is not None and len(granted) + 1 >= quorum_size(len(self._config.voters)):
             ok, seen = await ask(self._config.node_id)
             seen_epoch = max(seen_epoch, seen)
             if ok:
@@ -333,7 +333,7 @@ class BullyElection:
         round_started = self._clock()
         granted, seen_epoch = await self._lease_round(self._leader_epoch, self._lease_id)
         now = self._clock()
-        if len(granted) >= rules.quorum_size(len(self._config.voters)):
+        if len(granted) >= quorum_size(len(self._config.voters)):
             self._my_lease = rules.LeaderLease.after_round(
                 self._leader_epoch, self._lease_id, round_started,
                 self._settings.lease_duration_s, self._settings.lease_safety_margin_s)
@@ -447,31 +447,11 @@ class BullyElection:
     # -- Persistence: a restarted voter must not grant an epoch twice ----------------------------
 
     def _load(self) -> None:
-        try:
-            data = json.loads(self._state_file.read_text())
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError) as e:
-            self._log.warning("election_state_unreadable", path=str(self._state_file), error=str(e))
-            return
-        self._known_epoch = int(data.get("known_epoch", 0))
-        if self._ledger is not None:
-            self._ledger.highest_epoch = int(data.get("highest_epoch", 0))
-            grant = data.get("grant")
-            if grant:
-                expires = self._clock() + (float(grant["expires_wall"]) - self._wall())
-                self._ledger.grant = rules.Grant(grant["leader_id"], grant["lease_id"], int(grant["epoch"]), expires)
+        known = self._file.load(self._ledger)
+        if known is not None:
+            self._known_epoch = known
         # ``_leader_epoch`` stays 0: the epoch we knew need not be any leader's (lost candidacies),
         # and a leader elected meanwhile must be accepted. Candidacies still start above it.
 
     def _save(self) -> None:
-        grant = self._ledger.grant if self._ledger else None
-        data = {
-            "known_epoch": self._known_epoch,
-            "highest_epoch": self._ledger.highest_epoch if self._ledger else 0,
-            "grant": None if grant is None else {
-                "leader_id": grant.leader_id, "lease_id": grant.lease_id, "epoch": grant.epoch,
-                "expires_wall": self._wall() + (grant.expires - self._clock()),
-            },
-        }
-        write_json_durably(self._state_file, data)
+        self._file.save(self._known_epoch, self._ledger)

@@ -3,7 +3,7 @@
 No I/O and no clock: every function takes ``now`` (monotonic seconds) so the rules are tested on
 a fake clock. Three facts make split-brain impossible here, where the host had it:
 
-- a quorum is a strict majority of the voters, so two quorums always share a voter;
+- a quorum is a strict majority of the voters (``quorum.py``), so two quorums always share a voter;
 - a voter grants a given epoch to at most one leader, and never to anyone while another leader's
   grant is unexpired (a higher epoch does not override an unexpired grant: that would let two
   leaders hold valid majorities at once);
@@ -13,53 +13,10 @@ a fake clock. Three facts make split-brain impossible here, where the host had i
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, replace
 from typing import Iterable
 
 from .. import mutations
-
-
-def quorum_size(voter_count: int) -> int:
-    """Votes needed out of ``voter_count``: a strict majority."""
-    if voter_count < 1:
-        raise ValueError("a cluster needs at least one voter")
-    return voter_count // 2 + 1
-
-
-def alive_voters(voters: Iterable[str], alive: Iterable[str]) -> int:
-    alive_set = set(alive)
-    return sum(1 for v in set(voters) if v in alive_set)
-
-
-def has_quorum(voters: Iterable[str], alive: Iterable[str]) -> bool:
-    voters = list(voters)
-    return bool(voters) and alive_voters(voters, alive) >= quorum_size(len(voters))
-
-
-class QuorumHealth(str, enum.Enum):
-    HEALTHY = "healthy"  # more than one voter to spare
-    DEGRADED = "degraded"  # one voter to spare
-    MINIMUM = "minimum"  # exactly a quorum: one more loss and it is gone
-    LOST = "lost"
-
-    @property
-    def level(self) -> int:
-        """The numeric level dashboards chart: 3 healthy .. 0 lost."""
-        return {"healthy": 3, "degraded": 2, "minimum": 1, "lost": 0}[self.value]
-
-
-def quorum_health(alive_voter_count: int, voter_count: int) -> QuorumHealth:
-    if voter_count < 1:
-        return QuorumHealth.LOST
-    need = quorum_size(voter_count)
-    if alive_voter_count < need:
-        return QuorumHealth.LOST
-    if alive_voter_count == need:
-        return QuorumHealth.MINIMUM
-    if alive_voter_count == need + 1:
-        return QuorumHealth.DEGRADED
-    return QuorumHealth.HEALTHY
 
 
 def rank(node_id: str, preferred: str | None) -> tuple[bool, str]:

@@ -1,45 +1,40 @@
-"""Raft consensus over pysyncobj: leadership by node id, replicated commands, status.
+"""Raft over pysyncobj: who leads (by node id), the log entries it commits, status.
 
 Only the nodes in ``config.raft_members`` run Raft (one SyncObj each, on their ``raft_port``);
-other nodes are HTTP clients of a voter and must not construct this class.
+other nodes are HTTP clients of a voter and must not construct this class. The replicated
+state kept in the log is ``store/raft.py::RaftStore``'s: this class has no ``submit``.
 
 Everything that crosses between pysyncobj's tick thread and asyncio lives in
-``raft_bridge.py``; this module is asyncio-only: configuration and validation, the address <->
-node id edge, the single failure-code table, leadership events, the leader's clock ticks and the
-status summary.
+``raft_bridge.py``; this module is asyncio-only: the pysyncobj configuration, the address <->
+node id edge, the single failure-code table, leadership events, commits and the status summary.
 
 Usage::
 
     raft = RaftConsensus(config, StateMachine())
     await raft.start()                      # binds the Raft port; returns before a leader exists
     await raft.wait_for_leader(5.0)         # -> Leadership(leader="node-a", term=3, is_self=...)
-    result = await raft.submit({"v": 1, "op": "add_work", "rid": rid, "args": {...}})
-    value = await raft.read(lambda m: m.snapshot(), linearizable=True)
+    store = RaftStore(raft)                 # submit, read, ticks, mode switches
     await raft.stop()
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import time
-import uuid
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping, TypeVar
+from typing import Any, Callable, TypeVar
 
 import structlog
 
 from .. import mutations
 from ..config import ClusterConfig, RaftSettings
-from ..errors import (
-    BackendUnavailable, ClusterError, ClusterTimeout, CommandRejected, ConfigError, NoLeader, NotLeader,
-)
+from ..errors import BackendUnavailable, ClusterTimeout, NoLeader
 from ..events import EventHub, Subscription
 from ..model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
 from . import raft_bridge as bridge
-from .raft_bridge import FailReason, RaftRole
+from .raft_types import FailReason, RaftRole
+from .raft_entry import failure_error
 from .raft_gate import ServingGate
 
 try:
@@ -49,95 +44,8 @@ except ImportError:  # pragma: no cover - non-POSIX
 
 T = TypeVar("T")
 
-# pysyncobj chunks entries above appendEntriesBatchSizeBytes (64 KiB) and mislabels the chunks;
-# pickling also inflates text. Commands are small plain data: refuse anything bigger up front.
-MAX_COMMAND_BYTES = 32 * 1024
-# A state import (snapshot carried across a mode switch) is one entry too; pysyncobj ships it in
-# 64 KiB chunks (its chunk labels are wrong, which makes followers log an UnpicklingError per
-# extra chunk before the last one completes the entry).
-MAX_IMPORT_BYTES = 16 * 1024 * 1024
 WATCH_INTERVAL_S = 0.05  # loop-side leadership poll, besides the tick thread's push
 BIND_TIMEOUT_S = 10.0
-
-# The ONE table from pysyncobj's failure codes to our exceptions. ``may_commit`` says whether the
-# command may still take effect: callers retry those with the same ``rid`` (the state machine
-# deduplicates by rid).
-_FAILURES: dict[FailReason, tuple[type[ClusterError], bool, str]] = {
-    FailReason.MISSING_LEADER: (NoLeader, False, "no Raft leader is known"),
-    FailReason.NOT_LEADER: (NotLeader, False, "the node this command was forwarded to is not the leader"),
-    FailReason.QUEUE_FULL: (ClusterTimeout, False, "the Raft command queue is full"),
-    FailReason.REQUEST_DENIED: (ClusterTimeout, False, "the Raft leader denied the request"),
-    FailReason.DISCARDED: (ClusterTimeout, True, "the entry was overwritten by a new leader"),
-    FailReason.LEADER_CHANGED: (ClusterTimeout, True, "the leader changed before the command committed"),
-    FailReason.UNKNOWN_OUTCOME: (ClusterTimeout, True, "the outcome of the command is unknown"),
-}
-
-
-def failure_error(code: int, *, leader: NodeId | None = None, rid: str | None = None) -> ClusterError:
-    """Translate a pysyncobj FAIL_REASON code into our exception (unknown codes: ClusterTimeout)."""
-    try:
-        reason = FailReason(code)
-        kind, may_commit, text = _FAILURES[reason]
-        name = reason.name
-    except (ValueError, KeyError):
-        kind, may_commit, text, name = ClusterTimeout, True, "unexpected Raft failure code", str(code)
-    message = f"{text} ({name})" + ("; it may still commit, retry with the same rid" if may_commit else "")
-    error: ClusterError = kind(leader, message) if kind is NotLeader else kind(message)
-    error.raft_code = name  # type: ignore[attr-defined]
-    error.rid = rid  # type: ignore[attr-defined]
-    error.may_commit = may_commit  # type: ignore[attr-defined]
-    return error
-
-
-def validate_raft_settings(s: RaftSettings, prefix: str = "ringrift_cluster.raft") -> None:
-    """Every rule pysyncobj asserts (and a few of ours), as ConfigError naming the key."""
-
-    def bad(name: str, expected: str) -> ConfigError:
-        return ConfigError(f"{prefix}.{name}", getattr(s, name), expected)
-
-    for name in ("min_timeout_s", "max_timeout_s", "append_entries_period_s", "connection_timeout_s",
-                 "leader_fallback_timeout_s", "commit_timeout_s", "tick_interval_s", "log_compaction_min_time_s"):
-        value = getattr(s, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e6:
-            raise bad(name, "a positive number of seconds")
-    if isinstance(s.connection_retry_s, bool) or not 0 <= s.connection_retry_s < 1e6:
-        raise bad("connection_retry_s", "zero or more seconds")
-    if s.min_timeout_s <= 3 * s.append_entries_period_s:
-        raise bad("min_timeout_s", f"more than 3 x append_entries_period_s ({s.append_entries_period_s})")
-    if s.max_timeout_s <= s.min_timeout_s:
-        raise bad("max_timeout_s", f"more than min_timeout_s ({s.min_timeout_s})")
-    if s.connection_timeout_s < s.max_timeout_s:
-        raise bad("connection_timeout_s", f"at least max_timeout_s ({s.max_timeout_s})")
-    if s.leader_fallback_timeout_s <= s.append_entries_period_s:
-        raise bad("leader_fallback_timeout_s", f"more than append_entries_period_s ({s.append_entries_period_s})")
-    if type(s.log_compaction_min_entries) is not int or s.log_compaction_min_entries < 2:
-        raise bad("log_compaction_min_entries", "an integer >= 2")
-    if type(s.bind_port) is not int or not 1 <= s.bind_port <= 65535:
-        raise bad("bind_port", "a port number from 1 to 65535")
-    if not s.bind_host:
-        raise bad("bind_host", "an address to bind")
-    if s.durability not in ("fsync", "batch", "none"):
-        raise bad("durability", "one of fsync, batch, none")
-
-
-def _encode(command: Mapping[str, Any], limit: int) -> tuple[str, str]:
-    """The JSON entry for ``command`` (``v``, ``rid`` and ``now`` filled in when missing)."""
-    if not isinstance(command, Mapping):
-        raise CommandRejected("bad_command", f"a command is a mapping, not {type(command).__name__}")
-    cmd = dict(command)
-    cmd.setdefault("v", 1)
-    if not cmd.get("rid"):
-        cmd["rid"] = uuid.uuid4().hex
-    if cmd.get("now") is None:
-        cmd["now"] = time.time()
-    try:
-        payload = json.dumps(cmd, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise CommandRejected("bad_command", f"the command is not JSON data: {e}") from e
-    if len(payload) > limit:  # characters: JSON is ASCII here (ensure_ascii)
-        raise CommandRejected("too_large", f"the command is {len(payload)} bytes (max {limit})")
-    return payload, str(cmd["rid"])
-
 
 def _address(host: str, port: int) -> str:
     return f"{host}:{port}"
@@ -157,7 +65,7 @@ def default_restore(machine: Any, snapshot: Any) -> Any:
 
 
 class RaftConsensus:
-    """The Consensus protocol over pysyncobj (``name = "raft"``).
+    """The Election protocol over pysyncobj (``name = "raft"``).
 
     ``machine`` must be fresh (empty): at start the full dump and the journal under
     ``config.data_dir / "raft"`` are replayed into it. One instance runs once (start, stop).
@@ -177,7 +85,6 @@ class RaftConsensus:
                 "only raft members run Raft, other nodes use the HTTP API of a member"
             )
         settings = config.raft
-        validate_raft_settings(settings)
         if settings.password and not bridge.HAS_CRYPTO:
             raise BackendUnavailable("raft: raft.password is set but the 'cryptography' package is missing")
         for method in ("apply", "snapshot"):
@@ -198,9 +105,6 @@ class RaftConsensus:
         for node_id in config.raft_members:
             host = config.hosts[node_id]
             address = _address(host.address, host.raft_port)
-            if address in self._id_by_address:
-                raise ConfigError(f"hosts.{node_id}.raft_port", host.raft_port,
-                                  f"a Raft address not shared with {self._id_by_address[address]}")
             self._id_by_address[address] = node_id
         self._address_by_id = {n: a for a, n in self._id_by_address.items()}
         self.self_address = self._address_by_id[self.node_id]
@@ -233,13 +137,10 @@ class RaftConsensus:
         self._leader_changes = 0
         self._committed = 0
         self._failed = 0
-        self._ticks = 0
         self._last_leader_commit: tuple[int, float] = (-1, 0.0)  # (term, monotonic)
         self._dump_ok = False
         self._warned_addresses: set[str] = set()
         self._restore_logged = False
-        self._draining = False
-        self.last_import: dict[str, Any] | None = None
         self._gate = ServingGate(self, handoff, tuple(config.raft_members))
 
     # ----------------------------------------------------------------------------- config
@@ -302,7 +203,6 @@ class RaftConsensus:
         self._started = True
         self._tasks = [
             asyncio.create_task(self._watch_loop(), name="raft-watch"),
-            asyncio.create_task(self._tick_loop(), name="raft-tick"),
             asyncio.create_task(self._dump_check(), name="raft-dump-check"),
         ]
         self._log.info("raft_started", address=self.self_address, members=list(self._config.raft_members),
@@ -343,6 +243,10 @@ class RaftConsensus:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # closing drops the flock
             self._lock_fd = None
+
+    @property
+    def role(self) -> str:
+        return "leader" if self._leadership.is_self else "follower"
 
     @property
     def ready(self) -> bool:
@@ -438,76 +342,22 @@ class RaftConsensus:
                 self._log.critical("raft_snapshot_restore_failed", error=failed,
                                    hint="this replica refuses submits and reads until restarted")
 
-    # ----------------------------------------------------------------------------- commands
+    # ----------------------------------------------------------------------------- the log
 
-    async def submit(self, command: Mapping[str, Any], timeout: float | None = None) -> Any:
-        """Replicate ``command`` and return the state machine's result (a dict with ``ok``).
+    @property
+    def settings(self) -> RaftSettings:
+        return self._settings
 
-        Fills ``v`` (1), ``rid`` (random) and ``now`` (wall clock) when missing. Raises
-        ``NoLeader`` (no leader known: nothing was written), ``NotLeader`` (forwarded to a
-        non-leader: nothing was written), ``ClusterTimeout`` (no outcome in time, or one that
-        may still commit: retry with the same ``rid``), ``CommandRejected`` (not JSON data, or
-        too large), ``BackendUnavailable`` (not running). A refusal by the state machine is a
-        normal result with ``ok: False``.
-        """
-        if self._draining:
-            leader = self._leadership.leader
-            if leader is None or leader == self.node_id:
-                raise NoLeader("raft: this node is stopping")
-            raise NotLeader(leader, f"this node is stopping; the leader is {leader}")
+    @property
+    def trusted(self) -> bool:
+        """Running, with a replica that loaded every snapshot it was given."""
+        return self._started and self._engine.restore_failed is None
+
+    def check_serving(self) -> None:
+        """Raise unless a write (or a linearizable read) may be proposed here now."""
         self._gate.check(self._leadership)
-        payload, rid = _encode(command, MAX_COMMAND_BYTES)
-        return await self._commit(payload, timeout, rid)
 
-    # ----------------------------------------------------------------------------- mode switches
-
-    async def final_snapshot(self) -> dict[str, Any] | None:
-        """Graceful stop (before ``stop()``): take no more writes here and return this replica's
-        state, caught up through a commit barrier when a leader answers within a second (else
-        as applied locally). None when this replica's state cannot be trusted."""
-        self._draining = True
-        if not self._started or self._engine.restore_failed is not None:
-            return None
-        try:
-            await self._commit(bridge.BARRIER, min(1.0, self._settings.commit_timeout_s), None)
-        except ClusterError as e:
-            self._log.warning("raft_final_snapshot_not_caught_up", reason=str(e))
-        return await self._engine.read_local(lambda m: m.snapshot())
-
-    def import_snapshot(self, snapshot: dict[str, Any]) -> dict[str, Any]:
-        """Offer a snapshot exported by another mode. It must go through the log, so it is
-        proposed in the background once a leader is known (retried with one rid until it has an
-        outcome); the machine keeps it only if it holds more changes than the replicated state."""
-        self._require_running()
-        command = {"v": 1, "op": "state.import", "args": {"snapshot": snapshot}, "now": time.time()}
-        try:
-            digest = hashlib.sha256(json.dumps(snapshot, sort_keys=True).encode()).hexdigest()[:24]
-        except (TypeError, ValueError) as e:
-            raise CommandRejected("bad_command", f"the snapshot is not JSON data: {e}") from e
-        command["rid"] = f"import:{self.node_id}:{digest}"
-        payload, rid = _encode(command, MAX_IMPORT_BYTES)
-        self._tasks.append(asyncio.create_task(self._propose_import(payload, rid), name="raft-import"))
-        return {"ok": True, "pending": True, "rid": rid,
-                "message": "proposed through Raft once a leader is known; kept only if newer"}
-
-    async def _propose_import(self, payload: str, rid: str) -> None:
-        while True:
-            try:
-                await self.wait_for_leader(self._settings.commit_timeout_s)
-                result = await self._commit(payload, self._settings.commit_timeout_s, rid)
-            except (NoLeader, NotLeader, ClusterTimeout) as e:
-                self._log.info("raft_import_retrying", rid=rid, reason=str(e))
-                await asyncio.sleep(self._settings.tick_interval_s)
-                continue
-            except ClusterError as e:
-                self._log.error("raft_import_failed", rid=rid, reason=str(e))
-                return
-            self._log.info("raft_state_imported" if result.get("ok") else "raft_state_import_skipped",
-                           rid=rid, reason=result.get("message"), changes=result.get("changes"))
-            self.last_import = result
-            return
-
-    def _require_running(self) -> None:
+    def require_running(self) -> None:
         if not self._started:
             raise BackendUnavailable("raft: not started")
         failed = self._engine.restore_failed
@@ -516,8 +366,11 @@ class RaftConsensus:
             # applies or reads can be trusted until it is restarted (with a fixed machine).
             raise BackendUnavailable(f"raft: this replica failed to restore a snapshot ({failed})")
 
-    async def _commit(self, payload: str, timeout: float | None, rid: str | None) -> Any:
-        self._require_running()
+    async def commit(self, payload: str, timeout: float | None, rid: str | None) -> Any:
+        """Commit one encoded entry (``raft_entry.encode``) and return what the machine's apply
+        returned. Raises ``NoLeader`` / ``NotLeader`` (nothing written) or ``ClusterTimeout``
+        (it may still commit: retry with the same ``rid``)."""
+        self.require_running()
         timeout = self._settings.commit_timeout_s if timeout is None else timeout
         try:
             fut = self._engine.propose(payload)
@@ -547,46 +400,19 @@ class RaftConsensus:
             self._last_leader_commit = (current.term, time.monotonic())
         return result
 
-    async def read(self, fn: Callable[[Any], T], *, linearizable: bool = False,
-                   timeout: float | None = None) -> T:
-        """Run ``fn(machine)`` on this replica's state and return its value.
-
-        ``fn`` must be quick and must not keep references into the state (copy what you need).
-        Local reads may be stale on a follower (or on a leader cut off from its quorum).
-        ``linearizable=True`` first commits a barrier entry through the leader, so the read sees
-        every command acknowledged before it started; it raises like ``submit``.
-        """
-        self._require_running()
-        if linearizable:
-            self._gate.check(self._leadership)
-            await self._commit(bridge.BARRIER, timeout, None)
-        return await self._engine.read_local(fn)
+    async def barrier(self, timeout: float | None) -> None:
+        """Commit an empty entry: what this replica applies next includes every earlier commit."""
+        await self.commit(bridge.BARRIER, timeout, None)
 
     async def read_local(self, fn: Callable[[Any], T]) -> T:
         """This replica's state as applied here, whoever leads (exports and reconciles)."""
-        self._require_running()
+        self.require_running()
         return await self._engine.read_local(fn)
 
     def sealed_since_start(self) -> bool:
         return self._gate.sealed_since_start()
 
     # ----------------------------------------------------------------------------- leader duties
-
-    async def _tick_loop(self) -> None:
-        """The leader proposes the clock, so expiries happen on the replicated clock."""
-        interval = self._settings.tick_interval_s
-        while True:
-            await asyncio.sleep(interval)
-            current = self._leadership
-            if not current.is_self:
-                continue
-            self._ticks += 1
-            command = {"v": 1, "op": "tick", "rid": f"tick:{self.node_id}:{current.term}:{self._ticks}",
-                       "now": time.time(), "args": {}}
-            try:
-                await self.submit(command, timeout=max(interval, self._settings.commit_timeout_s))
-            except ClusterError as e:
-                self._log.debug("raft_tick_failed", error=str(e))
 
     async def _dump_check(self) -> None:
         """Make the first snapshot early and check that the full-dump file really appears."""
@@ -669,4 +495,4 @@ class RaftConsensus:
         }
 
 
-__all__ = ["MAX_COMMAND_BYTES", "RaftConsensus", "default_restore", "failure_error", "validate_raft_settings"]
+__all__ = ["RaftConsensus", "default_restore"]

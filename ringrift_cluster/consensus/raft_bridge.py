@@ -32,12 +32,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import enum
 import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 try:  # pysyncobj is imported here and in no other module of the package.
@@ -58,62 +57,11 @@ except ImportError:  # pragma: no cover - exercised only where the engine is mis
 from .raft_dump import DumpWriter
 from .raft_durable import build_durably
 from .raft_hints import LeaderLossHints
+from .raft_types import BARRIER, BARRIER_RESULT, EngineError, EngineStatus, FailReason, RaftRole
 
 _JOURNAL_FACTORY_LOCK = threading.Lock()  # pysyncobj's journal factory is swapped per construction
 
 _log = logging.getLogger(__name__)
-
-
-class FailReason(enum.IntEnum):
-    """pysyncobj's FAIL_REASON codes (0.3.17), as a real enum."""
-
-    SUCCESS = 0
-    QUEUE_FULL = 1
-    MISSING_LEADER = 2
-    DISCARDED = 3
-    NOT_LEADER = 4
-    LEADER_CHANGED = 5
-    REQUEST_DENIED = 6
-    UNKNOWN_OUTCOME = 7
-
-
-class RaftRole(enum.IntEnum):
-    """pysyncobj's _RAFT_STATE."""
-
-    FOLLOWER = 0
-    CANDIDATE = 1
-    LEADER = 2
-
-
-# An entry that is not JSON: the consumer answers it without touching the state machine. It is
-# the commit barrier behind linearizable reads.
-BARRIER = "\x00barrier"
-BARRIER_RESULT: Mapping[str, Any] = {"ok": True, "barrier": True}
-
-
-@dataclass(frozen=True)
-class EngineStatus:
-    """What the tick thread last saw. Immutable; replaced as a whole (one reference swap)."""
-
-    published: bool = False  # False until the tick thread published once
-    role: RaftRole = RaftRole.FOLLOWER
-    leader: str | None = None  # pysyncobj address; raft.py maps it to a node id
-    term: int = 0
-    has_quorum: bool = False
-    commit_index: int = 0
-    applied_index: int = 0
-    ready: bool = False  # pysyncobj's isReady(): caught up once
-    connected: Mapping[str, bool] = field(default_factory=dict)  # other members by address
-    log_size: int = 0
-    tick_thread_alive: bool = False
-    at: float = 0.0  # time.monotonic() of publication
-
-    def leadership_key(self) -> tuple[Any, ...]:
-        return (self.role, self.leader, self.term, self.has_quorum)
-
-
-class EngineError(Exception):
-    """Raised by RaftEngine; raft.py translates it (never leaves the consensus package)."""
 
 
 # --------------------------------------------------------------------------------------------

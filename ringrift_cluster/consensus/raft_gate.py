@@ -19,6 +19,8 @@ from ..errors import ClusterError, ClusterTimeout, NoLeader, NotLeader
 from ..model import Leadership
 from ..state import commands
 from ..store.reconcile import new_seal, seal_term
+from .raft_entry import MAX_IMPORT_BYTES, encode
+from .raft_types import BARRIER
 
 STORE = "raft"
 
@@ -80,11 +82,9 @@ class ServingGate:
             view = raft.leadership()
             return view.is_self and view.term == term
 
-        from . import raft_bridge
-
         # A new leader may not have applied every committed entry yet: a barrier of its own term
         # makes the lineage it compares (and expects, in the import's compare-and-set) current.
-        if await self._commit(raft_bridge.BARRIER, still_leader) is None:
+        if await self._commit(BARRIER, still_leader) is None:
             return
         own = await raft._engine.read_local(lambda m: m.lineage())
         snapshot = await self._handoff.reconcile(own, self._members, still_leader)
@@ -103,12 +103,10 @@ class ServingGate:
 
     async def _commit(self, command: Any, still_leader: Any) -> Any:
         """Commit ``command`` while we lead, retrying an unknown outcome with the same rid."""
-        from .raft import MAX_IMPORT_BYTES, _encode
-
-        payload, rid = _encode(command, MAX_IMPORT_BYTES) if isinstance(command, dict) else (command, None)
+        payload, rid = encode(command, MAX_IMPORT_BYTES) if isinstance(command, dict) else (command, None)
         while still_leader():
             try:
-                return await self._raft._commit(payload, None, rid) or {}
+                return await self._raft.commit(payload, None, rid) or {}
             except ClusterTimeout:
                 await asyncio.sleep(0.05)
             except ClusterError as e:

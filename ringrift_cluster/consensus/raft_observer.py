@@ -19,7 +19,7 @@ from ..peer_client import PeerClient, PeerUnreachable
 
 
 class RaftObserver:
-    """The Consensus view of a Raft client node (no vote, no log)."""
+    """The Election view of a Raft client node (no vote, no log)."""
 
     name = "raft-observer"
     role = "follower"

@@ -12,7 +12,8 @@ from prometheus_client import CollectorRegistry
 from .base import DiscoveryBackend, DiscoveryError, Target, parse_groups, render_groups
 from .bridge import DiscoveryBridge
 from .prometheus import FileSd, HttpSd, read_targets, write_atomically
-from .validator import ConsistencyValidator, DiscoveryMetrics, ValidationReport
+from .metrics import DiscoveryMetrics
+from .validator import ConsistencyValidator, ValidationReport
 
 if TYPE_CHECKING:
     from ..config import ClusterConfig

@@ -22,7 +22,7 @@ from .base import DiscoveryBackend, DiscoveryError, Target
 if TYPE_CHECKING:
     from ..config import ClusterConfig
     from ..membership.base import Membership
-    from .validator import DiscoveryMetrics
+    from .metrics import DiscoveryMetrics
 
 _log = structlog.get_logger("ringrift.discovery")
 

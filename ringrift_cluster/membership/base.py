@@ -32,3 +32,11 @@ class Membership(Protocol):
     @property
     def ready(self) -> bool:
         """True once the backend runs."""
+
+
+@runtime_checkable
+class Comparison(Protocol):
+    """A membership built from several sources that can say where they disagreed (hybrid)."""
+
+    def compare(self) -> dict[str, Any]:
+        """When each source noticed each death, and their disagreements."""

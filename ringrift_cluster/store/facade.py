@@ -9,18 +9,12 @@ import time
 from typing import Any, Callable, Mapping
 
 from ..config import ClusterConfig
-from ..errors import ClusterError, ClusterTimeout, CommandRejected, NoLeader, NotLeader
+from ..errors import ClusterTimeout, CommandRejected, NoLeader, NotLeader
 from ..model import Leadership, Member
 from ..peer_client import PeerClient, PeerUnreachable
 from ..state import commands
 from .base import StateStore
-
-# The read helpers of the state machine that may be called by name (also over /state/read).
-QUERIES = frozenset({
-    "work_stats", "work_list", "work_get", "job_get", "jobs_list", "job_stats", "jobs_by_node",
-    "models_list", "model_get", "model_latest", "locks_list", "lock_get", "describe",
-})
-FORWARDED_HEADER = "X-RingRift-Forwarded"
+from .forwarding import QUERIES, Forwarder
 _RETRY_PAUSE_S = 0.05
 
 
@@ -33,11 +27,10 @@ class ClusterState:
                  observe: Callable[[str, str, float], None] | None = None) -> None:
         self._config = config
         self.store = store  # None on a node that holds no state (a Raft non-member): it forwards
-        self._client = client
         self._members = members
+        self._forwarder = Forwarder(config, client, members)
         # Who applies commands: the store's leader, or (without a store) what the node observes.
         self._leadership = leadership or (store.leadership if store is not None else None)
-        self.forwarded = 0
         self._observe = observe  # (op, outcome, latency_s): how metrics learn of each command
 
     # -- Generic -------------------------------------------------------------------------------
@@ -82,8 +75,7 @@ class ClusterState:
             target = self._state_holder()
         if target is None or target == self._config.node_id:
             raise NoLeader("no node can apply commands right now")
-        status, body = await self._forward(target, "/state/submit", {"command": cmd}, timeout)
-        return _forwarded_result(status, body, "result")
+        return await self._forwarder.submit(target, cmd, timeout)
 
     async def query(self, query: str, *, consistent: bool = False, timeout: float | None = None, **kwargs: Any) -> Any:
         """Call the machine's read helper ``query``; ``consistent`` makes it linearizable."""
@@ -100,9 +92,7 @@ class ClusterState:
             target = self._state_holder()
         if target is None or target == self._config.node_id:
             raise NoLeader("no node holds the state right now")
-        status, body = await self._forward(target, "/state/read",
-                                           {"query": name, "args": kwargs, "consistent": consistent}, timeout)
-        return _forwarded_result(status, body, "value")
+        return await self._forwarder.read(target, name, kwargs, consistent, timeout)
 
     def leader(self) -> str | None:
         """The node that applies commands, when known."""
@@ -120,14 +110,10 @@ class ClusterState:
                 return node_id
         return None
 
-    async def _forward(self, node_id: str, path: str, body: dict[str, Any], timeout: float) -> tuple[int, Any]:
-        host = self._config.hosts.get(node_id)
-        member = self._members().get(node_id)
-        url = host.api_url if host is not None else (member.api_url() if member is not None else None)
-        if url is None:
-            raise NoLeader(f"no address known for {node_id}")
-        self.forwarded += 1
-        return await self._client.post(url, path, body, timeout, headers={FORWARDED_HEADER: self._config.node_id})
+    @property
+    def forwarded(self) -> int:
+        """Calls this node passed on to the node that applies them."""
+        return self._forwarder.forwarded
 
     # -- Typed operations (raise CommandRejected on a refusal) ---------------------------------
 
@@ -177,16 +163,3 @@ class ClusterState:
     async def release_node(self, node_id: str) -> dict[str, Any]:
         """Free the locks and requeue the claims of a node confirmed dead."""
         return await self._ok(commands.release_node(node_id))
-
-
-def _forwarded_result(status: int, body: Any, key: str) -> Any:
-    if status == 200 and isinstance(body, dict) and key in body:
-        return body[key]
-    error = body.get("error") if isinstance(body, dict) else None
-    if status == 503 and error == "timeout":
-        raise ClusterTimeout(body.get("message", "timed out at the leader"))
-    if status == 503:
-        raise NoLeader(body.get("message", "no leader") if isinstance(body, dict) else "no leader")
-    raise ClusterError(f"forwarded call failed with {status}: {body}")
-
-

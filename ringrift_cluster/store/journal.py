@@ -20,7 +20,7 @@ from typing import Any, Callable, Mapping, TypeVar
 import structlog
 
 from ..config import ClusterConfig
-from ..consensus.base import Consensus
+from ..consensus.base import Election
 from ..errors import BackendUnavailable, NoLeader, NotLeader
 from ..model import Leadership
 from ..peer_client import PeerClient, PeerUnreachable
@@ -37,7 +37,7 @@ class JournalStore:
 
     name = "journal"
 
-    def __init__(self, config: ClusterConfig, election: Consensus, client: PeerClient, handoff: Any = None) -> None:
+    def __init__(self, config: ClusterConfig, election: Election, client: PeerClient, handoff: Any = None) -> None:
         self._config = config
         self._handoff = handoff  # reconciles at each won lease; None: serves at once (tests)
         self._election = election

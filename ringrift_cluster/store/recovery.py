@@ -25,13 +25,15 @@ _lingering: set[asyncio.Task[None]] = set()
 
 async def recover_raft_state(config: ClusterConfig) -> dict[str, Any] | None:
     from ..consensus.raft import RaftConsensus  # imported only when a recovery is needed
+    from .raft import RaftStore
 
     log = structlog.get_logger("ringrift.store.recovery").bind(node_id=config.node_id)
     if config.node_id not in config.raft_members or not (config.data_dir / "raft").exists():
         return None
     raft = RaftConsensus(config, StateMachine())
+    store = RaftStore(raft, runs_engine=True)
     try:
-        await raft.start()
+        await store.start()
     except ClusterError as e:
         log.error("raft_recovery_failed", reason=str(e))
         return None
@@ -39,11 +41,11 @@ async def recover_raft_state(config: ClusterConfig) -> dict[str, Any] | None:
     snapshot: dict[str, Any] | None = None
     try:
         await raft.wait_for_leader(wait)
-        snapshot = await raft.read(lambda m: m.snapshot(), linearizable=True, timeout=wait)
+        snapshot = await store.read(lambda m: m.snapshot(), linearizable=True, timeout=wait)
         how = "committed"
     except ClusterError as e:
         log.warning("raft_recovery_local_only", reason=str(e))
-        snapshot = await raft.read_local(lambda m: m.snapshot())
+        snapshot = await store.read_local(lambda m: m.snapshot())
         how = "local"
     log.info("raft_state_recovered", how=how, lineage=str(of_snapshot(snapshot)))
 
@@ -51,7 +53,7 @@ async def recover_raft_state(config: ClusterConfig) -> dict[str, Any] | None:
         try:
             await asyncio.sleep(_LINGER_S)
         finally:
-            await raft.stop()
+            await store.stop()
 
     task = asyncio.create_task(linger(), name="raft-recovery-linger")
     _lingering.add(task)

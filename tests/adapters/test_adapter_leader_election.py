@@ -25,7 +25,7 @@ from adapters.leader_election import (
     check_quorum_strict,
     should_block_election,
 )
-from ringrift_cluster.consensus.lease_rules import QuorumHealth
+from ringrift_cluster.quorum import QuorumHealth
 
 H, D, M, L = (QuorumHealthLevel.HEALTHY, QuorumHealthLevel.DEGRADED, QuorumHealthLevel.MINIMUM,
               QuorumHealthLevel.LOST)

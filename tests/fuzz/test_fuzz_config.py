@@ -8,9 +8,9 @@ environment variable (``ENV_VARS``), through the ``overrides`` of ``load_config`
 settings the CLI exposes, through the real argument parser. The answer must be a ``ConfigError``
 whose ``.key`` names what was set (the YAML key, the variable, the flag), never another exception.
 
-"Resolving" a config is what a node does before it runs: ``load_config``, then the engine range
-checks the SWIM and Raft backends apply when they are built (``check_settings``,
-``validate_raft_settings``). Those name the YAML key whatever the source, which is accepted.
+Every config tried here goes through both ``check-config`` (``load_config``) and what ``run`` does
+before it serves (``load_config``, then ``ClusterNode``: every backend built), and the two must
+agree: the same config, or the same ``ConfigError`` (``agree``).
 
 Then hypothesis writes random YAML documents (and environments): ``load_config`` either returns
 a config or raises ``ConfigError``.
@@ -34,10 +34,8 @@ from ringrift_cluster.config import (
     ENV_FILE_VARS, ENV_VARS, HOST_ENTRY_KEYS, HOST_FILE_KEYS, PRESETS, SECTION, SECTIONS, TOP_SETTINGS,
     ClusterConfig, load_config,
 )
-from ringrift_cluster.consensus.raft import validate_raft_settings
 from ringrift_cluster.errors import ConfigError
-
-from ringrift_cluster.membership.swim import check_settings  # the SWIM backend's range checks: no fallback
+from ringrift_cluster.node import ClusterNode
 
 # -- What there is to set ------------------------------------------------------------------------
 
@@ -107,21 +105,47 @@ KNOWN_ACCEPTED: dict[tuple[str, str, str], str] = {}
 # -- Resolving ------------------------------------------------------------------------------------
 
 
+def check_config(path: Path, env: dict[str, str], overrides: dict[str, Any] | None) -> ClusterConfig:
+    """What ``ringrift-cluster check-config`` validates."""
+    return load_config(path, env=env, overrides=overrides)
+
+
+def run_path(path: Path, env: dict[str, str], overrides: dict[str, Any] | None) -> ClusterConfig:
+    """What ``ringrift-cluster run`` validates before it serves: the config, then every backend
+    the plan names, built (nothing binds or starts)."""
+    config = load_config(path, env=env, overrides=overrides)
+    ClusterNode(config)
+    return config
+
+
+def outcome(step: Callable[..., ClusterConfig], *args: Any) -> ClusterConfig | BaseException:
+    try:
+        return step(*args)
+    except Exception as e:  # noqa: BLE001 - the point is to see which
+        return e
+
+
+def agree(path: Path, env: dict[str, str], overrides: dict[str, Any] | None = None) -> ClusterConfig | BaseException:
+    """check-config's verdict on a config, after asserting that run's is the same."""
+    checked = outcome(check_config, path, env, overrides)
+    ran = outcome(run_path, path, env, overrides)
+    if isinstance(checked, ClusterConfig):
+        assert ran == checked, f"check-config accepts what run refuses: {ran!r}"
+    else:
+        assert type(ran) is type(checked) and str(ran) == str(checked), \
+            f"check-config says {checked!r}, run says {ran!r}"
+    return checked
+
+
 @pytest.fixture
 def resolve(tmp_path: Path) -> Callable[..., Any]:
-    """load_config + the engine checks; returns the config or the exception (never raises)."""
+    """check-config and run on one config; returns the config or the exception (never raises)."""
     path = tmp_path / "cluster.yaml"
 
     def run(document: dict[str, Any] | None = None, env: dict[str, str] | None = None,
             overrides: dict[str, Any] | None = None) -> ClusterConfig | BaseException:
         path.write_text(yaml.safe_dump(document if document is not None else base_document(), allow_unicode=True))
-        try:
-            config = load_config(path, env=env if env is not None else {"RINGRIFT_NODE_ID": "a"}, overrides=overrides)
-            check_settings(config.swim)
-            validate_raft_settings(config.raft)
-        except Exception as e:  # noqa: BLE001 - the point is to see which
-            return e
-        return config
+        return agree(path, env if env is not None else {"RINGRIFT_NODE_ID": "a"}, overrides)
 
     return run
 
@@ -291,6 +315,37 @@ def test_secret_files_that_cannot_be_read(resolve: Callable[..., Any], tmp_path:
     collect([p for p in problems if p])
 
 
+@pytest.mark.parametrize("ours, key", [
+    ({"membership_mode": "swim", "swim": {"ping_retries": 0}}, "ringrift_cluster.swim.ping_retries"),
+    ({"consensus_mode": "raft", "raft": {"connection_timeout_s": 1.5}}, "ringrift_cluster.raft.connection_timeout_s"),
+    ({"preset": "local"}, None),
+    ({"membership_mode": "hybrid", "consensus_mode": "hybrid", "preset": "local"}, None),
+])
+def test_check_config_and_run_agree_on_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str], ours: dict[str, Any],
+                                                        key: str | None) -> None:
+    """The two subcommands themselves, end to end (``run`` stops where it would start serving):
+    a config the backends used to refuse only when built is refused by both."""
+    from ringrift_cluster import node, observability
+
+    served: list[ClusterNode] = []
+
+    async def serve(n: ClusterNode) -> None:
+        served.append(n)
+
+    monkeypatch.setattr(node, "run_until_signalled", serve)
+    monkeypatch.setattr(observability, "configure_logging", lambda *a: None)
+    path = tmp_path / "cluster.yaml"
+    path.write_text(yaml.safe_dump(base_document(**ours)))
+    argv = ["--config", str(path), "--node-id", "a", "--data-dir", str(tmp_path / "data")]
+    codes = [cli.main(["check-config", *argv]), cli.main(["run", *argv])]
+    err = capsys.readouterr().err
+    if key is None:
+        assert codes == [0, 0] and len(served) == 1
+    else:
+        assert codes == [2, 2] and not served and err.count(key) == 2, err
+
+
 def test_every_setting_has_bad_values_and_every_variable_is_tested() -> None:
     assert len(SETTINGS) >= 50 and all(bad_values(p, k) for p, k in SETTINGS.items())
     assert {p for p in ENV_VARS.values()} <= set(SETTINGS) | {"voters"}
@@ -372,12 +427,13 @@ def test_random_yaml_text_loads_or_raises_config_error(tmp_path_factory: pytest.
 
 
 def load_or_config_error(path: Path, env: dict[str, str]) -> None:
-    try:
-        config = load_config(path, env=env)
-    except ConfigError as e:
-        assert isinstance(e.key, str) and e.key, repr(e)
-        str(e)  # the message renders
+    config = agree(path, env)
+    if isinstance(config, ConfigError):
+        assert isinstance(config.key, str) and config.key, repr(config)
+        str(config)  # the message renders
         return
+    if isinstance(config, BaseException):
+        raise config
     assert isinstance(config, ClusterConfig) and config.node_id in config.hosts
     for section in SECTIONS:
         for f in dataclasses.fields(SECTIONS[section]):

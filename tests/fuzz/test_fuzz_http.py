@@ -66,7 +66,7 @@ BACKGROUND_OPS = frozenset({"node.release", "tick"})
 def _router_routes() -> list[tuple[str, str]]:
     """(method, path template) of every route the app registers; HEAD comes with every GET."""
     config = load_config(None, env={"RINGRIFT_DATA_DIR": "/nonexistent/fuzz-route-listing"})
-    app = create_app(ClusterNode(config))
+    app = create_app(ClusterNode(config).parts)
     routes = {(route.method, route.resource.canonical) for route in app.router.routes()
               if route.resource is not None and route.method != "HEAD"}
     return sorted(routes, key=lambda r: (r[1], r[0]))

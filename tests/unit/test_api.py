@@ -18,7 +18,7 @@ TOKEN = "s3cret-token"
 async def client(tmp_path: Path):
     config = load_config(None, env={"RINGRIFT_CLUSTER_AUTH_TOKEN": TOKEN, "RINGRIFT_DATA_DIR": str(tmp_path)})
     node = ClusterNode(config)
-    async with TestClient(TestServer(create_app(node))) as client:
+    async with TestClient(TestServer(create_app(node.parts))) as client:
         client.node = node  # type: ignore[attr-defined]
         yield client
 

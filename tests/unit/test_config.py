@@ -73,6 +73,19 @@ def test_modes_resolve_once_to_backends(cluster_file: Path) -> None:
     assert (config.leader_backend, config.state_backend) == ("raft", "raft")
 
 
+@pytest.mark.parametrize("consensus, node, election, store", [
+    ("bully", "a", "bully", "journal"),
+    ("raft", "a", "raft", "raft"),
+    ("raft", "c", "raft_observer", "none"),  # outside raft_members: observes and forwards
+    ("hybrid", "a", "bully", "raft"),
+    ("hybrid", "c", "bully", "none"),
+])
+def test_the_plan_names_each_role_backend(tmp_path: Path, consensus: str, node: str, election: str, store: str) -> None:
+    path = write(tmp_path, {"hosts": hosts("a", "b", "c"), "raft_members": ["a", "b"]})
+    plan = load_config(path, env={"RINGRIFT_NODE_ID": node, "RINGRIFT_CONSENSUS_MODE": consensus}).plan
+    assert (plan.election.value, plan.store.value) == (election, store)
+
+
 def test_host_file_keys_that_are_not_ours_are_kept(tmp_path: Path) -> None:
     path = write(tmp_path, {"hosts": hosts("a", "b", ssh_user="ubuntu", work_dir="/srv"), "elo_sync": {"x": 1}})
     config = load_config(path, env={"RINGRIFT_NODE_ID": "a"})

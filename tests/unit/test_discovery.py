@@ -352,7 +352,7 @@ def test_config_typo_in_the_yaml_section(tmp_path: Path) -> None:
 async def test_sd_targets_route(tmp_path: Path) -> None:
     node = ClusterNode(load_config(None, env={"RINGRIFT_DATA_DIR": str(tmp_path)}))
     node.discovery.bridge.reconcile()
-    async with TestClient(TestServer(create_app(node))) as client:
+    async with TestClient(TestServer(create_app(node.parts))) as client:
         response = await client.get("/sd/targets")
         assert response.status == 200
         assert await response.json() == [{"targets": [f"127.0.0.1:{node.config.api.port}"], "labels": {
@@ -360,6 +360,6 @@ async def test_sd_targets_route(tmp_path: Path) -> None:
         status = await (await client.get("/sd/status")).json()
         assert status["backends"] == ["http_sd"] and status["targets"] == {"healthy": 1, "unhealthy": 0}
     node = ClusterNode(load_config(None, env={"RINGRIFT_DATA_DIR": str(tmp_path)}, overrides={"discovery.backends": []}))
-    async with TestClient(TestServer(create_app(node))) as client:
+    async with TestClient(TestServer(create_app(node.parts))) as client:
         response = await client.get("/sd/targets")
         assert response.status == 404 and "http_sd" in (await response.json())["error"]

@@ -5,24 +5,26 @@ from __future__ import annotations
 import pytest
 
 from ringrift_cluster.consensus import lease_rules as rules
-from ringrift_cluster.consensus.lease_rules import QuorumHealth, VoterLedger
+from ringrift_cluster import quorum
+from ringrift_cluster.consensus.lease_rules import VoterLedger
+from ringrift_cluster.quorum import QuorumHealth
 
 
 @pytest.mark.parametrize("n, need", [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3), (6, 4), (7, 4), (8, 5), (9, 5)])
 def test_quorum_is_a_strict_majority(n: int, need: int) -> None:
-    assert rules.quorum_size(n) == need
+    assert quorum.quorum_size(n) == need
     voters = [f"v{i}" for i in range(n)]
-    assert rules.has_quorum(voters, voters[:need])
-    assert not rules.has_quorum(voters, voters[: need - 1])
+    assert quorum.has_quorum(voters, voters[:need])
+    assert not quorum.has_quorum(voters, voters[: need - 1])
     # Two disjoint groups can never both hold a quorum.
-    assert not (rules.has_quorum(voters, voters[:need]) and rules.has_quorum(voters, voters[need:]))
+    assert not (quorum.has_quorum(voters, voters[:need]) and quorum.has_quorum(voters, voters[need:]))
 
 
 def test_quorum_needs_voters() -> None:
     with pytest.raises(ValueError):
-        rules.quorum_size(0)
-    assert not rules.has_quorum([], ["a"])
-    assert rules.alive_voters(["a", "b"], ["b", "x"]) == 1
+        quorum.quorum_size(0)
+    assert not quorum.has_quorum([], ["a"])
+    assert quorum.alive_voters(["a", "b"], ["b", "x"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -31,7 +33,7 @@ def test_quorum_needs_voters() -> None:
      (3, 5, "minimum"), (4, 5, "degraded"), (5, 5, "healthy"), (4, 7, "minimum"), (7, 7, "healthy"), (0, 0, "lost")],
 )
 def test_health_levels(alive: int, total: int, level: str) -> None:
-    assert rules.quorum_health(alive, total) is QuorumHealth(level)
+    assert quorum.quorum_health(alive, total) is QuorumHealth(level)
 
 
 def test_health_numeric_levels() -> None:

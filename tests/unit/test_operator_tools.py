@@ -20,7 +20,7 @@ from ringrift_cluster.node import ClusterNode
 async def client(tmp_path: Path):
     config = load_config(None, env={"RINGRIFT_CLUSTER_AUTH_TOKEN": "t", "RINGRIFT_DATA_DIR": str(tmp_path)})
     node = ClusterNode(config)
-    async with TestClient(TestServer(create_app(node))) as client:
+    async with TestClient(TestServer(create_app(node.parts))) as client:
         client.node = node  # type: ignore[attr-defined]
         yield client
 
@@ -131,7 +131,7 @@ def test_url_and_token_defaults(monkeypatch, tmp_path: Path) -> None:
     (500, {"error": "internal error"}, cli_state.EXIT_FAILURE, ["500"]),
 ])
 def test_http_errors_map_to_one_line_and_an_exit_code(status: int, body: dict, code: int, words: list[str]) -> None:
-    error = cli_state._http_error("POST", "/raft/work", status, body)
+    error = cli_state.client._http_error("POST", "/raft/work", status, body)
     assert error.code == code and "\n" not in str(error)
     assert all(w in str(error) for w in words), str(error)
 

@@ -16,17 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from ringrift_cluster.config import PRESETS, RaftSettings, load_config
+from ringrift_cluster.config import PRESETS, RaftSettings, load_config, validate_raft_settings
 from ringrift_cluster.consensus import raft_bridge
-from ringrift_cluster.consensus.base import Consensus
-from ringrift_cluster.consensus.raft import (
-    MAX_COMMAND_BYTES, RaftConsensus, failure_error, validate_raft_settings,
-)
+from ringrift_cluster.consensus.base import Election
+from ringrift_cluster.consensus.raft import RaftConsensus
+from ringrift_cluster.consensus.raft_entry import MAX_COMMAND_BYTES, failure_error
 from ringrift_cluster.errors import (
     BackendUnavailable, ClusterTimeout, CommandRejected, ConfigError, NoLeader, NotLeader,
 )
 from ringrift_cluster.model import ElectionOutcome
 from ringrift_cluster.state import StateMachine
+from ringrift_cluster.store.raft import RaftStore
 
 
 class AppendMachine:
@@ -174,11 +174,12 @@ async def test_single_voter_lifecycle(tmp_path):
     config = _config(tmp_path)
     machine = AppendMachine()
     raft = RaftConsensus(config, machine)
-    assert isinstance(raft, Consensus) and raft.name == "raft"
+    store = RaftStore(raft, runs_engine=True)
+    assert isinstance(raft, Election) and raft.name == "raft"
     with pytest.raises(BackendUnavailable):
-        await raft.submit({"op": "x"})
+        await store.submit({"op": "x"})
     events = raft.subscribe()
-    await raft.start()
+    await store.start()
     try:
         lead = await raft.wait_for_leader(5.0)
         assert lead.leader == "a" and lead.is_self and lead.term >= 1
@@ -186,24 +187,24 @@ async def test_single_voter_lifecycle(tmp_path):
         assert event.leadership.leader == "a" and event.election_outcome is ElectionOutcome.WON
         assert event.election_latency_s is not None and event.election_latency_s < 5.0
 
-        result = await raft.submit({"op": "append", "rid": "r1", "args": {"value": 1}})
+        result = await store.submit({"op": "append", "rid": "r1", "args": {"value": 1}})
         assert result == {"ok": True, "index": 1}
-        again = await raft.submit({"op": "append", "rid": "r1", "args": {"value": 1}})
+        again = await store.submit({"op": "append", "rid": "r1", "args": {"value": 1}})
         assert again == result and machine.log == [1]
-        assert await raft.read(lambda m: list(m.log)) == [1]
-        assert await raft.read(lambda m: list(m.log), linearizable=True) == [1]
+        assert await store.read(lambda m: list(m.log)) == [1]
+        assert await store.read(lambda m: list(m.log), linearizable=True) == [1]
 
         # A raising apply is answered, counted, and does not wedge anything.
-        boom = await raft.submit({"op": "raise"})
+        boom = await store.submit({"op": "raise"})
         assert boom["ok"] is False and boom["error"] == "internal"
-        assert (await raft.submit({"op": "append", "args": {"value": 2}}))["ok"]
+        assert (await store.submit({"op": "append", "args": {"value": 2}}))["ok"]
 
         with pytest.raises(CommandRejected):
-            await raft.submit({"op": "append", "args": {"value": float("nan")}})
+            await store.submit({"op": "append", "args": {"value": float("nan")}})
         with pytest.raises(CommandRejected):
-            await raft.submit({"op": "append", "args": {"value": object()}})
+            await store.submit({"op": "append", "args": {"value": object()}})
         with pytest.raises(CommandRejected, match="too_large|bytes"):
-            await raft.submit({"op": "append", "args": {"value": "x" * MAX_COMMAND_BYTES}})
+            await store.submit({"op": "append", "args": {"value": "x" * MAX_COMMAND_BYTES}})
 
         d = raft.describe()
         assert d["leader"] == "a" and d["is_leader"] and d["cluster_health"] == "healthy"
@@ -217,7 +218,7 @@ async def test_single_voter_lifecycle(tmp_path):
         await _wait(lambda: d_written(raft), 10.0, "the first full dump")
         await _wait(raft.leader_confirmed, 5.0, "a tick committed as leader")
     finally:
-        await raft.stop()
+        await store.stop()
     assert not any(t.name == "raft-owner" and t.is_alive() for t in threading.enumerate())
     assert raft.leadership().leader is None
 
@@ -230,28 +231,31 @@ async def test_restart_from_journal_and_dump(tmp_path):
     ports = _free_ports(3)
     config = _config(tmp_path, raft={"log_compaction_min_entries": 10}, ports=ports)
     first = RaftConsensus(config, AppendMachine())
-    await first.start()
+    first_store = RaftStore(first, runs_engine=True)
+    await first_store.start()
     try:
         await first.wait_for_leader(5.0)
         for i in range(40):
-            await first.submit({"op": "append", "args": {"value": i}})
+            await first_store.submit({"op": "append", "args": {"value": i}})
     finally:
-        await first.stop()
+        await first_store.stop()
     second_machine = AppendMachine()
     second = RaftConsensus(config, second_machine)
-    await second.start()
+    second_store = RaftStore(second, runs_engine=True)
+    await second_store.start()
     try:
         await second.wait_for_leader(5.0)
-        assert await second.read(lambda m: list(m.log), linearizable=True) == list(range(40))
+        assert await second_store.read(lambda m: list(m.log), linearizable=True) == list(range(40))
     finally:
-        await second.stop()
+        await second_store.stop()
 
 
 async def test_second_instance_fails_fast(tmp_path):
     ports = _free_ports(3)
     config = _config(tmp_path, ports=ports)
     raft = RaftConsensus(config, AppendMachine())
-    await raft.start()
+    store = RaftStore(raft, runs_engine=True)
+    await store.start()
     try:
         with pytest.raises(BackendUnavailable, match="held by another"):
             await RaftConsensus(config, AppendMachine()).start()  # same data dir
@@ -261,77 +265,83 @@ async def test_second_instance_fails_fast(tmp_path):
             await RaftConsensus(other_dir, AppendMachine()).start()  # same port
         assert time.monotonic() - started < 5.0
     finally:
-        await raft.stop()
+        await store.stop()
 
 
 async def test_timeout_then_retry_applies_once(tmp_path):
     config = _config(tmp_path)
     machine = StateMachine()
     raft = RaftConsensus(config, machine)
-    await raft.start()
+    store = RaftStore(raft, runs_engine=True)
+    await store.start()
     try:
         await raft.wait_for_leader(5.0)
         command = {"v": 1, "op": "work.add", "rid": "add-w1", "args": {"work_id": "w1", "work_type": "selfplay"}}
         with pytest.raises(ClusterTimeout) as info:
-            await raft.submit(command, timeout=0)
+            await store.submit(command, timeout=0)
         assert info.value.may_commit and info.value.rid == "add-w1"
         # The timed-out command still commits (pysyncobj cannot withdraw it) ...
         deadline = time.monotonic() + 5.0
-        while not await raft.read(lambda m: "add-w1" in m.dedup):
+        while not await store.read(lambda m: "add-w1" in m.dedup):
             assert time.monotonic() < deadline, "the timed-out command never committed"
             await asyncio.sleep(0.01)
-        recorded = await raft.read(lambda m: dict(m.dedup["add-w1"]["result"]))
+        recorded = await store.read(lambda m: dict(m.dedup["add-w1"]["result"]))
         # ... and the retry with the same rid is answered from the dedup table, not applied again.
-        retried = await raft.submit(command)
+        retried = await store.submit(command)
         assert retried["ok"] and retried == recorded, (retried, recorded)
-        assert await raft.read(lambda m: m.work_stats()["total"]) == 1
+        assert await store.read(lambda m: m.work_stats()["total"]) == 1
     finally:
-        await raft.stop()
+        await store.stop()
 
 
 async def test_no_leader_fails_fast(tmp_path):
     # Two of three voters missing: no leader can exist; submit must say so at once.
     config = _config(tmp_path, members=3, node="a")
     raft = RaftConsensus(config, AppendMachine())
-    await raft.start()
+    store = RaftStore(raft, runs_engine=True)
+    await store.start()
     try:
         started = time.monotonic()
         with pytest.raises(NoLeader):
             await raft.wait_for_leader(0.3)
         with pytest.raises(NoLeader):
-            await raft.submit({"op": "append", "args": {"value": 1}}, timeout=2.0)
+            await store.submit({"op": "append", "args": {"value": 1}}, timeout=2.0)
         assert time.monotonic() - started < 1.5
         d = raft.describe()
         assert d["cluster_health"] == "unavailable" and d["members"] == {"a": True, "b": False, "c": False}
     finally:
-        await raft.stop()
+        await store.stop()
 
 
 async def test_final_snapshot_and_import(tmp_path):
     from ringrift_cluster.store.base import StateStore
 
     source = RaftConsensus(_config(tmp_path, node="a"), StateMachine())
-    assert isinstance(source, StateStore)
-    await source.start()
+
+    source_store = RaftStore(source, runs_engine=True)
+    assert isinstance(source_store, StateStore)
+    await source_store.start()
     try:
         await source.wait_for_leader(5.0)
-        added = await source.submit({"v": 1, "op": "work.add", "args": {"work_id": "w1", "work_type": "selfplay"}})
+        added = await source_store.submit({"v": 1, "op": "work.add", "args": {"work_id": "w1", "work_type": "selfplay"}})
         assert added["ok"], added
-        snapshot = await source.final_snapshot()
+        snapshot = await source_store.final_snapshot()
         with pytest.raises(NoLeader):  # a stopping node takes no more writes
-            await source.submit({"v": 1, "op": "tick"})
+            await source_store.submit({"v": 1, "op": "tick"})
     finally:
-        await source.stop()
+        await source_store.stop()
     assert snapshot is not None and "w1" in snapshot["work"]["items"]
 
     target = RaftConsensus(_config(tmp_path, node="a", data_dir=tmp_path / "target"), StateMachine())
-    await target.start()
+
+    target_store = RaftStore(target, runs_engine=True)
+    await target_store.start()
     try:
-        offered = target.import_snapshot(snapshot)
+        offered = target_store.import_snapshot(snapshot)
         assert offered["ok"] and offered["pending"]
-        await _wait(lambda: target.last_import is not None, 5.0, "the import to commit")
-        assert target.last_import["ok"], target.last_import
-        assert await target.read(lambda m: m.work_get("w1") is not None, linearizable=True)
+        await _wait(lambda: target_store.last_import is not None, 5.0, "the import to commit")
+        assert target_store.last_import["ok"], target_store.last_import
+        assert await target_store.read(lambda m: m.work_get("w1") is not None, linearizable=True)
         assert target.describe()["backend"] == "raft"
     finally:
-        await target.stop()
+        await target_store.stop()

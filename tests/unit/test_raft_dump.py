@@ -13,6 +13,7 @@ from pysyncobj.serializer import Serializer
 from ringrift_cluster.consensus import raft_bridge
 from ringrift_cluster.consensus.raft_dump import DumpWriter
 from ringrift_cluster.consensus.raft import RaftConsensus
+from ringrift_cluster.store.raft import RaftStore
 from ringrift_cluster.state import StateMachine, commands as c
 
 from test_raft_backend import _config, _free_ports, _wait  # noqa: E402 (rootdir-relative, as pytest imports)
@@ -84,22 +85,24 @@ def test_a_dump_in_pysyncobjs_default_format_restores(tmp_path):
 async def test_node_compacts_with_the_writer_and_restarts_from_its_dump(tmp_path):
     config = _config(tmp_path, raft={"log_compaction_min_entries": 10}, ports=_free_ports(3))
     first = RaftConsensus(config, StateMachine())
-    await first.start()
+    first_store = RaftStore(first, runs_engine=True)
+    await first_store.start()
     try:
         await first.wait_for_leader(5.0)
         for i in range(60):
-            assert (await first.submit(c.add_work(f"w{i}", "selfplay", priority=i % 4)))["ok"]
+            assert (await first_store.submit(c.add_work(f"w{i}", "selfplay", priority=i % 4)))["ok"]
         await _wait(lambda: (first.describe()["engine_stalls"]["dumps_written"] or 0) >= 1, 10.0, "a dump")
         stalls = first.describe()["engine_stalls"]
         assert stalls["dump_error"] is None and 0 < stalls["longest_snapshot_ms"] < 1000
-        before = await first.read(lambda m: m.work_list(status="pending"), linearizable=True)
+        before = await first_store.read(lambda m: m.work_list(status="pending"), linearizable=True)
     finally:
-        await first.stop()
+        await first_store.stop()
     second = RaftConsensus(config, StateMachine())
-    await second.start()
+    second_store = RaftStore(second, runs_engine=True)
+    await second_store.start()
     try:
         await second.wait_for_leader(5.0)
-        assert await second.read(lambda m: m.work_list(status="pending"), linearizable=True) == before
+        assert await second_store.read(lambda m: m.work_list(status="pending"), linearizable=True) == before
         assert second.describe()["restore_error"] is None
     finally:
-        await second.stop()
+        await second_store.stop()

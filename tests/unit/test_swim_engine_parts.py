@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from ringrift_cluster.config import PRESETS, SwimSettings
+from ringrift_cluster.config import PRESETS, SwimSettings, validate_swim_settings
 from ringrift_cluster.errors import ConfigError
-from ringrift_cluster.membership.swim import _load_engine, check_settings, failure_bound_s
+from ringrift_cluster.membership.swim import _load_engine, failure_bound_s
 
 ROOT = Path(__file__).resolve().parents[2]
 engine = _load_engine()  # imports swim-p2p with its import-time prints swallowed
@@ -50,7 +50,7 @@ def test_library_config_sets_every_key_the_library_knows(monkeypatch: pytest.Mon
 def test_presets_pass_the_checks_and_lan_is_the_default() -> None:
     for name in ("lan", "local"):
         settings = dataclasses.replace(SwimSettings(), **PRESETS[name].get("swim", {}))
-        check_settings(settings)
+        validate_swim_settings(settings)
         assert failure_bound_s(settings) > settings.suspicion_timeout_s
     assert dataclasses.replace(SwimSettings(), **PRESETS["lan"]["swim"]) == SwimSettings()
 
@@ -63,7 +63,7 @@ def test_presets_pass_the_checks_and_lan_is_the_default() -> None:
 ])
 def test_bad_settings_are_config_errors(field: str, value: Any, key: str) -> None:
     with pytest.raises(ConfigError) as info:
-        check_settings(dataclasses.replace(SwimSettings(), **{field: value}))
+        validate_swim_settings(dataclasses.replace(SwimSettings(), **{field: value}))
     assert info.value.key == key
 
 

@@ -94,13 +94,15 @@ class AdapterBackend:
 
     def __init__(self, config: Any) -> None:
         from ringrift_cluster.consensus.raft import RaftConsensus
+        from ringrift_cluster.store.raft import RaftStore
 
         self.machine = TestMachine(_real_machine())
         self.raft = RaftConsensus(config, self.machine)
+        self.store = RaftStore(self.raft, runs_engine=True)
         self.events: list[dict[str, Any]] = []
 
     async def start(self) -> None:
-        await self.raft.start()
+        await self.store.start()
         subscription = self.raft.subscribe()
 
         async def record() -> None:
@@ -115,7 +117,7 @@ class AdapterBackend:
         self._recorder = asyncio.create_task(record())
 
     async def stop(self) -> None:
-        await self.raft.stop()
+        await self.store.stop()
 
     def leadership(self) -> dict[str, Any]:
         lead = self.raft.leadership()
@@ -125,20 +127,20 @@ class AdapterBackend:
         return self.raft.describe()
 
     async def submit(self, command: dict[str, Any], timeout: float | None) -> Any:
-        return await self.raft.submit(command, timeout=timeout)
+        return await self.store.submit(command, timeout=timeout)
 
     async def state(self, linearizable: bool) -> Any:
-        view = await self.raft.read(lambda m: m.view(), linearizable=linearizable)
+        view = await self.store.read(lambda m: m.view(), linearizable=linearizable)
         return {"view": view, "applied_index": self.raft.describe()["applied_index"]}
 
     def import_snapshot(self, snapshot: dict[str, Any]) -> Any:
-        return self.raft.import_snapshot(snapshot)
+        return self.store.import_snapshot(snapshot)
 
     async def bench_latency(self, n: int) -> list[float]:
         out = []
         for i in range(n):
             t0 = time.perf_counter()
-            await self.raft.submit({"op": "test_append", "args": {"value": f"lat-{i}"}})
+            await self.store.submit({"op": "test_append", "args": {"value": f"lat-{i}"}})
             out.append(time.perf_counter() - t0)
         return out
 
@@ -150,7 +152,7 @@ class AdapterBackend:
             nonlocal errors
             async with sem:
                 try:
-                    await self.raft.submit({"op": "test_append", "args": {"value": f"p-{i}"}}, timeout=30)
+                    await self.store.submit({"op": "test_append", "args": {"value": f"p-{i}"}}, timeout=30)
                 except Exception:
                     errors += 1
 
