@@ -70,12 +70,13 @@ class Counters:
     refutations: int = 0
     suspicions_raised: int = 0
 
-    def count(self, kind: str, size: int, delivered: bool, n: int = 1) -> None:
-        """``n`` messages sent (and received, when delivered): sent + received, like the bench."""
-        k = n * (2 if delivered else 1)
+    def count(self, kind: str, size: int, delivered: bool, datagram: bool = True) -> None:
+        """One message sent (and received, when delivered): sent + received, like the bench.
+        Full lists go over TCP: not datagrams."""
+        k = 2 if delivered else 1
         self.msgs[kind] += k
         self.bytes[kind] += k * size
-        if kind != "SYNC-RESP" and size > self.largest_datagram:
+        if datagram and size > self.largest_datagram:
             self.largest_datagram = size
 
 
@@ -457,10 +458,10 @@ class Sim:
         sz = self.sz
         up = self.running[j]
         self.c.count("SYNC-REQ", sz.sync_req, up)
-        self.c.count("HEARTBEAT", sz.full_list, up)  # the push: our whole list
+        self.c.count("HEARTBEAT", sz.full_list, up, datagram=False)  # the push: our whole list
         if not up:
             return
-        self.c.count("SYNC-RESP", sz.full_list, True)
+        self.c.count("SYNC-RESP", sz.full_list, True, datagram=False)
         merge = self.n * self.m.merge_per_entry_s
         t_j = self._ready(j, self.now + self._latency())
         self.busy_until[j] = max(self.busy_until[j], t_j + merge)
