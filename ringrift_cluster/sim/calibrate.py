@@ -99,6 +99,13 @@ def calibrate(log: Any = print) -> dict[str, Any]:
     return {"model": asdict(model), "points": [compare(r, simulate_point(r["n"], model)) for r in reals]}
 
 
+def check(log: Any = print) -> dict[str, Any]:
+    """The calibration points against the model on file (no refit)."""
+    model = fitted_model()
+    reals = [real_figures(r) for r in load_rows(REAL_CALIBRATION)]
+    return {"model": asdict(model), "points": [compare(r, simulate_point(r["n"], model)) for r in reals]}
+
+
 def fitted_model() -> Model:
     return Model(**json.loads(FITTED.read_text())["model"])
 

@@ -105,6 +105,7 @@ class Sim:
         self.killed_at: dict[int, float] = {}
         self.first_dead_at: dict[int, float] = {}
         self.on_merge: Optional[Callable[[int, int, int], None]] = None  # test hook: (observer, subject, state)
+        self.on_probe: Optional[Callable[[int, int], None]] = None  # test hook: (prober, target)
 
     # -- event loop ---------------------------------------------------------------------------------
 
@@ -306,6 +307,8 @@ class Sim:
         if j < 0 or (self._view(i, j) == DEAD and self.cycles[i] % 30 != 0):
             self._next_cycle(i, self.now)  # the library skips most DEAD targets: a wasted cycle
             return
+        if self.on_probe is not None:
+            self.on_probe(i, j)
         t0 = self.now
         deadline, best = t0, None
         for attempt in range(p.ping_retries):
