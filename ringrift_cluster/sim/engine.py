@@ -461,10 +461,11 @@ class Sim:
         sz = self.sz
         up = self.running[j]
         self.c.count("SYNC-REQ", sz.sync_req, up)
-        self.c.count("HEARTBEAT", sz.full_list, up, datagram=False)  # the push: our whole list
+        small = sz.full_list <= self.p.packet_budget_bytes  # a short list still goes as a datagram
+        self.c.count("HEARTBEAT", sz.full_list, up, datagram=small)  # the push: our whole list
         if not up:
             return
-        self.c.count("SYNC-RESP", sz.full_list, True, datagram=False)
+        self.c.count("SYNC-RESP", sz.full_list, True, datagram=small)
         merge = self.n * self.m.merge_per_entry_s
         t_j = self._ready(j, self.now + self._latency())
         self.busy_until[j] = max(self.busy_until[j], t_j + merge)

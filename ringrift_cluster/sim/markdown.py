@@ -42,7 +42,7 @@ def _verdicts(rows: list[dict], n: int, preset: str) -> list[str]:
 
 
 def render(cal: dict[str, Any], hold: Optional[dict[str, Any]], rows: list[dict[str, Any]], sizes: list[int],
-           large: dict[str, Any]) -> str:
+           large: dict[str, Any], kills: int) -> str:
     lan, big = protocol_for("lan"), protocol_for("large")
     top = max(sizes)
     L: list[str] = []
@@ -107,7 +107,7 @@ def render(cal: dict[str, Any], hold: Optional[dict[str, Any]], rows: list[dict[
     add(f"Presets: `lan` (the config's, fan-out {lan.gossip_fanout}, suspicion {lan.suspicion_timeout_s} s) and `large`, "
         f"proposed here: `lan` with {', '.join(f'`{k}: {v}`' for k, v in large.items())}. LAN latency: one-way median 0.3 ms "
         "(lognormal). Loss is per datagram on every link; \"stall\" is 1 % of the nodes stalling 1 s every 30 s. "
-        "5 kills per scenario; detection = kill to the last survivor publishing `failed`. Bytes/s include the "
+        f"{kills} kills per scenario; detection = kill to the last survivor publishing `failed`. Bytes/s include the "
         "anti-entropy's steady share (whole lists over TCP every `push_pull_interval`), which the simulated "
         "window does not reach at large N. Memory = swim-p2p's `MemberList` holding N members, measured with "
         "tracemalloc (our view and queues come on top; the interpreter's ≈30 MB baseline too).\n")

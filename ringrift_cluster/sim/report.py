@@ -81,5 +81,5 @@ def build(sizes: list[int], quick: bool = False) -> None:
     data = _json(projections, cal, hold)
     (DOCS / "scale.json").write_text(json.dumps(data, indent=2) + "\n")
     from .markdown import render
-    (DOCS / "scale.md").write_text(render(cal, hold, projections, sizes, LARGE_OVERRIDES))
+    (DOCS / "scale.md").write_text(render(cal, hold, projections, sizes, LARGE_OVERRIDES, KILLS))
     log(f"wrote docs/scale.md, docs/scale.json and {PLOTS}/*.png in {time.monotonic() - started:.0f} s")
