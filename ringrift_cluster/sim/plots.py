@@ -39,7 +39,7 @@ def draw(out: Path, cal: dict[str, Any], hold: Optional[dict[str, Any]], project
     ax.axhspan(*formulas.SEED_004["detection_s"], color="tab:green", alpha=0.12, label="seed 004: 5-10 s")
     ax.axhline(10, color="tab:red", lw=0.8, label="target p99 10 s")
     ax.set_xscale("log"), ax.set_xlabel("members"), ax.set_ylabel("detection: kill to last survivor (s)")
-    ax.set_ylim(0, 40), ax.legend(fontsize=7, loc="upper left"), ax.set_title("Failure detection vs N")
+    ax.set_ylim(0, 45), ax.legend(fontsize=7, loc="upper right", ncol=2), ax.set_title("Failure detection vs N")
     fig.tight_layout(), fig.savefig(out / "detection_vs_n.png", dpi=110), plt.close(fig)
 
     # Bytes/s per node vs N.
