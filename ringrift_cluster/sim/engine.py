@@ -247,8 +247,21 @@ class Sim:
                 break
             delivered = self.running[j] and not self._lost()
             self.c.count("HEARTBEAT", size, delivered)
-            if delivered and entries:
-                self.at(self.now + self._latency(), self._deliver, j, entries)
+            news = self._news(j, entries) if delivered and entries else None
+            if news:
+                self.at(self.now + self._latency(), self._deliver, j, news)
+
+    def _news(self, j: int, entries: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+        """The entries that would change ``j``'s view. A view only ever moves up in (incarnation,
+        state), so an entry that does not win now never will: dropping it here is exact, and
+        spares the event loop the redundant deliveries that make up most of an epidemic."""
+        out = []
+        for e in entries:
+            tr = self.tracked.get(e[0])
+            cur_inc = 0 if tr is None else int(tr.inc[j])
+            if e[2] > cur_inc or (e[2] == cur_inc and e[1] > (ALIVE if tr is None else int(tr.state[j]))):
+                out.append(e)
+        return out
 
     def _select(self, i: int) -> list[tuple[int, int, int]]:
         """``Piggyback.select``: fewest sends first, then freshest, up to the capacity; each
@@ -444,8 +457,9 @@ class Sim:
         for j in list(picked)[:targets]:
             delivered = self.running[j] and not self._lost()
             self.c.count("HEARTBEAT", size, delivered)
-            if delivered and entries:
-                self.at(self.now + self._latency(), self._deliver, j, entries)
+            news = self._news(j, entries) if delivered and entries else None
+            if news:
+                self.at(self.now + self._latency(), self._deliver, j, news)
 
     # -- anti-entropy -------------------------------------------------------------------------------
 

@@ -75,3 +75,16 @@ def expected_detection_s(n: int, period_s: float, ping_timeout_s: float, retries
     failed pings (timeout, then 0.8 x timeout each), then the suspicion timeout."""
     pings = ping_timeout_s * (1.0 + 0.8 * (retries - 1))
     return (first_probe_periods(n) - 0.5) * period_s + pings + suspicion_s
+
+
+def suspicion_rate(n: int, loss: float, period_s: float, retries: int) -> float:
+    """Suspicions per second across the cluster from loss alone: swim-p2p suspects once every
+    ping attempt of a probe failed (a PING or its PONG lost), one probe per member per period."""
+    attempt_fails = 1.0 - (1.0 - loss) ** 2
+    return n * attempt_fails ** retries / period_s
+
+
+def piggyback_changes_s(fanout: int, capacity: int, retransmits: int, period_s: float) -> float:
+    """Changes per second the bounded piggyback sustains cluster-wide: every member must send each
+    change ``retransmits`` times, ``fanout`` copies per heartbeat of ``capacity`` entries."""
+    return fanout * capacity / retransmits / period_s

@@ -21,6 +21,10 @@ from ..membership.swim_gossip import push_pull_interval
 DOCS = Path("docs")
 PLOTS = DOCS / "scale"
 CONDITIONS = [(0.0, 0.0), (0.01, 0.0), (0.05, 0.0), (0.0, 0.01)]  # (loss, fraction stalling 1 s)
+# 5 % loss is simulated up to this N: beyond, suspicions (about N/100 per second) and their
+# refutations each reach every member, more events than minutes of this simulator allow;
+# the report gives the piggyback capacity arithmetic instead.
+HEAVY_LOSS_MAX_N = 1000
 PRESETS = ("lan", "large")
 KILLS = 8  # per scenario: detection p50/p99 over 8 deaths
 LAN_LATENCY = {"latency_s": 0.0003, "latency_sigma": 0.5}  # one-way median 0.3 ms in a datacenter LAN
@@ -41,21 +45,21 @@ def anti_entropy_bytes_s(n: int, preset: str) -> float:
 def project(sizes: list[int], model: Model, quick: bool) -> list[dict[str, Any]]:
     rows = []
     conditions = CONDITIONS[:2] if quick else CONDITIONS
-    total = len(sizes) * len(PRESETS) * len(conditions)
-    for n in sizes:
-        for preset in PRESETS:
-            for loss, stall in conditions:
-                log(f"projection {len(rows) + 1}/{total}: N={n} {preset} loss={loss:g} stall={stall:g}")
-                r = run(Scenario(n=n, preset=preset, loss=loss, stall_fraction=stall, kills=KILLS, seed=7,
-                                 model=model.with_(**LAN_LATENCY)), progress=n >= 3000)
-                ae = anti_entropy_bytes_s(n, preset)
-                r["anti_entropy_bytes_per_node_s"] = round(ae)
-                r["gossip_bytes_per_node_s"] = r["bytes_per_node_s"]
-                r["bytes_per_node_s"] = round(r["bytes_per_node_s"] + ae)
-                r["cluster_bytes_s"] = round(r["bytes_per_node_s"] * n / 2)  # every byte is sent once, received once
-                log(f"  detection p50/p99 {r['detection_p50_s']}/{r['detection_p99_s']} s, {r['msgs_per_node_s']} msgs/s, "
-                    f"{r['bytes_per_node_s']} B/s, false deaths {r['false_deaths']}, {r['wall_s']} s wall")
-                rows.append(r)
+    plan = [(n, preset, loss, stall) for n in sizes for preset in PRESETS for loss, stall in conditions
+            if loss < 0.05 or n <= HEAVY_LOSS_MAX_N]
+    total = len(plan)
+    for n, preset, loss, stall in plan:
+        log(f"projection {len(rows) + 1}/{total}: N={n} {preset} loss={loss:g} stall={stall:g}")
+        r = run(Scenario(n=n, preset=preset, loss=loss, stall_fraction=stall, kills=KILLS, seed=7,
+                         model=model.with_(**LAN_LATENCY)), progress=n >= 3000)
+        ae = anti_entropy_bytes_s(n, preset)
+        r["anti_entropy_bytes_per_node_s"] = round(ae)
+        r["gossip_bytes_per_node_s"] = r["bytes_per_node_s"]
+        r["bytes_per_node_s"] = round(r["bytes_per_node_s"] + ae)
+        r["cluster_bytes_s"] = round(r["bytes_per_node_s"] * n / 2)  # every byte is sent once, received once
+        log(f"  detection p50/p99 {r['detection_p50_s']}/{r['detection_p99_s']} s, {r['msgs_per_node_s']} msgs/s, "
+            f"{r['bytes_per_node_s']} B/s, false deaths {r['false_deaths']}, {r['wall_s']} s wall")
+        rows.append(r)
     return rows
 
 
