@@ -4,6 +4,7 @@
     python -m ringrift_cluster.sim calibrate     # fit on docs/scale/real_calibration.json
     python -m ringrift_cluster.sim predict --n 100   # the held-out N, before it is measured
     python -m ringrift_cluster.sim report        # docs/scale.md, docs/scale.json, plots (make scale-report)
+    python -m ringrift_cluster.sim project --sizes 10000   # some of the report's scenarios (reused by report --reuse)
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     rep = sub.add_parser("report", help="docs/scale.md, docs/scale.json and the plots")
     rep.add_argument("--sizes", default="1000,3000,10000")
     rep.add_argument("--quick", action="store_true", help="fewer scenarios (a smoke run)")
+    rep.add_argument("--reuse", action="store_true", help="take scenarios already in docs/scale/projections.json")
+    proj = sub.add_parser("project", help="run the report's scenarios for some N into docs/scale/projections.json")
+    proj.add_argument("--sizes", required=True)
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -62,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(holdout(), indent=2))
     elif args.command == "report":
         from .report import build
-        build([int(x) for x in args.sizes.split(",") if x], quick=args.quick)
+        build([int(x) for x in args.sizes.split(",") if x], quick=args.quick, reuse=args.reuse)
+    elif args.command == "project":
+        from .calibrate import fitted_model
+        from .report import plan, project
+        project(plan([int(x) for x in args.sizes.split(",") if x]), fitted_model(), reuse=True)
     return 0
 
 

@@ -6,6 +6,7 @@ Real runs are files (they need a quiet machine and minutes of real nodes, see
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ from ..membership.swim_gossip import push_pull_interval
 
 DOCS = Path("docs")
 PLOTS = DOCS / "scale"
+CACHE = PLOTS / "projections.json"
 CONDITIONS = [(0.0, 0.0), (0.01, 0.0), (0.05, 0.0), (0.0, 0.01)]  # (loss, fraction stalling 1 s)
 # 5 % loss is simulated up to this N: beyond, suspicions (about N/100 per second) and their
 # refutations each reach every member, more events than minutes of this simulator allow;
@@ -42,13 +44,40 @@ def anti_entropy_bytes_s(n: int, preset: str) -> float:
     return 2 * (sz.sync_req + 2 * sz.full_list) / push_pull_interval(p.sync_interval_s, n)
 
 
-def project(sizes: list[int], model: Model, quick: bool) -> list[dict[str, Any]]:
-    rows = []
+def plan(sizes: list[int], quick: bool = False) -> list[tuple[int, str, float, float]]:
     conditions = CONDITIONS[:2] if quick else CONDITIONS
-    plan = [(n, preset, loss, stall) for n in sizes for preset in PRESETS for loss, stall in conditions
+    return [(n, preset, loss, stall) for n in sizes for preset in PRESETS for loss, stall in conditions
             if loss < 0.05 or n <= HEAVY_LOSS_MAX_N]
-    total = len(plan)
-    for n, preset, loss, stall in plan:
+
+
+def cached() -> dict[tuple[int, str, float, float], dict[str, Any]]:
+    """Projection rows already computed (``project`` writes them as it goes)."""
+    if not CACHE.exists():
+        return {}
+    return {(r["n"], r["preset"], r["loss"], r["stall"]): r for r in json.loads(CACHE.read_text())}
+
+
+def save(row: dict[str, Any]) -> None:
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    with open(PLOTS / ".projections.lock", "w") as lock:  # processes of other N save here too
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = cached()
+        rows[(row["n"], row["preset"], row["loss"], row["stall"])] = row
+        CACHE.write_text(json.dumps(sorted(rows.values(), key=lambda r: (r["n"], r["preset"], r["loss"], r["stall"])),
+                                    indent=1) + "\n")
+
+
+def project(todo: list[tuple[int, str, float, float]], model: Model, reuse: bool = False) -> list[dict[str, Any]]:
+    """Run each scenario of ``todo`` (or take it from the cache with ``reuse``), saving as it goes:
+    runs of different N can go in separate processes (``python -m ringrift_cluster.sim project``)."""
+    rows = []
+    have = cached() if reuse else {}
+    total = len(todo)
+    for key in todo:
+        n, preset, loss, stall = key
+        if key in have:
+            rows.append(have[key])
+            continue
         log(f"projection {len(rows) + 1}/{total}: N={n} {preset} loss={loss:g} stall={stall:g}")
         r = run(Scenario(n=n, preset=preset, loss=loss, stall_fraction=stall, kills=KILLS, seed=7,
                          model=model.with_(**LAN_LATENCY)), progress=n >= 3000)
@@ -59,6 +88,7 @@ def project(sizes: list[int], model: Model, quick: bool) -> list[dict[str, Any]]
         r["cluster_bytes_s"] = round(r["bytes_per_node_s"] * n / 2)  # every byte is sent once, received once
         log(f"  detection p50/p99 {r['detection_p50_s']}/{r['detection_p99_s']} s, {r['msgs_per_node_s']} msgs/s, "
             f"{r['bytes_per_node_s']} B/s, false deaths {r['false_deaths']}, {r['wall_s']} s wall")
+        save(r)
         rows.append(r)
     return rows
 
@@ -73,12 +103,12 @@ def _json(projections: list[dict[str, Any]], cal: dict[str, Any], hold: dict[str
                             "fitted": {"report_delay_s": cal["model"]["report_delay_s"]}}}
 
 
-def build(sizes: list[int], quick: bool = False) -> None:
+def build(sizes: list[int], quick: bool = False, reuse: bool = False) -> None:
     started = time.monotonic()
     log("calibration: the fitted model (docs/scale/fitted_model.json) against the real runs")
     cal = calibrate.check(log=log)
     hold = calibrate.holdout() if calibrate.REAL_HOLDOUT.exists() and calibrate.PREDICTION.exists() else None
-    projections = project(sizes, calibrate.fitted_model(), quick)
+    projections = project(plan(sizes, quick), calibrate.fitted_model(), reuse)
     PLOTS.mkdir(parents=True, exist_ok=True)
     from . import plots
     plots.draw(PLOTS, cal, hold, projections)
