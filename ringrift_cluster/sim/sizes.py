@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import json
 import random
-import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -56,8 +55,13 @@ def _member(i: int, loopback: bool, now: float) -> SimpleNamespace:
                            metadata={"id": f"n{i:02d}" if loopback else f"node-{i:05d}"})
 
 
+# A fixed wall-clock time with the digits of a real one: sizes (and so every run) do not depend on
+# when they were measured.
+_NOW = 1764133200.123456
+
+
 def _heartbeat(source: str, entries: list[dict]) -> dict:
-    now = time.time()
+    now = _NOW
     return {"type": "HEARTBEAT", "from": source,
             "digest": {"version": 123456, "entries": entries, "is_full": False, "timestamp": now, "source": source},
             "id": "0123abcd", "timestamp": now}
@@ -65,7 +69,7 @@ def _heartbeat(source: str, entries: list[dict]) -> dict:
 
 @functools.lru_cache(maxsize=64)
 def measure(n: int, loopback: bool = False, fanout: int = 3, budget: int = 1400) -> Sizes:
-    now = time.time()
+    now = _NOW
     src = _addr(0, loopback)
     members = {m.addr: m for m in (_member(i, loopback, now) for i in range(400))}
     own = swim_gossip.entry_of(members[next(iter(members))])

@@ -121,3 +121,15 @@ def test_idle_traffic_follows_the_protocol() -> None:
     assert r["by_type"]["PING"]["msgs_per_node_s"] == pytest.approx(2 / period, rel=0.03)
     assert r["max_datagram_b"] <= 1400
     assert r["undetected"] == 0 and r["false_deaths"] == 0
+
+
+def test_loss_raises_suspicions_at_the_closed_form_rate() -> None:
+    """swim-p2p suspects when every ping attempt of a probe failed: at loss p, a fraction
+    (1 - (1 - p)^2)^retries of the probes, one probe per member per period."""
+    n, loss, seconds = 200, 0.05, 60.0
+    sim = make(n, seed=9, model=QUIET.with_(loss=loss))
+    sim.start()
+    sim.run_until(seconds)
+    expected = formulas.suspicion_rate(n, loss, sim.p.protocol_period_s, sim.p.ping_retries) * seconds
+    assert sim.c.suspicions_raised == pytest.approx(expected, rel=0.2), (sim.c.suspicions_raised, expected)
+    assert sim.c.refutations > 0.8 * sim.c.suspicions_raised  # nearly every suspect hears it and refutes
