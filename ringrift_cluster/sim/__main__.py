@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--reuse", action="store_true", help="take scenarios already in docs/scale/projections.json")
     proj = sub.add_parser("project", help="run the report's scenarios for some N into docs/scale/projections.json")
     proj.add_argument("--sizes", required=True)
+    proj.add_argument("--presets", default="lan,large")
+    proj.add_argument("--loss", type=float, default=None, help="only the scenarios with this loss")
+    proj.add_argument("--kills", type=int, default=0, help="kills per scenario (0: the report's)")
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -70,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "project":
         from .calibrate import fitted_model
         from .report import plan, project
-        project(plan([int(x) for x in args.sizes.split(",") if x]), fitted_model(), reuse=True)
+        from .report import KILLS
+        todo = [k for k in plan([int(x) for x in args.sizes.split(",") if x])
+                if k[1] in args.presets.split(",") and (args.loss is None or k[2] == args.loss)]
+        project(todo, fitted_model(), reuse=True, kills=args.kills or KILLS)
     return 0
 
 

@@ -109,15 +109,16 @@ def render(cal: dict[str, Any], hold: Optional[dict[str, Any]], rows: list[dict[
     add(f"Presets: `lan` (the config's, fan-out {lan.gossip_fanout}, suspicion {lan.suspicion_timeout_s} s) and `large`, "
         f"proposed here: `lan` with {', '.join(f'`{k}: {v}`' for k, v in large.items())}. LAN latency: one-way median 0.3 ms "
         "(lognormal). Loss is per datagram on every link; \"stall\" is 1 % of the nodes stalling 1 s every 30 s. "
-        f"{kills} kills per scenario; detection = kill to the last survivor publishing `failed`. Bytes/s include the "
+        f"{kills} kills per scenario (fewer where the table says so); detection = kill to the last survivor publishing `failed`. Bytes/s include the "
         "anti-entropy's steady share (whole lists over TCP every `push_pull_interval`), which the simulated "
         "window does not reach at large N. Memory = swim-p2p's `MemberList` holding N members, measured with "
         "tracemalloc (our view and queues come on top; the interpreter's ≈30 MB baseline too).\n")
     add("| N | preset | loss | stall | detection p50 / p99 (s) | one change to 99 % (s) | false suspect ev. | false failed ev. | false deaths | msgs/s per node | bytes/s per node | of which anti-entropy | cluster MB/s | largest datagram (B) | member list MB | wall (s) |")
     add("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        kills = len(r["detections_s"]) + r["undetected"]
         add(f"| {r['n']:,} | {r['preset']} | {r['loss']:.0%} | {r['stall']:.0%} | {_f(r['detection_p50_s'])} / {_f(r['detection_p99_s'])}"
-            f"{' (+' + str(r['undetected']) + ' undetected)' if r['undetected'] else ''} | {_f(r['dissemination_t99_s'])} | "
+            f" ({kills} kills{', ' + str(r['undetected']) + ' undetected' if r['undetected'] else ''}) | {_f(r['dissemination_t99_s'])} | "
             f"{r['false_suspect_events']:,} | {r['false_failed_events']:,} | {r['false_deaths']} | {_f(r['msgs_per_node_s'])} | "
             f"{r['bytes_per_node_s']:,} | {r['anti_entropy_bytes_per_node_s']:,} | {r['cluster_bytes_s'] / 1e6:,.2f} | "
             f"{r['max_datagram_b']:,} | {_f(r['memory_per_node_mb'])} | {_f(r['wall_s'], 0)} |")

@@ -67,7 +67,8 @@ def save(row: dict[str, Any]) -> None:
                                     indent=1) + "\n")
 
 
-def project(todo: list[tuple[int, str, float, float]], model: Model, reuse: bool = False) -> list[dict[str, Any]]:
+def project(todo: list[tuple[int, str, float, float]], model: Model, reuse: bool = False,
+            kills: int = KILLS) -> list[dict[str, Any]]:
     """Run each scenario of ``todo`` (or take it from the cache with ``reuse``), saving as it goes:
     runs of different N can go in separate processes (``python -m ringrift_cluster.sim project``)."""
     rows = []
@@ -79,7 +80,7 @@ def project(todo: list[tuple[int, str, float, float]], model: Model, reuse: bool
             rows.append(have[key])
             continue
         log(f"projection {len(rows) + 1}/{total}: N={n} {preset} loss={loss:g} stall={stall:g}")
-        r = run(Scenario(n=n, preset=preset, loss=loss, stall_fraction=stall, kills=KILLS, seed=7,
+        r = run(Scenario(n=n, preset=preset, loss=loss, stall_fraction=stall, kills=kills, seed=7,
                          model=model.with_(**LAN_LATENCY)), progress=n >= 3000)
         ae = anti_entropy_bytes_s(n, preset)
         r["anti_entropy_bytes_per_node_s"] = round(ae)
