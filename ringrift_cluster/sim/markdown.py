@@ -46,6 +46,7 @@ def _verdicts(rows: list[dict], n: int, preset: str) -> list[str]:
 def render(cal: dict[str, Any], hold: Optional[dict[str, Any]], rows: list[dict[str, Any]], sizes: list[int],
            large: dict[str, Any], kills: int) -> str:
     lan, big = protocol_for("lan"), protocol_for("large")
+    rows = sorted(rows, key=lambda r: (r["n"], r["preset"], r["loss"], r["stall"]))
     top = max(sizes)
     L: list[str] = []
     add = L.append
@@ -213,8 +214,9 @@ def _discussion(rows: list[dict], top: int) -> str:
         "- Cold start and joins: the cluster starts converged; the bench's convergence time is not simulated.",
         "- CPU contention of the calibration box (N Python nodes on 2 cores): modelled as an optional stall process, "
         "left at 0 because the calibration runs showed no false transition to fit it on.",
-        "- The library's occasional probes of DEAD members (a DEAD target is skipped, except one cycle in 30), "
-        "tombstones, leaves, restarts, partitions and correlated failures (only loss, stalls and silent kills).",
+        "- The library's probes of DEAD members are modelled as one cycle in 30 (the library's jittered 30 s - 5 min "
+        "backoff is not); tombstones, leaves, restarts, partitions and correlated failures are not modelled (only "
+        "loss, stalls and silent kills).",
         "- Per-message CPU beyond a fixed service time and whole-list merges; GC pauses beyond the injected stalls.",
         "- Bandwidth limits and TCP behaviour of the anti-entropy transfers (they are counted, not queued).",
         "- Views are kept only for members that ever change; every other member is ALIVE at its first incarnation "
