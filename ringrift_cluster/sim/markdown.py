@@ -72,7 +72,12 @@ def render(cal: dict[str, Any], hold: Optional[dict[str, Any]], rows: list[dict[
     add("```sh\n.venv/bin/python scripts/sim/real_runs.py --sizes 10,30,60 --kills 5 --json docs/scale/real_calibration.json"
         "\n.venv/bin/python -m ringrift_cluster.sim calibrate\n.venv/bin/python -m ringrift_cluster.sim predict --n 100"
         "\n.venv/bin/python scripts/sim/real_runs.py --sizes 100 --kills 5 --json docs/scale/real_holdout.json"
-        "\nmake scale-report\n.venv/bin/python -m ringrift_cluster.sim run --n 10000 --preset large --loss 0.01   # one scenario\n```\n")
+        "\nmake scale-report                      # everything below, from scratch (tens of minutes on 2 cores)"
+        "\n# or in parts, each N in its own process, then render reusing them:"
+        "\n.venv/bin/python -m ringrift_cluster.sim project --sizes 10000"
+        "\n.venv/bin/python -m ringrift_cluster.sim project --sizes 1000,3000"
+        "\nmake scale-report ARGS=--reuse"
+        "\n.venv/bin/python -m ringrift_cluster.sim run --n 10000 --preset large --loss 0.01   # one scenario\n```\n")
 
     add("## Calibration: real vs simulated\n")
     add(f"Fitted: `report_delay_s` = {cal['model']['report_delay_s']} s. Relative error = |sim - real| / real.\n")
@@ -193,12 +198,14 @@ def _discussion(rows: list[dict], top: int) -> str:
                  "detection p99, and a shorter period shortens it, as it doubles the heartbeats that spread the "
                  f"death. The price: {_f(lan10['msgs_per_node_s'])} → {_f(big10['msgs_per_node_s'])} msgs/s per node. "
                  "Round-robin probing would bound the wait to N periods at worst and cut the tail without the extra load.")
-    if lan5 and big5:
-        L.append(f"- At 5 % loss, false deaths at {n5:,}: `lan` {lan5['false_deaths']}, `large` {big5['false_deaths']}. "
-                 "Two lost ping attempts raise a suspicion at once (swim-p2p suspects before it probes indirectly), so "
-                 "loss drives suspicions; a refutation must then outrun the suspicion to every member within the "
-                 "suspicion timeout. If loss is expected, the next levers are a longer suspicion timeout "
-                 "(memberlist scales it with log10 N) or indirect probes *before* suspecting.")
+    if lan5:
+        other = f", `large` {big5['false_deaths']}" if big5 else ""
+        L.append(f"- At 5 % loss and {n5:,} members, false deaths: `lan` {lan5['false_deaths']}{other}; detection p50 "
+                 f"{_f(lan5['detection_p50_s'])} s with `lan`. Two lost ping attempts raise a suspicion at once "
+                 "(swim-p2p suspects before it probes indirectly), so loss drives suspicions, and each must be refuted "
+                 "everywhere within the suspicion timeout; past the piggyback's capacity (table above) refutations and "
+                 "deaths queue. The levers: indirect probes *before* suspecting (memberlist, SWIM), a suspicion "
+                 "timeout that grows with log10 N (memberlist), or a larger piggyback capacity.")
     if lan1 and big1:
         L.append(f"- At 1 % loss and {top:,} members: false deaths `lan` {lan1['false_deaths']}, `large` {big1['false_deaths']}; "
                  f"detection p99 {_f(lan1['detection_p99_s'])} / {_f(big1['detection_p99_s'])} s.")
