@@ -82,7 +82,7 @@ def draw(out: Path, cal: dict[str, Any], hold: Optional[dict[str, Any]], project
             p = protocol_for(preset)
             ts = [x * 0.1 for x in range(0, 121)]
             ax.plot(ts, [formulas.serf_fraction(n, t / p.protocol_period_s, p.gossip_fanout) for t in ts], ":",
-                    label=f"Serf model N={n}, fan-out {p.gossip_fanout}")
+                    label=f"Serf model N={n}, fan-out {p.gossip_fanout}, a round every {p.protocol_period_s:g} s")
     ax.set_xlabel("seconds since the first member held the death"), ax.set_ylabel("fraction of survivors")
-    ax.set_xlim(0, 12), ax.legend(fontsize=7), ax.set_title("Dissemination of one death")
+    ax.set_xlim(0, 6), ax.legend(fontsize=7), ax.set_title("Dissemination of one death")
     fig.tight_layout(), fig.savefig(out / "dissemination.png", dpi=110), plt.close(fig)
