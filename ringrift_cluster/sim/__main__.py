@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--sizes", default="1000,3000,10000")
     rep.add_argument("--quick", action="store_true", help="fewer scenarios (a smoke run)")
     rep.add_argument("--reuse", action="store_true", help="take scenarios already in docs/scale/projections.json")
+    rep.add_argument("--only-cached", action="store_true", help="render only the scenarios already computed")
     proj = sub.add_parser("project", help="run the report's scenarios for some N into docs/scale/projections.json")
     proj.add_argument("--sizes", required=True)
     proj.add_argument("--presets", default="lan,large")
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(holdout(), indent=2))
     elif args.command == "report":
         from .report import build
-        build([int(x) for x in args.sizes.split(",") if x], quick=args.quick, reuse=args.reuse)
+        build([int(x) for x in args.sizes.split(",") if x], quick=args.quick, reuse=args.reuse,
+              only_cached=args.only_cached)
     elif args.command == "project":
         from .calibrate import fitted_model
         from .report import plan, project

@@ -129,6 +129,11 @@ def render(cal: dict[str, Any], hold: Optional[dict[str, Any]], rows: list[dict[
             f"{r['bytes_per_node_s']:,} | {r['anti_entropy_bytes_per_node_s']:,} | {r['cluster_bytes_s'] / 1e6:,.2f} | "
             f"{r['max_datagram_b']:,} | {_f(r['memory_per_node_mb'])} | {_f(r['wall_s'], 0)} |")
     add("")
+    missing = [f"N={n:,} {p} {loss:.0%} loss{' + stalls' if st else ''}" for n in sizes for p in ("lan", "large")
+               for loss, st in ((0.0, 0.0), (0.01, 0.0), (0.0, 0.01), (0.05, 0.0))
+               if (loss < 0.05 or n <= 1000) and _pick(rows, n, p, loss, st) is None]
+    if missing:
+        add(f"Not run for this report (out of time on the shared machine): {'; '.join(missing)}.\n")
     add("Loss against the piggyback's capacity (closed forms, `formulas.suspicion_rate` and "
         "`formulas.piggyback_changes_s`): every suspicion is at least two changes to spread (the SUSPECT and its "
         "refutation). Where suspicions outrun the capacity, refutations queue behind them and lose the race "

@@ -68,7 +68,7 @@ def save(row: dict[str, Any]) -> None:
 
 
 def project(todo: list[tuple[int, str, float, float]], model: Model, reuse: bool = False,
-            kills: int = KILLS) -> list[dict[str, Any]]:
+            kills: int = KILLS, only_cached: bool = False) -> list[dict[str, Any]]:
     """Run each scenario of ``todo`` (or take it from the cache with ``reuse``), saving as it goes:
     runs of different N can go in separate processes (``python -m ringrift_cluster.sim project``)."""
     rows = []
@@ -78,6 +78,9 @@ def project(todo: list[tuple[int, str, float, float]], model: Model, reuse: bool
         n, preset, loss, stall = key
         if key in have:
             rows.append(have[key])
+            continue
+        if only_cached:
+            log(f"not run (not in {CACHE}): N={n} {preset} loss={loss:g} stall={stall:g}")
             continue
         log(f"projection {len(rows) + 1}/{total}: N={n} {preset} loss={loss:g} stall={stall:g}")
         r = run(Scenario(n=n, preset=preset, loss=loss, stall_fraction=stall, kills=kills, seed=7,
@@ -104,12 +107,12 @@ def _json(projections: list[dict[str, Any]], cal: dict[str, Any], hold: dict[str
                             "fitted": {"report_delay_s": cal["model"]["report_delay_s"]}}}
 
 
-def build(sizes: list[int], quick: bool = False, reuse: bool = False) -> None:
+def build(sizes: list[int], quick: bool = False, reuse: bool = False, only_cached: bool = False) -> None:
     started = time.monotonic()
     log("calibration: the fitted model (docs/scale/fitted_model.json) against the real runs")
     cal = calibrate.check(log=log)
     hold = calibrate.holdout() if calibrate.REAL_HOLDOUT.exists() and calibrate.PREDICTION.exists() else None
-    projections = project(plan(sizes, quick), calibrate.fitted_model(), reuse)
+    projections = project(plan(sizes, quick), calibrate.fitted_model(), reuse or only_cached, only_cached=only_cached)
     PLOTS.mkdir(parents=True, exist_ok=True)
     from . import plots
     plots.draw(PLOTS, cal, hold, projections)
