@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 NODES  ?= 5
 
-.PHONY: demo test test-unit test-integration install clean
+.PHONY: demo test test-unit test-integration install clean scale-report
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ test-unit: $(STAMP)
 
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration $(PYTEST_ARGS)
+
+# The 1k-10k SWIM projection (docs/scale.md): simulator runs, minutes on 2 cores.
+scale-report: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[sim]'
+	$(BIN)/python -m ringrift_cluster.sim report $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

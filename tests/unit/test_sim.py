@@ -1,0 +1,135 @@
+"""The SWIM simulator against closed forms it must reproduce, and its determinism."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+pytest.importorskip("numpy")
+
+from ringrift_cluster.sim import formulas  # noqa: E402
+from ringrift_cluster.sim.engine import DEAD, SUSPECT, Sim  # noqa: E402
+from ringrift_cluster.sim.params import Model, protocol_for  # noqa: E402
+from ringrift_cluster.sim.scenario import Scenario, run  # noqa: E402
+from ringrift_cluster.sim.sizes import measure  # noqa: E402
+
+QUIET = Model(latency_s=0.0002, cycle_overhead_s=0.0, cycle_overhead_per_member_s=0.0)
+
+
+def make(n: int, seed: int = 1, model: Model = QUIET, preset: str = "lan") -> Sim:
+    p = protocol_for(preset)
+    return Sim(n, p, model, measure(n, True, p.gossip_fanout, p.packet_budget_bytes), seed=seed)
+
+
+def test_first_probe_periods_match_swim_closed_form() -> None:
+    """SWIM: a member is probed by someone in a protocol period with probability
+    1 - (1 - 1/(N-1))^(N-1), so the periods to its first probe are geometric with mean
+    1/(that) -> e/(e-1). Measured over every member's periods in a quiet run."""
+    n = 100
+    sim = make(n, seed=5)
+    probed: dict[int, set[int]] = {}
+    period = sim.p.protocol_period_s
+
+    def on_probe(i: int, j: int) -> None:
+        probed.setdefault(j, set()).add(int(sim.now // period))
+
+    sim.on_probe = on_probe
+    sim.start()
+    windows = 200
+    sim.run_until(windows * period + 1)
+    hit = sum(len([w for w in probed.get(j, ()) if 1 <= w <= windows]) for j in range(n)) / (n * windows)
+    expected = 1.0 - (1.0 - 1.0 / (n - 1)) ** (n - 1)
+    assert abs(hit - expected) < 0.02, (hit, expected)
+    assert abs(1.0 / hit - formulas.first_probe_periods(n)) < 0.06
+    assert abs(formulas.first_probe_periods(10**6) - math.e / (math.e - 1)) < 1e-3
+
+
+def _spread_time(n: int, seed: int) -> float:
+    """Seconds for one change (a death the first node holds) to reach 99 % of the others."""
+    sim = make(n, seed=seed)
+    victim = n - 1
+    reached: list[float] = []
+    sim.on_merge = lambda o, s, st: reached.append(sim.now) if s == victim and st == DEAD and o != 0 else None
+    sim.start()
+    sim.run_until(0.5)
+    sim.running[victim] = False
+    sim.killed_at[victim] = sim.now
+    sim._set(0, victim, DEAD, 5)  # node 0 learns the death (as from its own timeout)
+    sim.run_until(60)
+    need = math.ceil(0.99 * (n - 2))
+    assert len(reached) >= need
+    return sorted(reached)[need - 1] - 0.5
+
+
+def test_dissemination_grows_as_log_n() -> None:
+    """Gossip reaches 99 % in O(log N) rounds: 10x the members costs a bounded number of extra
+    rounds (Serf's model: rounds ~ ln N / fan-out), not 10x the time; and the simulated spread is
+    no slower than the Serf model's rounds without the 48-member head start."""
+    small = sum(_spread_time(100, s) for s in (1, 2, 3)) / 3
+    large = sum(_spread_time(1000, s) for s in (1, 2, 3)) / 3
+    assert large < 10 * small / 3, (small, large)
+    extra_rounds = formulas.serf_rounds(1000, 0.99, 3) - formulas.serf_rounds(100, 0.99, 3)
+    assert large - small < extra_rounds + 1.5, (small, large, extra_rounds)
+    assert large <= formulas.serf_rounds(1000, 0.99, 3) + 1.0
+
+
+def test_suspicion_turns_dead_after_the_timeout_and_not_before() -> None:
+    """The library's rule on the engine's tick: SUSPECT -> DEAD once it lasted
+    ``suspicion_timeout_s`` (within one tick), never earlier; a refutation in time prevents it."""
+    sim = make(20, seed=3)
+    timeline: list[tuple[float, int, int, int]] = []
+    sim.on_merge = lambda o, s, st: timeline.append((sim.now, o, s, st))
+    sim.start()
+    sim.kill(7, 1.0)
+    sim.run_until(30)
+    t = sim.p.suspicion_timeout_s
+    suspected = {o: when for when, o, s, st in timeline if s == 7 and st == SUSPECT}
+    dead = {o: when for when, o, s, st in timeline if s == 7 and st == DEAD}
+    originators = [o for o in suspected if o in dead and dead[o] - suspected[o] >= t]
+    assert originators, "someone declared the dead member itself"
+    for o in originators:
+        assert t <= dead[o] - suspected[o] <= t + sim.m.tick_s + 1e-9
+    for o, when in dead.items():  # nobody declares it before a full timeout from the first suspicion
+        assert when - min(suspected.values()) >= t - 1e-9 or o not in suspected
+
+    # A member that answers again within the timeout refutes: never DEAD anywhere.
+    sim = make(20, seed=4)
+    sim.start()
+    sim.stall(5, 2.0, 1.5)  # long enough to be suspected, far shorter than the timeout
+    sim.run_until(30)
+    assert 5 not in sim.c.failed_events_about
+
+
+def test_same_seed_same_result() -> None:
+    sc = Scenario(n=60, loss=0.02, stall_fraction=0.05, kills=2, seed=11, loopback=True, model=QUIET)
+    a, b = run(sc), run(sc)
+    for r in (a, b):
+        r.pop("wall_s")
+    assert a == b
+    c = run(Scenario(n=60, loss=0.02, stall_fraction=0.05, kills=2, seed=12, loopback=True, model=QUIET))
+    c.pop("wall_s")
+    assert c != a
+
+
+def test_idle_traffic_follows_the_protocol() -> None:
+    """Per node per second, sent + received: fan-out heartbeats each way, one PING and one PONG
+    each way, and nothing over the packet budget."""
+    r = run(Scenario(n=40, kills=1, seed=2, loopback=True, model=QUIET))
+    period = protocol_for("lan").protocol_period_s
+    assert r["by_type"]["HEARTBEAT"]["msgs_per_node_s"] == pytest.approx(2 * 3 / period, rel=0.03)
+    assert r["by_type"]["PING"]["msgs_per_node_s"] == pytest.approx(2 / period, rel=0.03)
+    assert r["max_datagram_b"] <= 1400
+    assert r["undetected"] == 0 and r["false_deaths"] == 0
+
+
+def test_loss_raises_suspicions_at_the_closed_form_rate() -> None:
+    """swim-p2p suspects when every ping attempt of a probe failed: at loss p, a fraction
+    (1 - (1 - p)^2)^retries of the probes, one probe per member per period."""
+    n, loss, seconds = 200, 0.05, 60.0
+    sim = make(n, seed=9, model=QUIET.with_(loss=loss))
+    sim.start()
+    sim.run_until(seconds)
+    expected = formulas.suspicion_rate(n, loss, sim.p.protocol_period_s, sim.p.ping_retries) * seconds
+    assert sim.c.suspicions_raised == pytest.approx(expected, rel=0.2), (sim.c.suspicions_raised, expected)
+    assert sim.c.refutations > 0.8 * sim.c.suspicions_raised  # nearly every suspect hears it and refutes
