@@ -116,3 +116,18 @@ def install_library_log_bridge(log: Any) -> None:
     library.setLevel(logging.WARNING)
     library.propagate = False
     library.addHandler(LibraryLogBridge(log))
+
+
+def library_member_list() -> tuple[Any, Any]:
+    """swim-p2p's ``MemberList`` class and ``MemberState`` enum, for the simulator's measurements
+    (``ringrift_cluster.sim``); imported here so the library has one way in."""
+    from swim.protocol.member import MemberList, MemberState
+
+    return MemberList, MemberState
+
+
+def library_serialize(message: Any) -> bytes:
+    """swim-p2p's own serializer, for the simulator's message sizes."""
+    from swim.utils.serialization import serialize_message
+
+    return serialize_message(message)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import functools
 import time
 
+from ..membership.swim_support import library_member_list
+
 
 @functools.lru_cache(maxsize=8)
 def cycle_scan_per_member_s(n: int = 2000) -> float:
     """Seconds per member of the member-list scans swim-p2p runs every protocol cycle (alive,
     suspect, dead and total counts for its log line, two random picks): the cycle's work that
     grows with N."""
-    from swim.protocol.member import MemberList, MemberState
+    MemberList, MemberState = library_member_list()
 
     ml = MemberList(("10.0.0.1", 7947))
     for i in range(n):

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..membership.swim_support import library_member_list
 from .engine import DEAD, TYPES, Sim
 from .params import Model, Protocol, protocol_for
 from .sizes import measure
@@ -140,7 +141,7 @@ def member_list_mb(n: int) -> float:
     library's own ``MemberList`` with our metadata; above 10,000 scaled per member."""
     k = min(n, 10_000)
     if k not in _MEMORY:
-        from swim.protocol.member import MemberList
+        MemberList, _ = library_member_list()
         tracemalloc.start()
         base = tracemalloc.get_traced_memory()[0]
         ml = MemberList(("10.0.0.1", 7947))

@@ -11,9 +11,8 @@ import random
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from swim.utils.serialization import serialize_message
-
 from ..membership import swim_gossip
+from ..membership.swim_support import library_serialize as serialize_message
 from ..membership.swim_wire import frame
 
 
