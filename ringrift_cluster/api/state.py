@@ -80,7 +80,10 @@ def _write_handler(op: str, build: Args) -> Callable[[web.Request], Any]:
 
 
 def _result_reply(config: ClusterConfig, op: str, request: web.Request, result: dict[str, Any]) -> web.Response:
-    body: dict[str, Any] = {**result, "node_id": config.node_id, "timestamp": time.time()}
+    # ``node_id`` is the answering node's, unless the result names one of its own (a job's node);
+    # ``served_by`` always says who answered.
+    body: dict[str, Any] = {"node_id": config.node_id, **result, "served_by": config.node_id,
+                            "timestamp": time.time()}
     if op.startswith("lock."):
         body["lock_name"] = request.match_info["name"]
         if op == "lock.release":

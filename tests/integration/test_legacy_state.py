@@ -68,7 +68,8 @@ def test_work_and_locks_through_any_node(make_cluster) -> None:
     assert model["latest"]["production"]["version"] == "1"
     assert cluster.get(follower, "/raft/models/nope") is None  # 404
 
-    ok(cluster.post(follower, "/raft/jobs", {"job_id": "j1", "node_id": "node-2", "job_type": "train"}))
+    job = ok(cluster.post(follower, "/raft/jobs", {"job_id": "j1", "node_id": "node-2", "job_type": "train"}))
+    assert (job["node_id"], job["served_by"]) == ("node-2", follower)  # the job's node, and who answered
     ok(cluster.post("node-2", "/raft/jobs/j1/start", {"node_id": "node-2"}))
     jobs = cluster.get(follower, "/raft/jobs?node_id=node-2")
     assert [j["job_id"] for j in jobs["jobs"]] == ["j1"] and jobs["jobs"][0]["status"] == "running"
