@@ -36,8 +36,9 @@ def verdict(value: float | None, target: float, unit: str = "", higher_is_better
     if ok:
         return "met"
     gap = abs(value - target)
-    digits = 0 if gap >= 10 else 2
-    return f"missed by {gap:,.{digits}f}{(' ' + unit) if unit else ''} ({100 * gap / target:.0f} %)"
+    digits = 0 if gap >= 10 or float(gap).is_integer() else 2
+    share = f" ({100 * gap / target:.0f} %)" if target else ""
+    return f"missed by {gap:,.{digits}f}{(' ' + unit) if unit else ''}{share}"
 
 
 def med(values: Sequence[float] | None) -> float | None:

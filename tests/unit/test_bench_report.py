@@ -62,6 +62,7 @@ def test_verdict_says_by_how_much():
     assert verdict(80, 90, "points", higher_is_better=True) == "missed by 10 points (11 %)"
     assert verdict(1.5, 1.0, "%") == "missed by 0.50 % (50 %)"
     assert verdict(None, 1) == "not measured"
+    assert verdict(2, 0) == "missed by 2" and verdict(0, 0) == "met"
 
 
 def _row(mode, n, detection, lost=0, msgs=60.0):
