@@ -91,7 +91,7 @@ def footers(runs: dict[str, dict[str, Any]]) -> dict[str, str]:
 
 
 def markdown(profile: str, command: str, runs: dict[str, dict[str, Any]], start: dict[str, Any],
-             end: dict[str, Any], figures: dict[str, str], elapsed: float) -> str:
+             end: dict[str, Any], figures: dict[str, dict[str, str]], elapsed: float) -> str:
     results = {name: run.get("result") for name, run in runs.items()}
     load = "/".join(f"{x:.2f}" for x in start["load"])
     busy = start["load"][0] > (start["nproc"] or 1)
@@ -140,8 +140,11 @@ def markdown(profile: str, command: str, runs: dict[str, dict[str, Any]], start:
               f"{(results.get('etcd_bench') or {}).get('version', 'etcd')}.", "",
               beside_table(results), "",
               "## Figures", ""]
-    for name, title in figures.items():
-        lines += [f"### {title}", "", f"![{title}](benchmarks/{name})", ""]
+    for name, figure in figures.items():
+        machine_line, *commands = figure["stamp"].splitlines()
+        lines += [f"### {figure['title']}", "", f"![{figure['title']}](benchmarks/{name})", "",
+                  f"Measured on {machine_line}; made by " + ", ".join(f"`{c.removeprefix('$ ')}`" for c in commands)
+                  + ".", ""]
     lines += ["Each figure states the machine and the commands that made it. wrk (Debian ships wrk, not wrk2) "
               "keeps the rate with `scripts/bench/fixed_rate.lua` and times each request from its send; a request "
               "whose slot passed is sent at once, and the achieved rate is shown beside the latencies.", ""]

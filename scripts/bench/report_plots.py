@@ -41,7 +41,8 @@ def failover(results: dict[str, Any], path: Path, footer: str) -> bool:
     if not series:
         return False
     fig, ax = plt.subplots(figsize=(9, 5))
-    ax.boxplot([v for _, v in series], labels=[label for label, _ in series], showfliers=False)
+    ax.boxplot([v for _, v in series], showfliers=False)
+    ax.set_xticks(range(1, len(series) + 1), [label for label, _ in series])
     for i, (_, values) in enumerate(series, start=1):
         ax.scatter([i] * len(values), values, s=12, alpha=0.7)
     ax.axhline(350, ls="--", lw=0.8, color="green", label="target p50 350 ms")
@@ -161,23 +162,23 @@ def footprint(results: dict[str, Any], path: Path, footer: str) -> bool:
     return True
 
 
-def draw_all(results: dict[str, Any], out_dir: Path, footers: dict[str, str]) -> dict[str, str]:
-    """Every figure the results allow: {file name: title}."""
+def draw_all(results: dict[str, Any], out_dir: Path, footers: dict[str, str]) -> dict[str, dict[str, str]]:
+    """Every figure the results allow: {file name: {title, stamp}} (the stamp is drawn on it too)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     made = {}
     plan = [
-        ("failover.png", "Leader failover distributions", lambda p: failover(results, p, footers["failover"])),
-        ("latency_cdf.png", "Latency CDFs", lambda p: latency_cdf(results, p, footers["latency"])),
-        ("throughput.png", "Throughput", lambda p: throughput(results, p, footers["throughput"])),
-        ("detection_vs_n.png", "Failure detection vs N", lambda p: per_n(
-            results, p, footers["modes"], "Leader SIGKILL -> failed on every survivor", "detection (s)",
+        ("failover.png", "Leader failover distributions", "failover", lambda p, f: failover(results, p, f)),
+        ("latency_cdf.png", "Latency CDFs", "latency", lambda p, f: latency_cdf(results, p, f)),
+        ("throughput.png", "Throughput", "throughput", lambda p, f: throughput(results, p, f)),
+        ("detection_vs_n.png", "Failure detection vs N", "modes", lambda p, f: per_n(
+            results, p, f, "Leader SIGKILL -> failed on every survivor", "detection (s)",
             lambda row: trial_values(row, "detection_s"))),
-        ("traffic_vs_n.png", "Membership traffic per node vs N", lambda p: per_n(
-            results, p, footers["modes"], "Idle membership messages sent per node", "messages/minute per node",
+        ("traffic_vs_n.png", "Membership traffic per node vs N", "modes", lambda p, f: per_n(
+            results, p, f, "Idle membership messages sent per node", "messages/minute per node",
             lambda row: row["idle"]["msgs_per_min"])),
-        ("footprint.png", "Idle footprint", lambda p: footprint(results, p, footers["footprint"])),
+        ("footprint.png", "Idle footprint", "footprint", lambda p, f: footprint(results, p, f)),
     ]
-    for name, title, draw in plan:
-        if draw(out_dir / name):
-            made[name] = title
+    for name, title, key, draw in plan:
+        if draw(out_dir / name, footers[key]):
+            made[name] = {"title": title, "stamp": footers[key]}
     return made
