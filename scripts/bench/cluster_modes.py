@@ -118,6 +118,8 @@ def detection_s(cluster: LocalCluster, survivors: list[str], victim: str, killed
 
 def kill_trial(cluster: LocalCluster, trial: int) -> dict[str, Any]:
     leader = cluster.wait_for_leader(120)
+    # In hybrid the state follows Raft's leader, which need not be the leader /status names.
+    raft_leader = (cluster.get(leader, "/raft/status", timeout=5) or {}).get("leader")
     survivors = [n for n in cluster.nodes if n != leader]
     writer = Writer(cluster, survivors[0], f"kill{trial}")
     writer.start()
@@ -138,7 +140,7 @@ def kill_trial(cluster: LocalCluster, trial: int) -> dict[str, Any]:
     writer.stop()
     new_leader = cluster.wait_for_leader(60, among=survivors)
     lost, unknown = lost_writes(cluster, new_leader, writer.acked())  # type: ignore[arg-type]
-    result = {"killed": leader, "new_leader": new_leader, "detection_s": detected, "failover_s": failover,
+    result = {"killed": leader, "raft_leader": raft_leader, "new_leader": new_leader, "detection_s": detected, "failover_s": failover,
               "next_write_s": writer.first_ack_after(killed), "acked": len(writer.acked()), "lost": lost,
               "unknown": unknown}
     cluster.start(leader)
@@ -178,6 +180,15 @@ def run(mode: str, n: int, args: argparse.Namespace, root: Path) -> dict[str, An
                            settings={"membership_mode": membership, "consensus_mode": consensus},
                            voters=[f"node-{i + 1:0{len(str(n))}d}" for i in range(min(5, n))])
     row: dict[str, Any] = {"mode": mode, "nodes": n, "voters": min(5, n)}
+    try:
+        measure(cluster, row, mode, n, args)
+    except Exception as e:  # one mode or size that fails must not lose the others' figures
+        row["error"] = f"{type(e).__name__}: {e}"[:400]
+        print(f"  {mode} N={n}: FAILED: {row['error']}", flush=True)
+    return row
+
+
+def measure(cluster: LocalCluster, row: dict[str, Any], mode: str, n: int, args: argparse.Namespace) -> None:
     with cluster:
         progress(f"modes: {mode} N={n}: starting")
         started = time.monotonic()
@@ -203,7 +214,6 @@ def run(mode: str, n: int, args: argparse.Namespace, root: Path) -> dict[str, An
     print(f"  {mode} N={n}: converged {row['converge_s']:.1f} s; idle CPU mean {sum(cpu) / len(cpu):.2f} % "
           f"(max {max(cpu):.2f}), RSS mean {sum(rss) / len(rss):.0f} MB, membership msgs/min/node "
           f"{sum(msgs) / max(1, len(msgs)):.0f}", flush=True)
-    return row
 
 
 def main() -> None:
@@ -221,6 +231,8 @@ def main() -> None:
             for mode in args.modes.split(","):
                 rows.append(run(mode, n, args, Path(tmp)))
     write_json(args.json, {"rows": rows, "preset": "local"})
+    if any("error" in row for row in rows):
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ SUITES: dict[str, dict[str, list[str]]] = {
     "etcd_bench": {"smoke": ["--seconds", "3", "--trials", "2", "--locks", "20", "--lock-trials", "1", "--idle", "3"],
                    "quick": ["--seconds", "6", "--trials", "5", "--locks", "100", "--lock-trials", "2", "--idle", "5"],
                    "full": ["--seconds", "30", "--trials", "15", "--locks", "500", "--lock-trials", "5", "--idle", "30"]},
-    "cluster_modes": {"smoke": ["--sizes", "3,5", "--trials", "1", "--idle", "3", "--pause", "6"],
+    "cluster_modes": {"smoke": ["--sizes", "3,5", "--trials", "1", "--idle", "3", "--pause", "5"],
                       "quick": ["--sizes", "5,30", "--trials", "1", "--idle", "5", "--pause", "5"],
                       "full": ["--sizes", "5,10,30", "--trials", "3", "--idle", "30", "--pause", "8"]},
 }
@@ -71,22 +71,29 @@ def run_suite(name: str, args: list[str], keep: Path, index: int, total: int) ->
             print(f"  [{name}] {line}", end="", flush=True)
         record["exit"] = proc.wait()
     record["seconds"] = time.monotonic() - started
-    if record["exit"] == 0 and out.exists():
+    if out.exists():  # a benchmark that failed part-way may still have written what it measured
         record["result"] = json.loads(out.read_text())
-    else:
+    if record["exit"] != 0:
         record["tail"] = (keep / f"{name}.log").read_text().splitlines()[-5:]
-    progress(f"({index}/{total}) {name}: {'done' if 'result' in record else 'FAILED'} in {record['seconds']:.0f} s")
+    progress(f"({index}/{total}) {name}: {outcome(record)} in {record['seconds']:.0f} s")
     return record
 
 
-def footers(runs: dict[str, dict[str, Any]]) -> dict[str, str]:
+def outcome(record: dict[str, Any]) -> str:
+    if record["exit"] == 0 and "result" in record:
+        return "ok"
+    state = "partial" if "result" in record else "failed"
+    return f"{state} (exit {record['exit']}): {' / '.join(record.get('tail', []))[-300:]}"
+
+
+def footers(runs: dict[str, dict[str, Any]], command: str) -> dict[str, str]:
     """Per figure: the machine when its first suite started, and the commands behind it."""
     from report_plots import stamp
 
     out = {}
     for figure, names in FIGURE_SUITES.items():
         present = [runs[n] for n in names if n in runs]
-        out[figure] = stamp(present[0]["machine"], [r["command"] for r in present]) if present else ""
+        out[figure] = stamp(present[0]["machine"], [r["command"] for r in present], command) if present else ""
     return out
 
 
@@ -117,14 +124,17 @@ def markdown(profile: str, command: str, runs: dict[str, dict[str, Any]], start:
     lines += ["## Runs", "",
               table(["benchmark", "command", "load at start", "took", "outcome"],
                     [[name, f"`{run['command']}`", f"{run['machine']['load'][0]:.1f}", f"{run['seconds']:.0f} s",
-                      "ok" if "result" in run else f"failed (exit {run['exit']}): {' / '.join(run.get('tail', []))[-300:]}"]
+                      outcome(run)]
                      for name, run in runs.items()]), "",
               "## Targets", "",
               "Targets from issue 16 and `targets.md`; where one is missed the verdict says by how much.", "",
               targets_table(results), "",
               "## ADR-013 comparison matrix, measured", "",
               "The ADR's claims beside what real nodes did in this run (`cluster_modes.py`, `local` preset, "
-              "at most 5 voters). Detection: leader SIGKILL until every survivor's own event log has it "
+              "at most 5 voters). In hybrid the killed leader is the one `/status` names; writes follow Raft's "
+              "leader, which may be another node (`raft_leader` in the JSON), so a write may not wait for a new "
+              "one.", "",
+              "Detection: leader SIGKILL until every survivor's own event log has it "
               "`failed`. Failover: until the survivors agree on a new leader (polled every 0.1 s) / until the "
               "first write started after the kill is acknowledged. State replication: acknowledged writes the new "
               "leader does not hold (consistent reads). Split-brain: the leader paused (SIGSTOP) past its lease "
@@ -180,9 +190,9 @@ def main() -> int:
     from report_plots import draw_all  # matplotlib only once there is something to draw
 
     results = {name: run.get("result") for name, run in runs.items()}
-    figures = draw_all(results, args.out.parent / "benchmarks", footers(runs))
+    figures = draw_all(results, args.out.parent / "benchmarks", footers(runs, command))
     args.out.write_text(markdown(args.profile, command, runs, start, machine(), figures, elapsed))
-    failed = [name for name, run in runs.items() if "result" not in run]
+    failed = [name for name, run in runs.items() if outcome(run) != "ok"]
     progress(f"wrote {args.out} and {len(figures)} figures in {elapsed / 60:.1f} minutes"
              + (f"; FAILED: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

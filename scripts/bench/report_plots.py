@@ -11,14 +11,15 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from report_render import _raft_failover_ms, _raft_latency, mode_rows, scaled, trial_values  # noqa: E402
+from report_render import measured_rows, mode_rows, raft_failover_ms, raft_latency_of, scaled, trial_values  # noqa: E402
 
 MODES = ("http+bully", "swim+raft", "hybrid")
 
 
-def stamp(machine: dict[str, Any], commands: list[str]) -> str:
+def stamp(machine: dict[str, Any], commands: list[str], via: str) -> str:
     load = "/".join(f"{x:.1f}" for x in machine.get("load", []))
-    lines = [f"{machine.get('nproc')} cores, {machine.get('cpu')}, load average {load} at start, {machine.get('at')}"]
+    lines = [f"{machine.get('nproc')} cores, {machine.get('cpu')}, load average {load} at start, {machine.get('at')}, "
+             f"run by `{via}`"]
     return "\n".join(lines + [f"$ {c}" for c in commands])
 
 
@@ -30,8 +31,8 @@ def _save(fig: Any, path: Path, footer: str) -> None:
 
 
 def failover(results: dict[str, Any], path: Path, footer: str) -> bool:
-    series = [("adapter\n(in-process)", _raft_failover_ms(results, "adapter")),
-              ("raw pysyncobj\n(in-process)", _raft_failover_ms(results, "raw")),
+    series = [("adapter\n(in-process)", raft_failover_ms(results, "adapter")),
+              ("raw pysyncobj\n(in-process)", raft_failover_ms(results, "raw")),
               ("etcd\n(next put)", (results.get("etcd_bench") or {}).get("failover_ms"))]
     for mode in MODES:
         rows = mode_rows(results.get("cluster_modes"), mode)
@@ -60,7 +61,7 @@ def latency_cdf(results: dict[str, Any], path: Path, footer: str) -> bool:
     curves = [(route, r["percentiles_ms"]) for route, r in (api.get("latency") or {}).items()]
     if etcd.get("latency"):
         curves.append(("etcd PUT /v3/kv/put (leader)", etcd["latency"]["percentiles_ms"]))
-    inproc = [(f"{kind} commit on the {role}", scaled(_raft_latency(results, kind).get(f"latency_{role}"), 1000))
+    inproc = [(f"{kind} commit on the {role}", scaled(raft_latency_of(results, kind).get(f"latency_{role}"), 1000))
               for kind in ("adapter", "raw") for role in ("leader", "follower")]
     inproc = [(label, values) for label, values in inproc if values]
     if not curves and not inproc:
@@ -71,7 +72,7 @@ def latency_cdf(results: dict[str, Any], path: Path, footer: str) -> bool:
     left.set_xscale("log")
     left.set_xlabel("latency (ms, wrk)")
     left.set_ylabel("fraction of requests")
-    left.set_title(f"HTTP API at {api.get('rate', etcd.get('rate', '?'))} requests/s")
+    left.set_title(f"HTTP API at {api.get('rate', etcd.get('rate', 0)):g} requests/s")
     left.legend(fontsize=7)
     for label, values in inproc:
         ordered = sorted(values)
@@ -88,7 +89,7 @@ def throughput(results: dict[str, Any], path: Path, footer: str) -> bool:
     bars = []
     for kind in ("adapter", "raw"):
         for role in ("leader", "follower"):
-            ops = (_raft_latency(results, kind).get(f"pipeline_{role}") or {}).get("ops_per_s")
+            ops = (raft_latency_of(results, kind).get(f"pipeline_{role}") or {}).get("ops_per_s")
             if ops:
                 bars.append((f"{kind}\npipelined, {role}", ops))
     api, etcd = results.get("api_bench") or {}, results.get("etcd_bench") or {}
@@ -136,7 +137,7 @@ def per_n(results: dict[str, Any], path: Path, footer: str, title: str, ylabel: 
 
 def footprint(results: dict[str, Any], path: Path, footer: str) -> bool:
     labels, cpu, rss = [], [], []
-    for row in (results.get("cluster_modes") or {}).get("rows", []):
+    for row in measured_rows(results.get("cluster_modes")):
         labels.append(f"{row['mode']}\n{row['nodes']} nodes")
         cpu.append(sum(row["idle"]["cpu_pct"]) / len(row["idle"]["cpu_pct"]))
         rss.append(sum(row["idle"]["rss_mb"]) / len(row["idle"]["rss_mb"]))

@@ -64,8 +64,13 @@ def scaled(values: Sequence[float] | None, factor: float) -> list[float] | None:
 # -- Pulling figures out of the suites' JSON (a missing suite gives None everywhere) ----------------
 
 
+def measured_rows(modes: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The (mode, N) runs that got as far as their idle window (a failed one carries ``error``)."""
+    return [r for r in (modes or {}).get("rows", []) if "idle" in r]
+
+
 def mode_rows(modes: dict[str, Any] | None, mode: str) -> list[dict[str, Any]]:
-    return sorted((r for r in (modes or {}).get("rows", []) if r["mode"] == mode), key=lambda r: r["nodes"])
+    return sorted((r for r in measured_rows(modes) if r["mode"] == mode), key=lambda r: r["nodes"])
 
 
 def mode_row(modes: dict[str, Any] | None, mode: str, n: int) -> dict[str, Any] | None:
@@ -77,12 +82,12 @@ def trial_values(row: dict[str, Any] | None, key: str) -> list[float]:
 
 
 def largest_n(modes: dict[str, Any] | None) -> int | None:
-    sizes = [r["nodes"] for r in (modes or {}).get("rows", [])]
+    sizes = [r["nodes"] for r in measured_rows(modes)]
     return max(sizes) if sizes else None
 
 
 def smallest_n(modes: dict[str, Any] | None) -> int | None:
-    sizes = [r["nodes"] for r in (modes or {}).get("rows", [])]
+    sizes = [r["nodes"] for r in measured_rows(modes)]
     return min(sizes) if sizes else None
 
 
@@ -133,11 +138,13 @@ def adr_matrix(modes: dict[str, Any] | None) -> str:
         rows[0][0] = f"Failure detection, {small} nodes"
         rows[-4][0] = f"Leader failover, {small} nodes"
     rows[-1][0] = f"Bandwidth ({large} nodes, idle)" if large else rows[-1][0]
-    return table(["aspect", "ADR: HTTP+Bully", "ADR: SWIM+Raft", "measured http+bully", "measured swim+raft",
+    failed = [f"{r['mode']} at {r['nodes']} nodes failed: {r['error']}" for r in (modes or {}).get("rows", [])
+              if "error" in r]
+    return "\n".join(f"> {line}\n" for line in failed) + table(["aspect", "ADR: HTTP+Bully", "ADR: SWIM+Raft", "measured http+bully", "measured swim+raft",
                   "measured hybrid"], rows)
 
 
-def _raft_failover_ms(results: dict[str, Any], kind: str) -> list[float] | None:
+def raft_failover_ms(results: dict[str, Any], kind: str) -> list[float] | None:
     figures = ((results.get("raft_failover") or {}).get("failover_s") or {})
     for name, values in figures.items():
         if name.startswith(kind):
@@ -145,7 +152,7 @@ def _raft_failover_ms(results: dict[str, Any], kind: str) -> list[float] | None:
     return None
 
 
-def _raft_latency(results: dict[str, Any], kind: str) -> dict[str, Any]:
+def raft_latency_of(results: dict[str, Any], kind: str) -> dict[str, Any]:
     return ((results.get("raft_latency") or {}).get("results") or {}).get(kind) or {}
 
 
@@ -157,14 +164,14 @@ def targets_table(results: dict[str, Any]) -> str:
     """Each target of issue 16 / targets.md: ours, what sits beside it in the same run, verdict."""
     api, etcd, modes = results.get("api_bench") or {}, results.get("etcd_bench") or {}, results.get("cluster_modes")
     rows: list[list[str]] = []
-    adapter, raw, etcd_fo = _raft_failover_ms(results, "adapter"), _raft_failover_ms(results, "raw"), etcd.get("failover_ms")
+    adapter, raw, etcd_fo = raft_failover_ms(results, "adapter"), raft_failover_ms(results, "raw"), etcd.get("failover_ms")
     nodes = (results.get("raft_failover") or {}).get("nodes", "?")
     rows.append([f"Raft failover, leader SIGKILL to the next committed write, {nodes} voters: p50",
                  "≤ 350 ms", fmt(med(adapter), "ms"), f"raw pysyncobj {fmt(med(raw), 'ms')}; etcd {fmt(med(etcd_fo), 'ms')}",
                  verdict(med(adapter), 350, "ms")])
     rows.append(["the same: max", "≤ 600 ms", fmt(top(adapter), "ms"),
                  f"raw pysyncobj {fmt(top(raw), 'ms')}; etcd {fmt(top(etcd_fo), 'ms')}", verdict(top(adapter), 600, "ms")])
-    lat_a, lat_r = _raft_latency(results, "adapter"), _raft_latency(results, "raw")
+    lat_a, lat_r = raft_latency_of(results, "adapter"), raft_latency_of(results, "raw")
     for q, target in ((50, 2.0), (99, 10.0)):
         ours = p(scaled(lat_a.get("latency_leader"), 1000), q)
         rows.append([f"commit latency of one command through the adapter, on the leader: p{q}", f"≤ {target:g} ms",
@@ -194,7 +201,7 @@ def targets_table(results: dict[str, Any]) -> str:
     etcd_idle = etcd.get("idle") or {}
     etcd_cpu = mean([v["cpu_pct"] for v in etcd_idle.values()]) if etcd_idle else None
     etcd_rss = mean([v["rss_mb"] for v in etcd_idle.values()]) if etcd_idle else None
-    for row in (modes or {}).get("rows", []):
+    for row in measured_rows(modes):
         cpu, rss = row["idle"]["cpu_pct"], row["idle"]["rss_mb"]
         rows.append([f"idle node, {row['mode']}, {row['nodes']} nodes: CPU (mean / max)", "≤ 1 %",
                      f"{fmt(mean(cpu), '%', 2)} / {fmt(top(cpu), '%', 2)}", f"etcd member {fmt(etcd_cpu, '%', 2)}",
@@ -220,16 +227,16 @@ def beside_table(results: dict[str, Any]) -> str:
     api, etcd, modes = results.get("api_bench") or {}, results.get("etcd_bench") or {}, results.get("cluster_modes")
     small = smallest_n(modes)
     swim = mode_row(modes, "swim+raft", small) if small else None
-    lat_a, lat_r = _raft_latency(results, "adapter"), _raft_latency(results, "raw")
+    lat_a, lat_r = raft_latency_of(results, "adapter"), raft_latency_of(results, "raw")
     api_write = (api.get("latency") or {}).get("POST /raft/work on the leader") or {}
     thr, ethr = api.get("throughput") or {}, etcd.get("throughput") or {}
     etcd_idle = etcd.get("idle") or {}
     fo_api = scaled(trial_values(swim, "next_write_s"), 1000)
     rows = [
         ["leader SIGKILL -> next committed write (p50 / max)",
-         f"adapter {fmt(med(_raft_failover_ms(results, 'adapter')), 'ms')} / {fmt(top(_raft_failover_ms(results, 'adapter')), 'ms')}; "
+         f"adapter {fmt(med(raft_failover_ms(results, 'adapter')), 'ms')} / {fmt(top(raft_failover_ms(results, 'adapter')), 'ms')}; "
          f"HTTP API ({small} nodes) {fmt(med(fo_api), 'ms')} / {fmt(top(fo_api), 'ms')}",
-         f"{fmt(med(_raft_failover_ms(results, 'raw')), 'ms')} / {fmt(top(_raft_failover_ms(results, 'raw')), 'ms')}",
+         f"{fmt(med(raft_failover_ms(results, 'raw')), 'ms')} / {fmt(top(raft_failover_ms(results, 'raw')), 'ms')}",
          f"{fmt(med(etcd.get('failover_ms')), 'ms')} / {fmt(top(etcd.get('failover_ms')), 'ms')}"],
         ["commit latency, one write at a time (p50 / p99)",
          f"in-process {fmt(p(scaled(lat_a.get('latency_leader'), 1000), 50), 'ms', 2)} / {fmt(p(scaled(lat_a.get('latency_leader'), 1000), 99), 'ms', 2)}; "
