@@ -92,3 +92,12 @@ def test_report_tables_render_with_suites_missing():
     assert "| ≤ 350 ms | 450 ms | raw pysyncobj 500 ms; etcd 510 ms | missed by 100 ms (29 %) |" in text
     assert "missed by 100 ms (17 %)" in text  # max 700 against 600
     assert "idle node, swim+raft, 30 nodes: CPU (mean / max) | ≤ 1 % | 1.00 % / 1.50 %" in text
+
+
+def test_a_failed_mode_is_named_and_the_others_still_render():
+    modes = {"rows": [_row("swim+raft", 5, 2.0), {"mode": "http+bully", "nodes": 30, "voters": 5,
+                                                  "error": "WaitTimeout: 30 nodes see each other alive"}]}
+    text = adr_matrix(modes)
+    assert text.startswith("> http+bully at 30 nodes failed: WaitTimeout")
+    assert "| Failure detection, 5 nodes | 60-90 s | 5-10 s | - | 2.00 s | - |" in text
+    assert "idle node, swim+raft, 5 nodes" in targets_table({"cluster_modes": modes})
