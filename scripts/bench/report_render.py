@@ -119,7 +119,8 @@ def adr_matrix(modes: dict[str, Any] | None) -> str:
         sb = (mode_row(modes, m, small) or {}).get("split_brain") if small else None
         if not sb:
             return MISSING
-        return f"{sb['most_leaders_at_once']} leaders at once, {sb['lost']} of {sb['acked']} writes lost"
+        return (f"at most {sb['most_leaders_at_once']} claiming to lead at once, "
+                f"{sb['lost']} of {sb['acked']} writes lost")
 
     def bandwidth(m: str) -> str:
         row = mode_row(modes, m, large) if large else None
@@ -222,45 +223,50 @@ def targets_table(results: dict[str, Any]) -> str:
     return table(["what", "target", "ours", "beside it, same run", "verdict"], rows)
 
 
+def pair(first: float | None, second: float | None, unit: str, digits: int = 0) -> str:
+    """``a / b`` with one unit, e.g. p50 / max."""
+    return f"{fmt(first, unit, digits)} / {fmt(second, unit, digits)}"
+
+
 def beside_table(results: dict[str, Any]) -> str:
     """Us, raw pysyncobj and etcd on the jobs all three do."""
     api, etcd, modes = results.get("api_bench") or {}, results.get("etcd_bench") or {}, results.get("cluster_modes")
     small = smallest_n(modes)
     swim = mode_row(modes, "swim+raft", small) if small else None
-    lat_a, lat_r = raft_latency_of(results, "adapter"), raft_latency_of(results, "raw")
+    swim_idle = (swim or {}).get("idle", {})
+    adapter_fo, raw_fo = raft_failover_ms(results, "adapter"), raft_failover_ms(results, "raw")
+    api_fo = scaled(trial_values(swim, "next_write_s"), 1000)
+    lat_a = scaled(raft_latency_of(results, "adapter").get("latency_leader"), 1000)
+    lat_r = scaled(raft_latency_of(results, "raw").get("latency_leader"), 1000)
+    pipe_a = (raft_latency_of(results, "adapter").get("pipeline_leader") or {}).get("ops_per_s")
+    pipe_r = (raft_latency_of(results, "raw").get("pipeline_leader") or {}).get("ops_per_s")
     api_write = (api.get("latency") or {}).get("POST /raft/work on the leader") or {}
+    etcd_put = etcd.get("latency") or {}
     thr, ethr = api.get("throughput") or {}, etcd.get("throughput") or {}
-    etcd_idle = etcd.get("idle") or {}
-    fo_api = scaled(trial_values(swim, "next_write_s"), 1000)
+    etcd_idle = list((etcd.get("idle") or {}).values())
     rows = [
         ["leader SIGKILL -> next committed write (p50 / max)",
-         f"adapter {fmt(med(raft_failover_ms(results, 'adapter')), 'ms')} / {fmt(top(raft_failover_ms(results, 'adapter')), 'ms')}; "
-         f"HTTP API ({small} nodes) {fmt(med(fo_api), 'ms')} / {fmt(top(fo_api), 'ms')}",
-         f"{fmt(med(raft_failover_ms(results, 'raw')), 'ms')} / {fmt(top(raft_failover_ms(results, 'raw')), 'ms')}",
-         f"{fmt(med(etcd.get('failover_ms')), 'ms')} / {fmt(top(etcd.get('failover_ms')), 'ms')}"],
+         f"adapter {pair(med(adapter_fo), top(adapter_fo), 'ms')}; HTTP API ({small} nodes) {pair(med(api_fo), top(api_fo), 'ms')}",
+         pair(med(raw_fo), top(raw_fo), "ms"), pair(med(etcd.get("failover_ms")), top(etcd.get("failover_ms")), "ms")],
         ["commit latency, one write at a time (p50 / p99)",
-         f"in-process {fmt(p(scaled(lat_a.get('latency_leader'), 1000), 50), 'ms', 2)} / {fmt(p(scaled(lat_a.get('latency_leader'), 1000), 99), 'ms', 2)}; "
-         f"HTTP at {fmt(api.get('rate'))}/s {fmt(api_write.get('p50_ms'), 'ms', 2)} / {fmt(api_write.get('p99_ms'), 'ms', 2)}",
-         f"in-process {fmt(p(scaled(lat_r.get('latency_leader'), 1000), 50), 'ms', 2)} / {fmt(p(scaled(lat_r.get('latency_leader'), 1000), 99), 'ms', 2)}",
-         f"HTTP at {fmt(etcd.get('rate'))}/s {fmt((etcd.get('latency') or {}).get('p50_ms'), 'ms', 2)} / "
-         f"{fmt((etcd.get('latency') or {}).get('p99_ms'), 'ms', 2)}"],
+         f"in-process {pair(p(lat_a, 50), p(lat_a, 99), 'ms', 2)}; HTTP at {fmt(api.get('rate'))}/s "
+         f"{pair(api_write.get('p50_ms'), api_write.get('p99_ms'), 'ms', 2)}",
+         f"in-process {pair(p(lat_r, 50), p(lat_r, 99), 'ms', 2)}",
+         f"HTTP at {fmt(etcd.get('rate'))}/s {pair(etcd_put.get('p50_ms'), etcd_put.get('p99_ms'), 'ms', 2)}"],
         ["small writes, pipelined / flat out",
-         f"in-process {fmt((lat_a.get('pipeline_leader') or {}).get('ops_per_s'), '/s')}; HTTP {fmt(thr.get('rate'), '/s')} "
-         f"({thr.get('errors', MISSING)} errors)",
-         f"in-process {fmt((lat_r.get('pipeline_leader') or {}).get('ops_per_s'), '/s')}",
-         f"HTTP {fmt(ethr.get('rate'), '/s')} ({ethr.get('errors', MISSING)} errors)"],
+         f"in-process {fmt(pipe_a, '/s')}; HTTP {fmt(thr.get('rate'), '/s')} ({thr.get('errors', MISSING)} errors)",
+         f"in-process {fmt(pipe_r, '/s')}", f"HTTP {fmt(ethr.get('rate'), '/s')} ({ethr.get('errors', MISSING)} errors)"],
         ["lock acquire (p50 / p99)",
-         f"{fmt(p(api.get('lock_acquire_ms'), 50), 'ms', 2)} / {fmt(p(api.get('lock_acquire_ms'), 99), 'ms', 2)}", MISSING,
-         f"{fmt(p(etcd.get('lock_acquire_ms'), 50), 'ms', 2)} / {fmt(p(etcd.get('lock_acquire_ms'), 99), 'ms', 2)}"],
+         pair(p(api.get("lock_acquire_ms"), 50), p(api.get("lock_acquire_ms"), 99), "ms", 2), MISSING,
+         pair(p(etcd.get("lock_acquire_ms"), 50), p(etcd.get("lock_acquire_ms"), 99), "ms", 2)],
         ["lock hand-over after the holder's SIGKILL (p50 / max)",
-         f"{fmt(med(api.get('lock_handover_ms')), 'ms')} / {fmt(top(api.get('lock_handover_ms')), 'ms')} "
-         f"(lock ttl {fmt(api.get('lock_ttl_s'), 's')}; freed when membership marks the holder failed)", MISSING,
-         f"{fmt(med(etcd.get('lock_handover_ms')), 'ms')} / {fmt(top(etcd.get('lock_handover_ms')), 'ms')} "
+         f"{pair(med(api.get('lock_handover_ms')), top(api.get('lock_handover_ms')), 'ms')} (lock ttl "
+         f"{fmt(api.get('lock_ttl_s'), 's')}; freed when membership marks the holder failed)", MISSING,
+         f"{pair(med(etcd.get('lock_handover_ms')), top(etcd.get('lock_handover_ms')), 'ms')} "
          f"(session TTL {fmt(etcd.get('lock_ttl_s'), 's')})"],
         ["idle footprint per node / member (CPU, RSS)",
-         f"{fmt(mean((swim or {}).get('idle', {}).get('cpu_pct')), '%', 2)}, {fmt(mean((swim or {}).get('idle', {}).get('rss_mb')), 'MB')} "
+         f"{fmt(mean(swim_idle.get('cpu_pct')), '%', 2)}, {fmt(mean(swim_idle.get('rss_mb')), 'MB')} "
          f"(swim+raft, {small} nodes)", MISSING,
-         f"{fmt(mean([v['cpu_pct'] for v in etcd_idle.values()]) if etcd_idle else None, '%', 2)}, "
-         f"{fmt(mean([v['rss_mb'] for v in etcd_idle.values()]) if etcd_idle else None, 'MB')}"],
+         f"{fmt(mean([v['cpu_pct'] for v in etcd_idle]), '%', 2)}, {fmt(mean([v['rss_mb'] for v in etcd_idle]), 'MB')}"],
     ]
     return table(["job", "ringrift (SWIM + Raft)", "raw pysyncobj", f"etcd ({etcd.get('members', '?')} members)"], rows)

@@ -78,7 +78,7 @@ def test_adr_matrix_puts_measured_beside_claimed():
     assert "| Failure detection, 5 nodes | 60-90 s | 5-10 s | 4.00 s | 2.00 s | - |" in text
     assert "Failure detection, 30 nodes" in text and "3 of 20 acknowledged writes lost" in text
     assert "| Leader failover, 5 nodes | 60-90 s | < 2 s | 1.00 s agreed / 1.20 s next write |" in text
-    assert "1 leaders at once, 0 of 20 writes lost" in text
+    assert "at most 1 claiming to lead at once, 0 of 20 writes lost" in text
     assert "| Bandwidth (30 nodes, idle) | ~900 req/min | ~60 msg/min | 950 msg/min/node | 55 msg/min/node | - |" in text
 
 
