@@ -1,6 +1,6 @@
 """One command for the benchmark report: run the suite, write ``docs/benchmarks.md`` and its plots.
 
-    .venv/bin/python scripts/bench/report.py --quick     # under 10 minutes on a quiet 2-core machine
+    .venv/bin/python scripts/bench/report.py --quick     # sized for 10 minutes on a quiet 2-core machine
     .venv/bin/python scripts/bench/report.py --full      # more trials, longer windows, N = 5, 10, 30
     .venv/bin/python scripts/bench/report.py --smoke     # smallest runs: checks the pipeline, not the figures
 
