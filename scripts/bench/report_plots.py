@@ -100,7 +100,8 @@ def throughput(results: dict[str, Any], path: Path, footer: str) -> bool:
     if not bars:
         return False
     fig, ax = plt.subplots(figsize=(9, 5))
-    ax.bar([b[0] for b in bars], [b[1] for b in bars], color=["C0", "C0", "C1", "C1", "C2", "C3"][:len(bars)])
+    colors = {"adapter": "C0", "raw": "C1", "ringrift": "C2", "etcd": "C3"}  # one colour per system
+    ax.bar([b[0] for b in bars], [b[1] for b in bars], color=[colors[b[0].split()[0]] for b in bars])
     for i, (_, value) in enumerate(bars):
         ax.annotate(f"{value:,.0f}", (i, value), ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("acknowledged writes/s")
@@ -127,6 +128,8 @@ def per_n(results: dict[str, Any], path: Path, footer: str, title: str, ylabel: 
     if not drawn:
         plt.close(fig)
         return False
+    ax.set_xticks(sorted({row["nodes"] for row in measured_rows(modes)}))
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("nodes")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
