@@ -193,7 +193,7 @@ def measure(cluster: LocalCluster, row: dict[str, Any], mode: str, n: int, args:
         progress(f"modes: {mode} N={n}: starting")
         started = time.monotonic()
         cluster.start_all()
-        cluster.wait_converged(300)
+        cluster.wait_converged(args.converge_timeout)
         cluster.wait_for_leader(120)
         row["converge_s"] = time.monotonic() - started
         time.sleep(2.0)
@@ -223,6 +223,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=1, help="leader SIGKILLs per mode and size")
     parser.add_argument("--idle", type=float, default=10.0, help="seconds of the idle window")
     parser.add_argument("--pause", type=float, default=8.0, help="split-brain: seconds the leader is paused (0: skip)")
+    parser.add_argument("--converge-timeout", type=float, default=300.0,
+                        help="seconds a (mode, N) may take to converge before it is reported failed")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []

@@ -45,7 +45,8 @@ SUITES: dict[str, dict[str, list[str]]] = {
                    "quick": ["--seconds", "6", "--trials", "5", "--locks", "100", "--lock-trials", "2", "--idle", "5"],
                    "full": ["--seconds", "30", "--trials", "15", "--locks", "500", "--lock-trials", "5", "--idle", "30"]},
     "cluster_modes": {"smoke": ["--sizes", "3,5", "--trials", "1", "--idle", "3", "--pause", "5"],
-                      "quick": ["--sizes", "5,30", "--trials", "1", "--idle", "5", "--pause", "5"],
+                      "quick": ["--sizes", "5,30", "--trials", "1", "--idle", "5", "--pause", "5",
+                                "--converge-timeout", "120"],
                       "full": ["--sizes", "5,10,30", "--trials", "3", "--idle", "30", "--pause", "8"]},
 }
 FIGURE_SUITES = {"failover": ["raft_failover", "etcd_bench", "cluster_modes"],
