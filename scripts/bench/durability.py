@@ -13,22 +13,16 @@ Both systems are measured the same way, from outside through their HTTP APIs on 
 from __future__ import annotations
 
 import argparse
-import base64
 import json
-import shutil
-import signal
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
-from ringrift_cluster.testing import LocalCluster, wait_until
-from ringrift_cluster.testing.local_cluster import free_base_port
+from ringrift_cluster.testing import LocalCluster
+from ringrift_cluster.testing.etcd import EtcdClient, EtcdCluster
 
 TOKEN = "bench-token"
 
@@ -38,18 +32,13 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-def post(url: str, body: Any, timeout: float = 5.0, token: str | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+def put_once(url: str, key: str) -> bool:
+    """One put on a connection of its own (the throughput clients run in parallel threads)."""
+    client = EtcdClient(url)
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as e:
-        return e.code, None
-    except OSError:
-        return 0, None
+        return client.put(key)
+    finally:
+        client.close()
 
 
 def measure(write: Callable[[str], bool], n: int, seconds: float, concurrency: int) -> dict[str, float]:
@@ -131,64 +120,20 @@ def ours(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         cluster.shutdown()
 
 
-class Etcd:
-    """An etcd cluster on loopback (Debian's etcd-server)."""
-
-    def __init__(self, n: int, root: Path) -> None:
-        base = free_base_port(2 * n)
-        self.clients = [f"http://127.0.0.1:{base + i}" for i in range(n)]
-        peers = [f"http://127.0.0.1:{base + n + i}" for i in range(n)]
-        self.initial = ",".join(f"e{i}={p}" for i, p in enumerate(peers))
-        self.peers, self.root, self.procs = peers, root, {}
-
-    def start(self, i: int, state: str = "new") -> None:
-        data = self.root / f"e{i}"
-        cmd = [shutil.which("etcd") or "etcd", "--name", f"e{i}", "--data-dir", str(data),
-               "--listen-client-urls", self.clients[i], "--advertise-client-urls", self.clients[i],
-               "--listen-peer-urls", self.peers[i], "--initial-advertise-peer-urls", self.peers[i],
-               "--initial-cluster", self.initial, "--initial-cluster-state", state, "--logger", "zap",
-               "--log-outputs", str(self.root / f"e{i}.log")]
-        self.procs[i] = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def leader(self) -> int:
-        def find() -> tuple[int] | None:  # a tuple: member 0 must not read as "not yet"
-            for i, url in enumerate(self.clients):
-                if i not in self.procs or self.procs[i].poll() is not None:
-                    continue
-                status, body = post(url + "/v3/maintenance/status", {}, timeout=2)
-                if status == 200 and body and body.get("leader") == body.get("header", {}).get("member_id"):
-                    return (i,)
-            return None
-        return wait_until(find, 60, what="an etcd leader")[0]
-
-    def put(self, i: int, key: str) -> bool:
-        b64 = base64.b64encode(key.encode()).decode()
-        return post(self.clients[i] + "/v3/kv/put", {"key": b64, "value": b64})[0] == 200
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-
-
 def etcd(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    cluster = Etcd(args.nodes, root / "etcd")
-    (root / "etcd").mkdir(parents=True)
+    cluster = EtcdCluster(args.nodes, root / "etcd")
     try:
-        for i in range(args.nodes):
-            cluster.start(i)
+        cluster.start_all()
         leader = [cluster.leader()]
-        out = measure(lambda key: cluster.put(leader[0], key), args.n, args.seconds, args.concurrency)
+        out = measure(lambda key: put_once(cluster.clients[leader[0]], key), args.n, args.seconds, args.concurrency)
 
         def kill() -> str:
             victim = cluster.leader()
-            cluster.procs[victim].send_signal(signal.SIGKILL)
-            cluster.procs[victim].wait()
+            cluster.kill(victim)
             return str(victim)
 
         def elsewhere(victim: str, key: str) -> bool:
-            return cluster.put(next(i for i in range(args.nodes) if str(i) != victim), key)
+            return put_once(cluster.clients[next(i for i in range(args.nodes) if str(i) != victim)], key)
 
         def restore(victim: str) -> None:
             cluster.start(int(victim), state="existing")
@@ -217,7 +162,7 @@ def main() -> None:
         for mode in args.modes.split(","):
             print(f"... ringrift raft durability={mode}", flush=True)
             results[f"ringrift {mode}"] = ours(mode, args, root)
-        if shutil.which("etcd"):
+        if EtcdCluster.available():
             print("... etcd", flush=True)
             results["etcd"] = etcd(args, root)
         else:

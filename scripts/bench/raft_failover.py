@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_common import write_json
+
 from ringrift_cluster.testing.engines import RaftCluster, parse_overrides, poll_until
 
 HERE = Path(__file__).resolve().parent
@@ -125,6 +127,7 @@ async def main() -> None:
     parser.add_argument("--trials", type=int, default=15)
     parser.add_argument("--raft", nargs="*", default=[], help="raft setting overrides, key=value")
     parser.add_argument("--only", choices=["adapter", "raw"], default=None)
+    parser.add_argument("--json", type=Path, help="also write the figures here (for report.py)")
     args = parser.parse_args()
     raft = parse_overrides(args.raft)
     base = Path(tempfile.mkdtemp(prefix="raft-failover-"))
@@ -137,6 +140,7 @@ async def main() -> None:
     print()
     print("Failover: leader SIGKILL -> first write started after the kill is committed")
     print(table(rows))
+    write_json(args.json, {"nodes": args.nodes, "raft": raft, "failover_s": {name: values for name, values in rows}})
 
 
 if __name__ == "__main__":

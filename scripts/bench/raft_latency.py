@@ -21,6 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench_common import write_json
+
 from ringrift_cluster.testing.engines import RaftCluster, parse_overrides
 
 HERE = Path(__file__).resolve().parent
@@ -65,6 +67,7 @@ async def main() -> None:
     parser.add_argument("--pipeline", type=int, default=20000)
     parser.add_argument("--inflight", type=int, default=1000)
     parser.add_argument("--raft", nargs="*", default=[], help="raft setting overrides, key=value")
+    parser.add_argument("--json", type=Path, help="also write the figures here (for report.py)")
     args = parser.parse_args()
     raft = parse_overrides(args.raft)
     base = Path(tempfile.mkdtemp(prefix="raft-latency-"))
@@ -80,6 +83,8 @@ async def main() -> None:
             pipe = results[kind][f"pipeline_{role}"]
             print(f"| {label} | {role} | {statistics.median(lat) * 1000:.2f} | {pct(lat, 0.99) * 1000:.2f} | "
                   f"{pipe['ops_per_s']:.0f} |")
+    write_json(args.json, {"nodes": args.nodes, "raft": raft, "n": args.n, "pipeline": args.pipeline,
+                           "inflight": args.inflight, "results": results})
 
 
 if __name__ == "__main__":
