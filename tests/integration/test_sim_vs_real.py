@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("numpy")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from swim_pack import PackCluster, wait_until  # noqa: E402
@@ -37,7 +36,12 @@ def _rates(before: dict, after: dict, seconds: float) -> tuple[dict[str, float],
 
 
 def test_ten_real_nodes_match_the_simulator(tmp_path: Path) -> None:
-    sim = run(Scenario(n=N, kills=3, seed=3, loopback=True, idle_s=IDLE_S, model=Model(latency_s=0.0001)))
+    sims = [run(Scenario(n=N, kills=3, seed=seed, loopback=True, idle_s=IDLE_S, model=Model(latency_s=0.0001)))
+            for seed in range(1, 11)]
+    sim = sims[2]  # idle rates do not depend on the seed
+    # Detection depends on when the dead member is first probed (a random pick each cycle): its
+    # spread has a long tail, so one real kill is held against 30 simulated ones, not 3.
+    simulated = sorted(d for s in sims for d in s["detections_s"])
     cluster = PackCluster(tmp_path, N, per_process=5, preset="lan", swim={"bounded_gossip": True})
     cluster.start()
     try:
@@ -64,7 +68,6 @@ def test_ten_real_nodes_match_the_simulator(tmp_path: Path) -> None:
         wait_until(lambda: len(cluster.events_about(victim, "failed", t_kill)) >= len(survivors), 30,
                    f"{victim} failed everywhere")
         detection = max(cluster.events_about(victim, "failed", t_kill).values()) - t_kill
-        simulated = sim["detections_s"]
         # One real kill against the simulated spread: inside it, with a 20 % margin either side.
         assert 0.8 * min(simulated) <= detection <= 1.2 * max(simulated), (detection, simulated)
     finally:
