@@ -48,6 +48,12 @@ def test_swim_port_blocked_on_one_node_and_a_death_seen_by_both_sources(make_clu
         assert sources["swim"]["active"] is False and sources["heartbeat"]["active"] is True
         assert states(cluster, "node-1")["node-2"] == "alive"  # heard over HTTP only
 
+        # The cluster converges on heartbeats alone; SWIM must know node-4 alive too before it
+        # dies, or it has no death of node-4 to report (a member never seen alive is not failed).
+        wait_until(lambda: all({m["id"]: m["state"] for m in (cluster.get(n, "/swim/members") or {}).get("members", [])}
+                               .get("node-4") == "alive" for n in ("node-1", "node-3")), 20,
+                   what="node-4 alive in SWIM on node-1 and node-3",
+                   describe=lambda: {n: (cluster.get(n, "/swim/members") or {}).get("members") for n in ("node-1", "node-3")})
         cluster.kill("node-4")
         survivors = ["node-1", "node-2", "node-3"]
         wait_until(lambda: all(states(cluster, n).get("node-4") == "failed" for n in survivors), 20,
