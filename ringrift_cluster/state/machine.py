@@ -116,7 +116,7 @@ class StateMachine:
         self._prune_dedup()
         self._applies += 1
         if not self._applies & 255:
-            FREEZER.grew(self.size())
+            FREEZER.applied(self.size(), 256)
         return clone(result)
 
     def size(self) -> int:
@@ -339,7 +339,7 @@ class StateMachine:
         self.models, self.locks, self.dedup = fresh.models, fresh.locks, fresh.dedup
         self.seals = fresh.seals
         self._swept = ([], [])
-        FREEZER.grew(self.size())
+        FREEZER.restored(self.size())
 
 
 class FrozenState:
