@@ -128,6 +128,9 @@ class RaftSettings:
     # A follower campaigns at once when the leader's connection closes or membership declares
     # it failed, instead of waiting out the election timeout (consensus/raft_hints.py).
     leader_hints: bool = True
+    # The commands proposed in one pass of the event loop share one log entry, each applied on its
+    # own (consensus/raft_batch.py): the engine's cost per entry is paid once per batch.
+    batch_proposals: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)

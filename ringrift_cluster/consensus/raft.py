@@ -124,6 +124,7 @@ class RaftConsensus:
             on_change=self._refresh,
             durability=settings.durability,
             hints=self.hint_settings(),
+            batch=settings.batch_proposals,
         )
 
         self._hub: EventHub[LeadershipEvent] = EventHub()
@@ -491,6 +492,7 @@ class RaftConsensus:
             "durability": self._settings.durability,
             "journal_syncs": self._engine.journal_syncs,
             "leader_hints": self._engine.hint_counts(),
+            "batching": self._engine.batch_counts(),
             "tick_hook_errors": self._engine.hook_errors,
         }
 

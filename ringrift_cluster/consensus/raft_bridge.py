@@ -54,6 +54,8 @@ except ImportError:  # pragma: no cover - exercised only where the engine is mis
     PYSYNCOBJ_VERSION = ""
     HAS_CRYPTO = False
 
+from .raft_batch import MAX_COMMANDS as MAX_BATCH_COMMANDS
+from .raft_batch import ProposalBatcher
 from .raft_dump import DumpWriter
 from .raft_durable import build_durably
 from .raft_hints import LeaderLossHints
@@ -86,11 +88,15 @@ if PYSYNCOBJ_AVAILABLE:
             self.longest_apply_s = 0.0
 
         @replicated
-        def execute(self, payload: str) -> Any:
+        def execute(self, payload: Any) -> Any:
             # Runs on every replica, on the tick thread, once the entry commits. Never raises.
+            # One command (a JSON string) or a batch of them (a list: raft_batch), applied in order.
             with self.lock:
                 started = time.perf_counter()
-                result = self._apply(payload)
+                if isinstance(payload, list):
+                    result: Any = [self._apply(one) for one in payload]
+                else:
+                    result = self._apply(payload)
                 self.longest_apply_s = max(self.longest_apply_s, time.perf_counter() - started)
                 return result
 
@@ -165,6 +171,7 @@ class RaftEngine:
         on_change: Callable[[], None] | None = None,
         durability: str = "none",
         hints: Mapping[str, float] | None = None,
+        batch: bool = True,
     ) -> None:
         if not PYSYNCOBJ_AVAILABLE:
             raise EngineError("pysyncobj is not installed")
@@ -197,6 +204,8 @@ class RaftEngine:
         self._drain_scheduled = False
         self._hook_errors = 0
         self._dumper: Any = None
+        self._batch = batch  # proposals of one loop pass as one entry (raft_batch)
+        self._batcher: ProposalBatcher | None = None
         self.started = False
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -211,6 +220,10 @@ class RaftEngine:
             raise EngineError("already started")
         loop = asyncio.get_running_loop()
         self._loop = loop
+        self._batcher = ProposalBatcher(
+            loop, self._send, self._deliver,
+            lambda fut, e: _settle(fut, None, EngineError(f"cannot enqueue: {type(e).__name__}: {e}")),
+            max_commands=MAX_BATCH_COMMANDS if self._batch else 1)
         ready: asyncio.Future[_StartResult] = loop.create_future()
         self._stopped = loop.create_future()
         self._owner = threading.Thread(target=self._own, args=(ready,), name="raft-owner", daemon=True)
@@ -317,27 +330,19 @@ class RaftEngine:
             _settle(fut, value, None)
 
     def propose(self, payload: str) -> "asyncio.Future[tuple[Any, int]]":
-        """Enqueue one entry; the future resolves with (result, FailReason code)."""
-        if self._loop is None or self._consumer is None or self._stop.is_set():
+        """Enqueue one command; the future resolves with (result, FailReason code). Commands
+        proposed in one pass of the loop share a log entry (``raft_batch``)."""
+        if self._loop is None or self._consumer is None or self._batcher is None or self._stop.is_set():
             raise EngineError("raft engine not running")
         fut: asyncio.Future[tuple[Any, int]] = self._loop.create_future()
         self._pending.add(fut)
         fut.add_done_callback(self._pending.discard)
-        deliver = self._deliver
-
-        def callback(result: Any, error: int) -> None:  # tick thread (or here, for QUEUE_FULL)
-            try:
-                deliver(fut, (result, int(error)))
-            except BaseException:
-                pass
-
-        try:
-            self._consumer.execute(payload, callback=callback)
-        except BlockingIOError:
-            pass  # wake-up pipe full: the entry is queued and the tick thread is busy anyway
-        except Exception as e:
-            _settle(fut, None, EngineError(f"cannot enqueue: {type(e).__name__}: {e}"))
+        self._batcher.add(payload, fut)  # type: ignore[union-attr]
         return fut
+
+    def _send(self, entry: Any, callback: Callable[[Any, int], None]) -> None:
+        """Hand one log entry to pysyncobj (it pickles and queues it; the tick thread sends it)."""
+        self._consumer.execute(entry, callback=callback)
 
     def read_local(self, fn: Callable[[Any], Any]) -> "asyncio.Future[Any]":
         """Run ``fn(machine)`` against this replica's state, between two applies."""
@@ -429,6 +434,11 @@ class RaftEngine:
     def journal_syncs(self) -> int:
         """How many times the journal was made durable (0 with durability none)."""
         return getattr(self._journal, "syncs", 0)
+
+    def batch_counts(self) -> dict[str, int]:
+        """Commands proposed here and the log entries that carried them (``raft_batch``)."""
+        b = self._batcher
+        return {"commands": b.commands if b else 0, "entries": b.entries if b else 0}
 
     def hint_counts(self) -> dict[str, Any]:
         """Elections started early on a leader-loss hint."""
