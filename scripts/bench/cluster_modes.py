@@ -1,5 +1,5 @@
 """Every mode at every size, with real ``ringrift-cluster run`` nodes on loopback (LocalCluster,
-``local`` preset, at most 5 voters): the ADR-013 comparison measured.
+``--preset``, ``local`` by default, at most 5 voters): the ADR-013 comparison measured.
 
 Per mode (``http+bully``, ``swim+raft``, ``hybrid``) and N (``--sizes``):
 
@@ -16,6 +16,7 @@ Per mode (``http+bully``, ``swim+raft``, ``hybrid``) and N (``--sizes``):
   writes lost.
 
     .venv/bin/python scripts/bench/cluster_modes.py --sizes 5,30 --trials 1 --json modes.json
+    .venv/bin/python scripts/bench/cluster_modes.py --preset lan --trials 0 --pause 0 --idle 30   # idle only
 """
 
 from __future__ import annotations
@@ -176,10 +177,10 @@ def split_brain(cluster: LocalCluster, pause_s: float) -> dict[str, Any]:
 
 def run(mode: str, n: int, args: argparse.Namespace, root: Path) -> dict[str, Any]:
     membership, consensus = MODES[mode]
-    cluster = LocalCluster(n, root / f"{mode}-{n}", auth_token=TOKEN,
+    cluster = LocalCluster(n, root / f"{mode}-{n}", auth_token=TOKEN, preset=args.preset,
                            settings={"membership_mode": membership, "consensus_mode": consensus},
                            voters=[f"node-{i + 1:0{len(str(n))}d}" for i in range(min(5, n))])
-    row: dict[str, Any] = {"mode": mode, "nodes": n, "voters": min(5, n)}
+    row: dict[str, Any] = {"mode": mode, "nodes": n, "voters": min(5, n), "preset": args.preset}
     try:
         measure(cluster, row, mode, n, args)
     except Exception as e:  # one mode or size that fails must not lose the others' figures
@@ -225,6 +226,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=8.0, help="split-brain: seconds the leader is paused (0: skip)")
     parser.add_argument("--converge-timeout", type=float, default=300.0,
                         help="seconds a (mode, N) may take to converge before it is reported failed")
+    parser.add_argument("--preset", default="local", help="the nodes' timing preset (local, lan, ...)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     rows = []
@@ -232,7 +234,7 @@ def main() -> None:
         for n in args.sizes:
             for mode in args.modes.split(","):
                 rows.append(run(mode, n, args, Path(tmp)))
-    write_json(args.json, {"rows": rows, "preset": "local"})
+    write_json(args.json, {"rows": rows, "preset": args.preset})
     if any("error" in row for row in rows):
         raise SystemExit(1)
 

@@ -11,7 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from report_render import measured_rows, mode_rows, raft_failover_ms, raft_latency_of, scaled, trial_values  # noqa: E402
+from report_render import (idle_suite, measured_rows, mode_rows, preset_of, raft_failover_ms, raft_latency_of,  # noqa: E402
+                           scaled, trial_values)
 
 MODES = ("http+bully", "swim+raft", "hybrid")
 
@@ -140,7 +141,8 @@ def per_n(results: dict[str, Any], path: Path, footer: str, title: str, ylabel: 
 
 def footprint(results: dict[str, Any], path: Path, footer: str) -> bool:
     labels, cpu, rss = [], [], []
-    for row in measured_rows(results.get("cluster_modes")):
+    runs = idle_suite(results)
+    for row in measured_rows(runs):
         labels.append(f"{row['mode']}\n{row['nodes']} nodes")
         cpu.append(sum(row["idle"]["cpu_pct"]) / len(row["idle"]["cpu_pct"]))
         rss.append(sum(row["idle"]["rss_mb"]) / len(row["idle"]["rss_mb"]))
@@ -161,7 +163,7 @@ def footprint(results: dict[str, Any], path: Path, footer: str) -> bool:
     for ax in (left, right):
         ax.tick_params(axis="x", labelsize=6)
         ax.legend(fontsize=7)
-    fig.suptitle("Idle footprint per node")
+    fig.suptitle(f"Idle footprint per node ({preset_of(runs)} preset)")
     _save(fig, path, footer)
     return True
 

@@ -64,6 +64,15 @@ def scaled(values: Sequence[float] | None, factor: float) -> list[float] | None:
 # -- Pulling figures out of the suites' JSON (a missing suite gives None everywhere) ----------------
 
 
+def idle_suite(results: dict[str, Any]) -> dict[str, Any] | None:
+    """The idle measurements: the production-preset run when there is one, else the modes run."""
+    return results.get("cluster_idle") or results.get("cluster_modes")
+
+
+def preset_of(runs: dict[str, Any] | None) -> str:
+    return str((runs or {}).get("preset", "local"))
+
+
 def measured_rows(modes: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The (mode, N) runs that got as far as their idle window (a failed one carries ``error``)."""
     return [r for r in (modes or {}).get("rows", []) if "idle" in r]
@@ -202,23 +211,25 @@ def targets_table(results: dict[str, Any]) -> str:
     etcd_idle = etcd.get("idle") or {}
     etcd_cpu = mean([v["cpu_pct"] for v in etcd_idle.values()]) if etcd_idle else None
     etcd_rss = mean([v["rss_mb"] for v in etcd_idle.values()]) if etcd_idle else None
-    for row in measured_rows(modes):
+    idle_runs = idle_suite(results)
+    for row in measured_rows(idle_runs):
         cpu, rss = row["idle"]["cpu_pct"], row["idle"]["rss_mb"]
-        rows.append([f"idle node, {row['mode']}, {row['nodes']} nodes: CPU (mean / max)", "≤ 1 %",
+        rows.append([f"idle node, {row['mode']}, {row['nodes']} nodes, {preset_of(idle_runs)} preset: CPU (mean / max)", "≤ 1 %",
                      f"{fmt(mean(cpu), '%', 2)} / {fmt(top(cpu), '%', 2)}", f"etcd member {fmt(etcd_cpu, '%', 2)}",
                      verdict(top(cpu), 1.0, "points")])
-        rows.append([f"idle node, {row['mode']}, {row['nodes']} nodes: RSS (mean / max)", "≤ 60 MB",
+        rows.append([f"idle node, {row['mode']}, {row['nodes']} nodes, {preset_of(idle_runs)} preset: RSS (mean / max)", "≤ 60 MB",
                      f"{fmt(mean(rss), 'MB')} / {fmt(top(rss), 'MB')}", f"etcd member {fmt(etcd_rss, 'MB')}",
                      verdict(top(rss), 60, "MB")])
     large = largest_n(modes)
     swim = mode_row(modes, "swim+raft", large) if large else None
     detect = trial_values(swim, "detection_s")
-    rows.append([f"SWIM failure detection, {large} nodes (leader kills, local preset): p50", "≤ 3 s",
+    rows.append([f"SWIM failure detection, {large} nodes (leader kills, {preset_of(modes)} preset): p50", "≤ 3 s",
                  f"{fmt(med(detect), 's', 2)} ({len(detect)} kills)", "", verdict(med(detect), 3.0, "s")])
     rows.append([f"the same: max of {len(detect)}", "≤ 5 s (p99)", fmt(top(detect), "s", 2), "", verdict(top(detect), 5.0, "s")])
-    msgs = mean((swim or {}).get("idle", {}).get("msgs_per_min"))
-    legacy = mean((mode_row(modes, "http+bully", large) or {}).get("idle", {}).get("msgs_per_min")) if large else None
-    rows.append([f"SWIM messages sent per node per minute, {large} nodes, local preset", "< 100 (ADR-013)",
+    large_idle = largest_n(idle_runs)
+    msgs = mean((mode_row(idle_runs, "swim+raft", large_idle) or {}).get("idle", {}).get("msgs_per_min")) if large_idle else None
+    legacy = mean((mode_row(idle_runs, "http+bully", large_idle) or {}).get("idle", {}).get("msgs_per_min")) if large_idle else None
+    rows.append([f"SWIM messages sent per node per minute, {large_idle} nodes, {preset_of(idle_runs)} preset", "< 100 (ADR-013)",
                  fmt(msgs), f"http+bully {fmt(legacy)}", verdict(msgs, 100)])
     return table(["what", "target", "ours", "beside it, same run", "verdict"], rows)
 
@@ -233,7 +244,9 @@ def beside_table(results: dict[str, Any]) -> str:
     api, etcd, modes = results.get("api_bench") or {}, results.get("etcd_bench") or {}, results.get("cluster_modes")
     small = smallest_n(modes)
     swim = mode_row(modes, "swim+raft", small) if small else None
-    swim_idle = (swim or {}).get("idle", {})
+    idle_runs = idle_suite(results)
+    idle_small = smallest_n(idle_runs)
+    swim_idle = ((mode_row(idle_runs, "swim+raft", idle_small) if idle_small else None) or {}).get("idle", {})
     adapter_fo, raw_fo = raft_failover_ms(results, "adapter"), raft_failover_ms(results, "raw")
     api_fo = scaled(trial_values(swim, "next_write_s"), 1000)
     lat_a = scaled(raft_latency_of(results, "adapter").get("latency_leader"), 1000)
@@ -266,7 +279,7 @@ def beside_table(results: dict[str, Any]) -> str:
          f"(session TTL {fmt(etcd.get('lock_ttl_s'), 's')})"],
         ["idle footprint per node / member (CPU, RSS)",
          f"{fmt(mean(swim_idle.get('cpu_pct')), '%', 2)}, {fmt(mean(swim_idle.get('rss_mb')), 'MB')} "
-         f"(swim+raft, {small} nodes)", MISSING,
+         f"(swim+raft, {idle_small} nodes, {preset_of(idle_runs)} preset)", MISSING,
          f"{fmt(mean([v['cpu_pct'] for v in etcd_idle]), '%', 2)}, {fmt(mean([v['rss_mb'] for v in etcd_idle]), 'MB')}"],
     ]
     return table(["job", "ringrift (SWIM + Raft)", "raw pysyncobj", f"etcd ({etcd.get('members', '?')} members)"], rows)

@@ -91,7 +91,17 @@ def test_report_tables_render_with_suites_missing():
     text = targets_table(results)
     assert "| ≤ 350 ms | 450 ms | raw pysyncobj 500 ms; etcd 510 ms | missed by 100 ms (29 %) |" in text
     assert "missed by 100 ms (17 %)" in text  # max 700 against 600
-    assert "idle node, swim+raft, 30 nodes: CPU (mean / max) | ≤ 1 % | 1.00 % / 1.50 %" in text
+    assert "idle node, swim+raft, 30 nodes, local preset: CPU (mean / max) | ≤ 1 % | 1.00 % / 1.50 %" in text
+
+
+def test_idle_figures_come_from_the_production_preset_run_when_there_is_one():
+    results = {"cluster_modes": {"preset": "local", "rows": [_row("swim+raft", 30, 3.5)]},
+               "cluster_idle": {"preset": "lan", "rows": [_row("swim+raft", 30, 0.5)]}}
+    text = targets_table(results)
+    assert "idle node, swim+raft, 30 nodes, lan preset: CPU" in text
+    assert "idle node, swim+raft, 30 nodes, local preset" not in text
+    assert "SWIM messages sent per node per minute, 30 nodes, lan preset" in text
+    assert "(swim+raft, 30 nodes, lan preset)" in beside_table(results)
 
 
 def test_a_failed_mode_is_named_and_the_others_still_render():
