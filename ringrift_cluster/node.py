@@ -234,11 +234,12 @@ class ClusterNode:
         while True:
             if self.store is not None:
                 try:
-                    stats, locks = await self.store.read(lambda m: (m.work_stats(), len(m.locks_list())))
+                    stats, locks, records = await self.store.read(
+                        lambda m: (m.work_stats(), len(m.locks_list()), m.size()))
                 except ClusterError:
                     pass  # this node holds no copy right now
                 else:
-                    self.metrics.update_state(stats, locks)
+                    self.metrics.update_state(stats, locks, records)
             await asyncio.sleep(self.config.state.tick_interval_s * 4)
 
     async def _follow_membership(self) -> None:

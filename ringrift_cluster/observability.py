@@ -46,6 +46,8 @@ class NodeMetrics:
             "ringrift_state_commit_latency_seconds", "Time to apply one state command, forwarding included.",
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=r)
         self.work_items = Gauge("ringrift_work_items", "Work items by status (this node's copy).", ["status"], registry=r)
+        self.state_records = Gauge("ringrift_state_records", "Records this node's copy of the state holds: work "
+                                   "items, jobs, model versions, locks and remembered commands.", registry=r)
         self.locks_held = Gauge("ringrift_locks_held", "Training locks held (this node's copy).", registry=r)
         self.detection = Histogram(
             "ringrift_membership_detection_seconds", "Silence before a member was declared failed, by source.",
@@ -155,11 +157,12 @@ class NodeMetrics:
         if outcome in ("ok", "refused"):
             self.state_latency.observe(latency_s)
 
-    def update_state(self, work_stats: Mapping[str, int], locks_held: int) -> None:
+    def update_state(self, work_stats: Mapping[str, int], locks_held: int, records: int) -> None:
         for status, count in work_stats.items():
             if status != "total":
                 self.work_items.labels(status=status).set(count)
         self.locks_held.set(locks_held)
+        self.state_records.set(records)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -40,12 +40,13 @@ class Sample:
     tasks: int
     stalls_over: tuple[int, ...]  # event-loop stalls over each of STALL_BOUNDS since the node started
     stall_max_s: float
+    records: int = 0  # records in this node's copy of the state (ringrift_state_records)
 
 
 def _metrics(text: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith("ringrift_event_loop_"):
+        if line.startswith(("ringrift_event_loop_", "ringrift_state_records ")):
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
@@ -66,7 +67,7 @@ def read_sample(node_id: str, url: str, timeout: float = 2.0) -> Sample | None:
     count = m.get("ringrift_event_loop_stall_seconds_count", 0.0)
     over = tuple(int(count - m.get(f'ringrift_event_loop_stall_seconds_bucket{{le="{b}"}}', 0.0)) for b in STALL_BOUNDS)
     return Sample(time.time(), node_id, pid, rss, fds, int(m.get("ringrift_event_loop_tasks", 0)), over,
-                  m.get("ringrift_event_loop_stall_max_seconds", 0.0))
+                  m.get("ringrift_event_loop_stall_max_seconds", 0.0), int(m.get("ringrift_state_records", 0)))
 
 
 class Sampler:
@@ -109,6 +110,8 @@ class NodeFigures:
     stalls_after_warmup: int
     stall_max_s: float  # over the whole run, warm-up included
     stall_s: float = STALL_S  # the bound stalls_after_warmup counts over
+    records_warm: int = 0  # state records at the end of the warm-up and at the end: memory the
+    records_end: int = 0  # state needs as it fills its bounded tables, not a leak
 
     @property
     def rss_growth(self) -> float:
@@ -118,11 +121,11 @@ class NodeFigures:
         return (f"{self.node:<8} {self.samples:>7} {self.rss_warm_kb / 1024:>8.1f} {self.rss_end_kb / 1024:>8.1f} "
                 f"{self.rss_growth * 100:>+7.1f}% {self.tasks_warm_max:>5}/{self.tasks_end_max:<5} "
                 f"{self.fds_warm_max:>4}/{self.fds_end_max:<4} {self.stalls_after_warmup:>12} "
-                f"{self.stall_max_s * 1000:>9.0f}")
+                f"{self.stall_max_s * 1000:>9.0f} {self.records_warm:>7}/{self.records_end:<7}")
 
 
 HEADER = (f"{'node':<8} {'samples':>7} {'rss MB':>8} {'end MB':>8} {'growth':>8} {'tasks':>11} "
-          f"{'fds':>9} {'stalls>bound':>12} {'max ms':>9}")
+          f"{'fds':>9} {'stalls>bound':>12} {'max ms':>9} {'state records':>15}")
 
 
 def judge(samples: list[Sample], warmup_end: float, *, rss_growth: float = 0.10, task_slack: int = 10,
@@ -146,11 +149,12 @@ def judge(samples: list[Sample], warmup_end: float, *, rss_growth: float = 0.10,
         f = NodeFigures(node, len(mine), warm[-1].rss_kb, end[-1].rss_kb, max(s.tasks for s in warm),
                         max(s.tasks for s in end), max(s.fds for s in warm), max(s.fds for s in end),
                         after[-1].stalls_over[k] - warm[-1].stalls_over[k], max(s.stall_max_s for s in mine),
-                        stall_s)
+                        stall_s, warm[-1].records, end[-1].records)
         figures.append(f)
         if f.rss_growth > rss_growth:
             violations.append(f"{node}: resident memory grew {f.rss_growth * 100:.1f}% after the warm-up "
-                              f"({f.rss_warm_kb} kB -> {f.rss_end_kb} kB; bound {rss_growth * 100:.0f}%)")
+                              f"({f.rss_warm_kb} kB -> {f.rss_end_kb} kB; bound {rss_growth * 100:.0f}%; state "
+                              f"records {f.records_warm} -> {f.records_end})")
         if f.tasks_end_max > f.tasks_warm_max + task_slack:
             violations.append(f"{node}: event-loop tasks grew from at most {f.tasks_warm_max} to "
                               f"{f.tasks_end_max} (slack {task_slack})")

@@ -42,3 +42,11 @@ def test_a_restarted_node_is_judged_from_its_restart_and_too_few_samples_say_so(
     figures, violations = judge(samples, 5.0)
     assert violations == [] and figures[0].samples == 17 and figures[0].rss_warm_kb == 200_000
     assert "too few samples" in judge(run(), 18.5)[1][0]
+
+
+def test_state_records_at_the_warm_up_and_the_end_are_shown_beside_memory() -> None:
+    samples = [Sample(float(t), "node-1", 1, 100_000 if t < 10 else 120_000, 30, 20, (0, 0, 0, 0), 0.05,
+                      records=1_000 + 100 * t) for t in range(20)]
+    figures, violations = judge(samples, 5.0)
+    assert (figures[0].records_warm, figures[0].records_end) == (1_400, 2_900)
+    assert "state records 1400 -> 2900" in violations[0] and "1400/2900" in figures[0].row()
