@@ -193,6 +193,10 @@ def run_soak(cluster: Any, minutes: float, *, seed: int, workload: Any = None, w
 
     total = minutes * 60
     warmup_s = warmup_s if warmup_s is not None else min(180.0, total / 4)
+    if workload is not None and getattr(workload, "lease_s", None) is not None:
+        # A claim the workload abandons must keep its lease to the end (the history's model has no
+        # claim expiry): one shorter than the run expires mid-soak and reads back as pending.
+        workload.lease_s = max(workload.lease_s, total + 300.0)
     held: dict[str, float] = {}
 
     def steady(run: Any) -> None:
