@@ -14,7 +14,10 @@ log entry durable before that entry can count toward a commit:
 - ``none``: as pysyncobj does it (fast; survives process crashes only).
 
 The term and vote are made durable (file and directory fsync) in every mode but ``none`` before
-pysyncobj returns from storing them, as Raft requires before a vote leaves the node.
+pysyncobj returns from storing them, as Raft requires before a vote leaves the node. So is a
+snapshot a follower receives from its leader (pysyncobj writes it and renames it over the dump
+without fsync, then drops its journal and acknowledges): a power cut after that acknowledgement
+would leave an empty dump and no journal, the whole state gone from that member.
 
 Used only by ``raft_bridge`` (the one module that touches pysyncobj's objects).
 """
@@ -114,6 +117,7 @@ def build_durably(mode: str, syncobj_module: Any, journal_module: Any, build: Ca
         finally:
             syncobj_module.createJournal = original
     journal = made[-1] if made else None
+    _durable_snapshot_installs(syncobj._SyncObj__serializer)
     if journal is not None and effective == "batch":
         # The one reach into pysyncobj's internals: every message leaves through the transport.
         transport = syncobj._SyncObj__transport
@@ -125,3 +129,31 @@ def build_durably(mode: str, syncobj_module: Any, journal_module: Any, build: Ca
 
         transport.send = send_after_sync
     return syncobj, journal
+
+
+def _durable_snapshot_installs(serializer: Any) -> None:
+    """A received snapshot reaches the disk before pysyncobj acts on it (a reach into its
+    ``Serializer``, whose ``setTransmissionData`` writes ``<dump>.1.tmp`` chunk by chunk and
+    renames it over the dump on the last, empty chunk, returning True)."""
+    receive = serializer.setTransmissionData
+    path = getattr(serializer, "_Serializer__fileName", None)
+    if path is None:  # an in-memory dump: nothing on disk to make durable
+        return
+
+    def receive_durably(data: Any) -> Any:
+        if data is not None and data[2]:  # the last chunk: the whole snapshot is in the temporary file
+            incoming = getattr(serializer, "_Serializer__incomingTransmissionFile", None)
+            if incoming is not None:
+                incoming.flush()
+                os.fsync(incoming.fileno())  # before the rename: the old dump stays until the new one is whole
+        installed = receive(data)
+        if installed:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)  # whatever the last chunk carried
+            finally:
+                os.close(fd)
+            fsync_dir(os.path.dirname(path) or ".")  # the rename
+        return installed
+
+    serializer.setTransmissionData = receive_durably
