@@ -13,8 +13,12 @@ log entry durable before that entry can count toward a commit:
   every append, as ``fsync``.)
 - ``none``: as pysyncobj does it (fast; survives process crashes only).
 
-The term and vote are made durable (file and directory fsync) in every mode but ``none`` before
-pysyncobj returns from storing them, as Raft requires before a vote leaves the node. So is a
+Every write of the meta file (term, vote, commit index) is made durable in every mode but
+``none`` before pysyncobj goes on (written, fsynced, renamed, directory fsynced), as Raft
+requires of a term and vote before a vote leaves the node: pysyncobj rewrites the file about once
+a second with the commit index, by a rename of an unsynced file, which a power cut turns into an
+empty meta file, the vote forgotten. The journal is synced before the meta file, so a durable
+commit index never points past the durable log (the engine hangs on that). So is a
 snapshot a follower receives from its leader (pysyncobj writes it and renames it over the dump
 without fsync, then drops its journal and acknowledges): a power cut after that acknowledgement
 would leave an empty dump and no journal, the whole state gone from that member.
@@ -27,13 +31,15 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, ContextManager
 
-from ..durable import fsync_dir
+from ..durable import fsync_dir, replace_durably
 
 MODES = ("fsync", "batch", "none")
 
 
-def journal_class(base: type) -> type:
+def journal_class(journal_module: Any) -> type:
     """A subclass of pysyncobj's ``FileJournal`` that syncs as ``mode`` says."""
+    base = journal_module.FileJournal
+    dumps = journal_module.dumps  # the meta file's format, pysyncobj's own
 
     class DurableJournal(base):  # type: ignore[misc, valid-type]
         def __init__(self, path: str, mode: str) -> None:
@@ -44,6 +50,15 @@ def journal_class(base: type) -> type:
             self.syncs = 0
             self._fd = os.open(path, os.O_RDONLY)  # an fsync on any descriptor syncs the inode
             fsync_dir(os.path.dirname(path) or ".")
+            # A reach into the journal: its meta storer writes through the durable rule.
+            storer = self._FileJournal__metaStorer
+            meta_path = storer.getPath()
+
+            def store_meta(meta: Any) -> None:
+                self.sync_if_dirty()  # the log first: a durable commit index within the durable log
+                replace_durably(meta_path, lambda f: f.write(dumps(meta)))
+
+            storer.storeMeta = store_meta
 
         def sync(self) -> None:
             self.flush()  # msync of the mapping (pysyncobj's own flush)
@@ -73,15 +88,6 @@ def journal_class(base: type) -> type:
             super().clear()
             self._changed()
 
-        def setCurrentTerm(self, term: int, votedForNodeId: Any) -> None:  # noqa: N802, N803
-            super().setCurrentTerm(term, votedForNodeId)  # writes the meta file and renames it
-            fd = os.open(self.path + ".meta", os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            fsync_dir(os.path.dirname(self.path) or ".")
-
         def _destroy(self) -> None:
             try:
                 self.sync_if_dirty()
@@ -100,7 +106,7 @@ def build_durably(mode: str, syncobj_module: Any, journal_module: Any, build: Ca
     if mode == "none":
         return build(), None
     made: list[Any] = []
-    cls = journal_class(journal_module.FileJournal)
+    cls = journal_class(journal_module)
     effective = "fsync" if solo else mode
 
     def factory(path: Any = None) -> Any:
@@ -119,7 +125,7 @@ def build_durably(mode: str, syncobj_module: Any, journal_module: Any, build: Ca
     journal = made[-1] if made else None
     _durable_snapshot_installs(syncobj._SyncObj__serializer)
     if journal is not None and effective == "batch":
-        # The one reach into pysyncobj's internals: every message leaves through the transport.
+        # A reach into pysyncobj's internals: every message leaves through the transport.
         transport = syncobj._SyncObj__transport
         send = transport.send
 
