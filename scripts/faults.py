@@ -91,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--durability", choices=DURABILITY, default=None,
                         help="raft.durability of the nodes (default: the nodes' default, batch); with none the "
                              "power-cut scenarios lose acknowledged writes")
+    parser.add_argument("--writeback", type=float, default=None, metavar="SECONDS",
+                        help="power-cut disks write back what is dirty every SECONDS, as a kernel does "
+                             "(default: never, only an fsync makes data durable)")
     parser.add_argument("--data-dir", help="keep configs and node logs here (default: a temp dir, removed)")
     parser.add_argument("--json", help="also write every result to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each run's operations")
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in names:
             for seed in range(first, first + args.seeds):
-                with _cluster_class([name])(args.nodes, root / f"{name}-{seed}", settings=_settings(args)) as cluster:
+                with _cluster(args, [name], root / f"{name}-{seed}") as cluster:
                     result = run_named(name, cluster, seed, timings=timings,
                                        workload=_workload(args, evidence / f"{name}-{seed}"))
                 results.append(result)
@@ -161,9 +164,11 @@ def _settings(args: argparse.Namespace) -> dict[str, object]:
     return settings
 
 
-def _cluster_class(names: list[str]) -> type[NetnsCluster]:
+def _cluster(args: argparse.Namespace, names: list[str], root: Path) -> NetnsCluster:
     """Power-cut scenarios need every data dir on a disk that can lose power (FUSE)."""
-    return PowerCutCluster if any(needs_power_cut_disks(n) for n in names) else NetnsCluster
+    if any(needs_power_cut_disks(n) for n in names):
+        return PowerCutCluster(args.nodes, root, settings=_settings(args), writeback_s=args.writeback)
+    return NetnsCluster(args.nodes, root, settings=_settings(args))
 
 
 def _churn(args: argparse.Namespace, names: list[str], seed: int, timings: Timings, root: Path,
@@ -172,7 +177,7 @@ def _churn(args: argparse.Namespace, names: list[str], seed: int, timings: Timin
     results = []
     deadline = time.monotonic() + args.churn * 60
     rng = random.Random(seed)
-    with _cluster_class(names)(args.nodes, root / "churn", settings=_settings(args)) as cluster:
+    with _cluster(args, names, root / "churn") as cluster:
         while time.monotonic() < deadline:
             name = rng.choice(names)
             result = run_named(name, cluster, seed, timings=timings,

@@ -17,6 +17,10 @@ from __future__ import annotations
 from .nemesis import ScenarioAborted, ScenarioRun
 
 
+CUT_AFTER_S = (0.0, 3.0)  # from the workload under way to the cut: a random point in its stream
+WRITE_AFTER_S = (2.0, 4.0)  # the workload after power returns
+
+
 def needs_power_cut_disks(name: str) -> bool:
     return name in POWER_CUT_SCENARIOS
 
@@ -25,6 +29,7 @@ def power_cut_all(run: ScenarioRun) -> None:
     """Every node loses power at once (a data hall), then all boot again."""
     _require_disks(run)
     run.leader()
+    run.hold(run.pick_hold(CUT_AFTER_S))
     before = run.max_term()
     run.op("power_cut", nodes=run.ids)
     run.hold(run.pick_hold((0.0, 2.0)))
@@ -36,6 +41,7 @@ def power_cut_majority(run: ScenarioRun) -> None:
     """The leader and enough followers to make a majority lose power (a rack); the minority keeps
     running without a quorum; the majority boots again."""
     _require_disks(run)
+    run.hold(run.pick_hold(CUT_AFTER_S))
     leader = run.leader()
     before = run.max_term()
     others = [n for n in run.ids if n != leader]
@@ -63,6 +69,7 @@ def _serving_again(run: ScenarioRun, before: int) -> None:
         if term <= before:
             run.violations.append(f"the leader after the power cut, {leader}, has term {term}, not above {before} "
                                   f"from before it (a term or vote was not durable)")
+    run.hold(run.pick_hold(WRITE_AFTER_S))  # the workload goes on: writes after the cut are judged too
 
 
 POWER_CUT_SCENARIOS = {"power-cut-all": power_cut_all, "power-cut-majority": power_cut_majority}

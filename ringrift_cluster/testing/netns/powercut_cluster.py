@@ -26,12 +26,15 @@ from .cluster import NetnsCluster
 class PowerCutCluster(NetnsCluster):
     """:class:`NetnsCluster` with every node's data dir on a disk that can lose power."""
 
-    def __init__(self, n: int, root: str | os.PathLike[str], **kwargs: Any) -> None:
+    def __init__(self, n: int, root: str | os.PathLike[str], *, writeback_s: float | None = None,
+                 **kwargs: Any) -> None:
+        """``writeback_s``: the disks write back what is dirty that often (see PowerCutDisk;
+        default never: only an fsync makes data durable)."""
         super().__init__(n, root, **kwargs)
         self.disks: dict[str, PowerCutDisk] = {}
         for node_id, node in self.nodes.items():
             node.log_path = self.root / "logs" / f"{node_id}.log"
-            self.disks[node_id] = PowerCutDisk(self.root / "disks" / node_id, node.data_dir)
+            self.disks[node_id] = PowerCutDisk(self.root / "disks" / node_id, node.data_dir, writeback_s)
         self.cuts = 0  # power cuts so far (nodes x cuts)
         _live.add(self)
 
