@@ -35,6 +35,19 @@ a leader change are expected there and only counted (``expected_anomalies`` in `
 judges membership the same way in each: no healthy member declared failed, the dead and the cut
 off declared failed within the bound, everyone alive again after heal.
 
+``power-cut-all`` and ``power-cut-majority`` put every node's data dir on a disk that loses what
+was not fsynced (``ringrift_cluster.testing.netns.powercut_cluster``, FUSE: needs fuse3), SIGKILL
+every node (or the leader and enough others for a majority) and cut their disks at one instant
+while the clients write, then boot them: every acknowledged write must still be there, and a
+leader serve within the start bound in a newer term. ``--durability fsync|batch|none`` sets the
+nodes' ``raft.durability``; with ``none`` power-cut-all loses acknowledged writes (the ``lost``
+column: acknowledged writes the history checker found missing). ``--writeback SECONDS`` makes the
+disks write back what is dirty that often, as a kernel does: without it pysyncobj alone (``none``)
+cannot even map the empty journal a cut leaves, and the run fails on no leader.
+
+    sudo .venv/bin/python scripts/faults.py --mode raft --workload state --scenarios power-cut-all --seeds 20
+    sudo .venv/bin/python scripts/faults.py --mode raft --workload state --scenarios power-cut-all --durability none --writeback 5
+
 Without network namespaces, LocalCluster (ringrift_cluster.testing) covers the process faults
 (SIGKILL, SIGTERM, SIGSTOP, restart) on loopback; this script needs namespaces.
 """
