@@ -98,8 +98,7 @@ def terms(cluster: LocalCluster) -> dict[str, int]:
 
 def run_cut(tmp_path: Path, consensus: str, durability: str, victims: list[str] | None) -> tuple[list[str], list[str], bool]:
     """(acknowledged, lost, served again) for one power cut of ``victims`` (None: all). With
-    ``durability`` other than none, no member may come back in a term below its own before the cut
-    (a term or vote forgotten lets a member vote twice in one term)."""
+    ``durability`` other than none, no member may come back in a term below its own before the cut."""
     cluster, disks = start(tmp_path, consensus, durability)
     try:
         writer = Writer(cluster, list(cluster.nodes))
@@ -121,7 +120,9 @@ def run_cut(tmp_path: Path, consensus: str, durability: str, victims: list[str] 
             return acked, acked, False  # an engine that never serves again has lost everything
         if durability != "none":
             after = terms(cluster)
-            assert all(after.get(n, 0) > t for n, t in before.items()), f"terms before the cut {before}, after {after}"
+            # Never below: a member's term only moves on (in hybrid mode a member the Raft leader
+            # has not reached yet may still be in its old term).
+            assert all(after.get(n, 0) >= t for n, t in before.items()), f"terms before the cut {before}, after {after}"
         return acked, missing(cluster, acked), True
     finally:
         cluster.shutdown()
