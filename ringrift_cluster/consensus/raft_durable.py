@@ -5,8 +5,9 @@ without fsync: a process crash loses nothing (the page cache survives), a power 
 majority loses entries the cluster acknowledged. With ``fsync`` or ``batch`` each member makes a
 log entry durable before that entry can count toward a commit:
 
-- ``fsync``: every append, truncation and clear is msynced and fsynced before pysyncobj goes on;
-- ``batch`` (group commit): appends only mark the journal dirty, and one msync + fsync runs
+- ``fsync``: every append, truncation and clear is msynced and fdatasynced before pysyncobj
+  goes on;
+- ``batch`` (group commit): appends only mark the journal dirty, and one msync + fdatasync runs
   before the next message leaves the node. A follower's acknowledgement and the leader's own
   AppendEntries are messages, so nothing counts toward a commit before it is on disk, and every
   entry appended in one tick shares one fsync. (A single-member cluster sends nothing: it syncs
@@ -48,7 +49,7 @@ def journal_class(journal_module: Any) -> type:
             self.path = path
             self.dirty = False
             self.syncs = 0
-            self._fd = os.open(path, os.O_RDONLY)  # an fsync on any descriptor syncs the inode
+            self._fd = os.open(path, os.O_RDONLY)  # a sync on any descriptor syncs the inode
             fsync_dir(os.path.dirname(path) or ".")
             # A reach into the journal: its meta storer writes through the durable rule.
             storer = self._FileJournal__metaStorer
@@ -62,7 +63,9 @@ def journal_class(journal_module: Any) -> type:
 
         def sync(self) -> None:
             self.flush()  # msync of the mapping (pysyncobj's own flush)
-            os.fsync(self._fd)
+            # fdatasync: the data and the size (needed to read it back), not the mtime, which
+            # fsync would commit to the filesystem's journal too (about 1.5 ms of 4 here).
+            os.fdatasync(self._fd)
             self.dirty = False
             self.syncs += 1
 

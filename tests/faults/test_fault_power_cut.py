@@ -5,11 +5,14 @@ what was not fsynced (``PowerCutCluster``), Raft consensus.
 then boots them all. With the default durability (``batch``: group commit) every acknowledged
 write must be there afterwards, by the history checker and by the linearizability search, and a
 leader must serve again within the start bound in a newer term. With ``none`` (pysyncobj alone)
-the same run must lose acknowledged writes, or the harness proves nothing: its disks write back
-every 5 s as a kernel would (so the nodes can boot at all; without writeback pysyncobj cannot map
-the empty journal a cut leaves, and the run fails on no leader instead), and the clients'
-writes acknowledged since then, only in the page cache, are gone. ``scripts/faults.py`` runs
-both scenarios (and ``power-cut-majority``) with ``--durability`` and ``--mode hybrid``.
+the same cut must lose acknowledged writes, or the harness proves nothing: its disks write back
+every 5 s as a kernel would (so the nodes can boot at all; without writeback pysyncobj cannot
+map the empty journal a cut leaves, and the run fails on no leader instead), and the clients'
+writes acknowledged since then, only in the page cache, are gone. Where the cut falls against
+the writeback is chance: in ``scripts/faults.py --durability none --writeback 5`` most cuts lose
+writes and some lose none, so the test cuts one cluster up to 3 times and requires a loss in
+one of them (it stops at the first). ``scripts/faults.py`` runs both scenarios (and
+``power-cut-majority``) with ``--durability`` and ``--mode hybrid``.
 """
 
 from __future__ import annotations
@@ -57,9 +60,16 @@ def test_a_power_cut_of_every_node_loses_no_acknowledged_write(make_netns_cluste
 
 
 def test_without_durability_the_same_power_cut_loses_acknowledged_writes(make_netns_cluster) -> None:
-    result, workload, _ = run(make_netns_cluster, seed=1, settings={**RAFT, "raft": {"durability": "none"}},
-                              writeback_s=5.0)
-    lost = [v for v in result.violations if "lost write:" in v]
-    print(f"{len(lost)} acknowledged writes lost")
-    assert lost, result.report()
-    assert result.workload["lin_failed"] >= 1, result.workload  # the search sees it on its own too
+    cluster = make_netns_cluster(5, cluster_class=PowerCutCluster, settings={**RAFT, "raft": {"durability": "none"}},
+                                 writeback_s=5.0)
+    seen = []
+    for seed in (1, 2, 3):  # power cuts of one cluster, each under a fresh workload
+        result = run_named("power-cut-all", cluster, seed, workload=StateWorkload())
+        lost = [v for v in result.violations if "lost write:" in v]
+        seen.append(f"cut {seed}: {len(lost)} of {result.workload.get('ok')} acknowledged lost, "
+                    f"linearizability failed on {result.workload.get('lin_failed')} keys")
+        print(seen[-1])
+        if lost:
+            assert result.workload["lin_failed"] >= 1, result.workload  # the search sees it on its own too
+            return
+    raise AssertionError("no acknowledged write lost in 3 power cuts without durability: " + "; ".join(seen))
