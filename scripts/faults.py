@@ -35,6 +35,19 @@ a leader change are expected there and only counted (``expected_anomalies`` in `
 judges membership the same way in each: no healthy member declared failed, the dead and the cut
 off declared failed within the bound, everyone alive again after heal.
 
+``power-cut-all`` and ``power-cut-majority`` put every node's data dir on a disk that loses what
+was not fsynced (``ringrift_cluster.testing.netns.powercut_cluster``, FUSE: needs fuse3), SIGKILL
+every node (or the leader and enough others for a majority) and cut their disks at one instant
+while the clients write, then boot them: every acknowledged write must still be there, and a
+leader serve within the start bound in a newer term. ``--durability fsync|batch|none`` sets the
+nodes' ``raft.durability``; with ``none`` power-cut-all loses acknowledged writes (the ``lost``
+column: acknowledged writes the history checker found missing). ``--writeback SECONDS`` makes the
+disks write back what is dirty that often, as a kernel does: without it pysyncobj alone (``none``)
+cannot even map the empty journal a cut leaves, and the run fails on no leader.
+
+    sudo .venv/bin/python scripts/faults.py --mode raft --workload state --scenarios power-cut-all --seeds 20
+    sudo .venv/bin/python scripts/faults.py --mode raft --workload state --scenarios power-cut-all --durability none --writeback 5
+
 Without network namespaces, LocalCluster (ringrift_cluster.testing) covers the process faults
 (SIGKILL, SIGTERM, SIGSTOP, restart) on loopback; this script needs namespaces.
 """
@@ -54,6 +67,8 @@ from typing import Callable
 from ringrift_cluster.testing.nemesis import ScenarioResult, Timings, Workload
 from ringrift_cluster.testing.scenarios import SCENARIOS, run_named
 from ringrift_cluster.testing.netns import NetnsCluster, netns_unavailable_reason
+from ringrift_cluster.testing.netns.powercut_cluster import PowerCutCluster
+from ringrift_cluster.testing.scenarios_power import needs_power_cut_disks
 from ringrift_cluster.testing.soak import run_soak
 from ringrift_cluster.testing.soak import table as soak_table
 from ringrift_cluster.testing.workload import StateWorkload
@@ -62,6 +77,7 @@ from ringrift_cluster.testing.workload import StateWorkload
 WORKLOADS: dict[str, Callable[..., Workload]] = {"state": StateWorkload}
 MODES = ("bully", "raft", "hybrid")
 MEMBERSHIP = ("http", "swim", "hybrid")
+DURABILITY = ("fsync", "batch", "none")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="consensus_mode of the nodes (default: the nodes' default, bully)")
     parser.add_argument("--membership", choices=MEMBERSHIP, default=None,
                         help="membership_mode of the nodes (default: the nodes' default, http)")
+    parser.add_argument("--durability", choices=DURABILITY, default=None,
+                        help="raft.durability of the nodes (default: the nodes' default, batch); with none the "
+                             "power-cut scenarios lose acknowledged writes")
+    parser.add_argument("--writeback", type=float, default=None, metavar="SECONDS",
+                        help="power-cut disks write back what is dirty every SECONDS, as a kernel does "
+                             "(default: never, only an fsync makes data durable)")
     parser.add_argument("--data-dir", help="keep configs and node logs here (default: a temp dir, removed)")
     parser.add_argument("--json", help="also write every result to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each run's operations")
@@ -108,13 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.data_dir or temp.name)  # type: ignore[union-attr]
     print(f"scenarios: {', '.join(names)}; seeds {first}..{first + args.seeds - 1}; {args.nodes} nodes; "
           f"consensus: {args.mode or 'default'}; membership: {args.membership or 'default'}; "
-          f"workload: {args.workload or 'none'}", flush=True)
+          f"workload: {args.workload or 'none'}; durability: {args.durability or 'default'}", flush=True)
     # A history with no linearization leaves its timeline and operations here (kept after the run).
     evidence = Path(args.data_dir or tempfile.gettempdir()) / f"ringrift-faults-evidence-{first}"
     try:
         for name in names:
             for seed in range(first, first + args.seeds):
-                with NetnsCluster(args.nodes, root / f"{name}-{seed}", settings=_settings(args)) as cluster:
+                with _cluster(args, [name], root / f"{name}-{seed}") as cluster:
                     result = run_named(name, cluster, seed, timings=timings,
                                        workload=_workload(args, evidence / f"{name}-{seed}"))
                 results.append(result)
@@ -146,20 +168,29 @@ def _workload(args: argparse.Namespace, evidence: Path) -> Workload | None:
     return WORKLOADS[args.workload](evidence_dir=str(evidence)) if args.workload else None
 
 
-def _settings(args: argparse.Namespace) -> dict[str, str]:
-    settings = {"consensus_mode": args.mode} if args.mode else {}
+def _settings(args: argparse.Namespace) -> dict[str, object]:
+    settings: dict[str, object] = {"consensus_mode": args.mode} if args.mode else {}
     if args.membership:
         settings["membership_mode"] = args.membership
+    if args.durability:
+        settings["raft"] = {"durability": args.durability}
     return settings
+
+
+def _cluster(args: argparse.Namespace, names: list[str], root: Path) -> NetnsCluster:
+    """Power-cut scenarios need every data dir on a disk that can lose power (FUSE)."""
+    if any(needs_power_cut_disks(n) for n in names):
+        return PowerCutCluster(args.nodes, root, settings=_settings(args), writeback_s=args.writeback)
+    return NetnsCluster(args.nodes, root, settings=_settings(args))
 
 
 def _churn(args: argparse.Namespace, names: list[str], seed: int, timings: Timings, root: Path,
            evidence: Path) -> list[ScenarioResult]:
     """Random scenarios back to back on one long-lived cluster until the time is up."""
     results = []
-    deadline = time.monotonic() + args.soak * 60
+    deadline = time.monotonic() + args.churn * 60
     rng = random.Random(seed)
-    with NetnsCluster(args.nodes, root / "churn", settings=_settings(args)) as cluster:
+    with _cluster(args, names, root / "churn") as cluster:
         while time.monotonic() < deadline:
             name = rng.choice(names)
             result = run_named(name, cluster, seed, timings=timings,
@@ -190,7 +221,8 @@ def _soak(args: argparse.Namespace, seed: int, timings: Timings, root: Path, evi
 def _progress(result: ScenarioResult, verbose: bool) -> None:
     flag = "ok" if result.ok and not result.known else ("KNOWN" if result.ok else "VIOLATION")
     print(f"  {result.name:<20} seed={result.seed:<8} {flag:<9} faults={result.faults:<3} "
-          f"unavailable_max={result.max_unavailable_s:5.1f}s  {result.duration_s:5.1f}s", flush=True)
+          f"unavailable_max={result.max_unavailable_s:5.1f}s  {result.duration_s:5.1f}s"
+          + (f"  acked={result.workload.get('ok', 0)} lost={lost_writes(result)}" if result.workload else ""), flush=True)
     if verbose or not result.ok or result.known:
         for line in result.report().splitlines()[1:]:
             print(f"      {line}", flush=True)
@@ -206,26 +238,32 @@ def _linearizable(rs: list[ScenarioResult]) -> str:
     return f"FAIL {failed}" if failed else "ok"
 
 
+def lost_writes(result: ScenarioResult) -> int:
+    """Acknowledged writes the history checker found missing (its "lost write" violations)."""
+    return sum(1 for v in result.violations if "lost write:" in v)
+
+
 def table(results: list[ScenarioResult]) -> str:
     rows: dict[str, list[ScenarioResult]] = {}
     for r in results:
         rows.setdefault(r.name, []).append(r)
     header = (f"{'scenario':<26} {'runs':>4} {'ops':>5} {'faults':>6} {'violations':>10} {'known':>5} "
-              f"{'linearizable':>12} {'max unavail':>11} {'time':>7}")
+              f"{'linearizable':>12} {'lost':>5} {'max unavail':>11} {'time':>7}")
     lines = [header, "-" * len(header)]
     for name, rs in list(rows.items()) + [("total", results)]:
         if name == "total":
             lines.append("-" * len(header))
         lines.append(f"{name:<26} {len(rs):>4} {sum(len(r.ops) for r in rs):>5} {sum(r.faults for r in rs):>6} "
                      f"{sum(len(r.violations) for r in rs):>10} {sum(len(r.known) for r in rs):>5} "
-                     f"{_linearizable(rs):>12} {max((r.max_unavailable_s for r in rs), default=0):>10.1f}s "
+                     f"{_linearizable(rs):>12} {sum(lost_writes(r) for r in rs):>5} "
+                     f"{max((r.max_unavailable_s for r in rs), default=0):>10.1f}s "
                      f"{sum(r.duration_s for r in rs):>6.0f}s")
     return "\n".join(lines)
 
 
 def _as_dict(r: ScenarioResult) -> dict[str, object]:
     return {"name": r.name, "seed": r.seed, "ops": [str(op) for op in r.ops], "violations": r.violations,
-            "known": r.known, "notes": r.notes, "max_unavailable_s": round(r.max_unavailable_s, 3),
+            "known": r.known, "notes": r.notes, "lost_writes": lost_writes(r), "max_unavailable_s": round(r.max_unavailable_s, 3),
             "duration_s": round(r.duration_s, 3), "rounds": r.rounds, "workload": r.workload}
 
 

@@ -70,7 +70,7 @@ class ScenarioRun:
         """Do one named operation on the cluster and log it; returns its wall-clock time."""
         t = time.time()
         self.ops.append(Op(t, kind, detail))
-        if kind == "kill":
+        if kind in ("kill", "power_cut"):
             for node in detail["nodes"]:
                 self.killed.setdefault(node, t)
         elif kind == "start":
@@ -92,6 +92,8 @@ class ScenarioRun:
             c.heal()
         elif kind == "kill":
             c.kill_many(detail["nodes"])
+        elif kind == "power_cut":  # SIGKILL and unsynced writes lost at once (a PowerCutCluster)
+            c.power_cut(detail["nodes"])  # type: ignore[attr-defined]
         elif kind == "term":
             for node in detail["nodes"]:
                 c.stop(node)

@@ -7,13 +7,20 @@ power. Metadata (create, rename, unlink, mkdir) reaches the backing directory at
 is kinder than a real disk, so the harness judges data durability, the part our code and the
 engine's journal decide. (The technique of Jepsen's LazyFS, much simplified.)
 
+``writeback_s`` models the kernel's periodic writeback: every that many seconds whatever is
+dirty reaches the backing directory, so a cut loses only what was written since. Off by default
+(the strictest disk: nothing but an fsync makes data durable); with it, software that never
+fsyncs still finds its files after a cut and loses only their last seconds, which the history
+checker can then count.
+
     disk = PowerCutDisk(backing, mount)   # needs /dev/fuse, fusermount3 and mfusepy
     disk.mount()
     ...                                   # a node runs with its data dir on `mount`
     disk.cut()                            # unsynced writes are lost; the mount is gone
     disk.mount()                          # what survived, as after a reboot
 
-Run as ``python -m ringrift_cluster.testing.powercut BACKING MOUNT`` (the filesystem process).
+Run as ``python -m ringrift_cluster.testing.powercut BACKING MOUNT [WRITEBACK_S]`` (the
+filesystem process).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +42,21 @@ from .wait import wait_until
 class PowerCutDisk:
     """One mount of the lazy filesystem over a backing directory."""
 
-    def __init__(self, backing: str | os.PathLike[str], mount: str | os.PathLike[str]) -> None:
+    def __init__(self, backing: str | os.PathLike[str], mount: str | os.PathLike[str],
+                 writeback_s: float | None = None) -> None:
         self.backing = Path(backing)
         self.mountpoint = Path(mount)
+        self.writeback_s = writeback_s
         self.proc: subprocess.Popen[bytes] | None = None
 
     def mount(self, timeout: float = 15.0) -> None:
         self.backing.mkdir(parents=True, exist_ok=True)
         self.mountpoint.mkdir(parents=True, exist_ok=True)
         log = open(self.backing.parent / f"{self.backing.name}.fuse.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ringrift_cluster.testing.powercut",
-                                      str(self.backing), str(self.mountpoint)], stdout=log, stderr=log)
+        argv = [sys.executable, "-m", "ringrift_cluster.testing.powercut", str(self.backing), str(self.mountpoint)]
+        if self.writeback_s:
+            argv.append(str(self.writeback_s))
+        self.proc = subprocess.Popen(argv, stdout=log, stderr=log)
         log.close()
         wait_until(lambda: self.mounted() or self.proc.poll() is not None, timeout,  # type: ignore[union-attr]
                    what=f"the lazy filesystem on {self.mountpoint}")
@@ -77,7 +89,7 @@ class PowerCutDisk:
         self.cut()
 
 
-def _filesystem(backing: str) -> Any:
+def _filesystem(backing: str, writeback_s: float | None = None) -> Any:
     from mfusepy import FuseOSError, Operations  # the test harness's own dependency
 
     class LazyFS(Operations):  # type: ignore[misc]
@@ -88,6 +100,18 @@ def _filesystem(backing: str) -> Any:
             self.cache: dict[str, bytearray] = {}  # path -> the file's current content
             self.dirty: set[str] = set()  # paths whose content differs from the backing file
             self.lock = threading.RLock()
+            if writeback_s:
+                threading.Thread(target=self._writeback, args=(writeback_s,), daemon=True).start()
+
+        def _writeback(self, period: float) -> None:
+            while True:
+                time.sleep(period)
+                with self.lock:
+                    for path in list(self.dirty):
+                        try:
+                            self._persist(path)
+                        except OSError:  # renamed or removed under us: the next round sees it
+                            self.dirty.discard(path)
 
         def _real(self, path: str) -> str:
             return os.path.join(self.root, path.lstrip("/"))
@@ -161,14 +185,17 @@ def _filesystem(backing: str) -> Any:
         def fsync(self, path: str, datasync: int, fh: Any) -> int:
             with self.lock:
                 if path in self.dirty:
-                    content = self.cache[path]
-                    with open(self._real(path), "r+b") as f:
-                        f.write(content)
-                        f.truncate(len(content))
-                        f.flush()
-                        os.fsync(f.fileno())
-                    self.dirty.discard(path)
+                    self._persist(path)
             return 0
+
+        def _persist(self, path: str) -> None:
+            content = self.cache[path]
+            with open(self._real(path), "r+b") as f:
+                f.write(content)
+                f.truncate(len(content))
+                f.flush()
+                os.fsync(f.fileno())
+            self.dirty.discard(path)
 
         def fsyncdir(self, path: str, datasync: int, fh: Any) -> int:
             return 0  # metadata is already on the backing directory
@@ -226,8 +253,9 @@ def _filesystem(backing: str) -> Any:
 def main(argv: list[str]) -> int:
     from mfusepy import FUSE
 
-    backing, mount = argv
-    FUSE(_filesystem(backing), mount, foreground=True, nothreads=False, default_permissions=False)
+    backing, mount = argv[:2]
+    writeback_s = float(argv[2]) if len(argv) > 2 else None
+    FUSE(_filesystem(backing, writeback_s), mount, foreground=True, nothreads=False, default_permissions=False)
     return 0
 
 

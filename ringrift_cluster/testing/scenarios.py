@@ -15,6 +15,7 @@ from typing import Any, Callable
 from .history import max_window, unavailability
 from .nemesis import (KNOWN_BULLY_ALIVE, KNOWN_PAUSED_SWEEP, NetnsCluster, ScenarioResult, ScenarioRun, converged,
                       run_scenario)
+from .scenarios_power import POWER_CUT_SCENARIOS
 
 def leader_isolated(run: ScenarioRun) -> None:
     """The leader is cut from everyone: the majority elects another, the old one steps down."""
@@ -282,6 +283,7 @@ SCENARIOS: dict[str, Callable[[ScenarioRun], None]] = {
     "lossy-links": lossy_links,
     "flapping-partition": flapping_partition,
     "slow-node": slow_node,
+    **POWER_CUT_SCENARIOS,  # need a PowerCutCluster (scenarios_power.needs_power_cut_disks)
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import threading
@@ -161,17 +162,19 @@ def main() -> None:
         root = Path(tmp)
         for mode in args.modes.split(","):
             print(f"... ringrift raft durability={mode}", flush=True)
-            results[f"ringrift {mode}"] = ours(mode, args, root)
+            load = os.getloadavg()  # the machine may be shared: each figure says how busy it was
+            results[f"ringrift {mode}"] = {**ours(mode, args, root), "load_avg_1m": load[0]}
         if EtcdCluster.available():
             print("... etcd", flush=True)
-            results["etcd"] = etcd(args, root)
+            load = os.getloadavg()
+            results["etcd"] = {**etcd(args, root), "load_avg_1m": load[0]}
         else:
             print("etcd not installed (apt-get install etcd-server): skipped in this benchmark run")
     print(f"\n{args.nodes} members on loopback, through each system's HTTP API")
-    print(f"{'system':<18}{'p50 ms':>8}{'p99 ms':>8}{'ops/s':>8}{'failover p50 s':>16}{'max s':>7}")
+    print(f"{'system':<18}{'p50 ms':>8}{'p99 ms':>8}{'ops/s':>8}{'failover p50 s':>16}{'max s':>7}{'load 1m':>9}")
     for name, r in results.items():
         print(f"{name:<18}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{r['ops_s']:>8.0f}"
-              f"{r['failover_p50_s']:>16.2f}{r['failover_max_s']:>7.2f}")
+              f"{r['failover_p50_s']:>16.2f}{r['failover_max_s']:>7.2f}{r['load_avg_1m']:>9.1f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -45,9 +45,9 @@ def make_netns_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> Iterat
                     "(run `pytest --ignore=tests/faults` where they are not available)", pytrace=False)
     clusters: list[NetnsCluster] = []
 
-    def make(n: int = 5, **kwargs: object) -> NetnsCluster:
+    def make(n: int = 5, cluster_class: type[NetnsCluster] = NetnsCluster, **kwargs: object) -> NetnsCluster:
         kwargs.setdefault("auth_token", TOKEN)
-        cluster = NetnsCluster(n, tmp_path / f"cluster{len(clusters)}", **kwargs)  # type: ignore[arg-type]
+        cluster = cluster_class(n, tmp_path / f"cluster{len(clusters)}", **kwargs)  # type: ignore[arg-type]
         clusters.append(cluster)
         return cluster
 
