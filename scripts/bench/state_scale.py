@@ -12,7 +12,7 @@ HTTP API, then clients claim them at full speed; reports claims/s, the Raft lead
 apply and snapshot stall, and leader changes.
 
     .venv/bin/python scripts/bench/state_scale.py --sizes 1000,10000,100000,1000000
-    .venv/bin/python scripts/bench/state_scale.py --sizes 0 --cluster 100000
+    .venv/bin/python scripts/bench/state_scale.py --sizes 0 --cluster 100000 [--preset lan]
 
 Not run in CI: it prints figures and progress.
 """
@@ -247,16 +247,16 @@ def in_process(sizes: list[int], budget: float, families: set[str]) -> None:
 # -- a real cluster ------------------------------------------------------------------------------
 
 
-async def cluster_run(n: int, clients: int, claim_s: float) -> None:
+async def cluster_run(n: int, clients: int, claim_s: float, preset: str) -> None:
     import aiohttp
 
     from ringrift_cluster.testing import LocalCluster
 
     with tempfile.TemporaryDirectory() as root, \
-            LocalCluster(3, root, settings={"consensus_mode": "raft"}) as cluster:
+            LocalCluster(3, root, preset=preset, settings={"consensus_mode": "raft"}) as cluster:
         cluster.start_all()
         leader = cluster.wait_for_leader(60.0)
-        print(f"leader {leader}", flush=True)
+        print(f"leader {leader} ({preset} preset)", flush=True)
         urls = [node.url for node in cluster.nodes.values()]
 
         def raft(node_id: str) -> dict[str, Any]:
@@ -317,6 +317,7 @@ def main() -> None:
     p.add_argument("--budget", type=float, default=5.0, help="seconds per measured operation and size")
     p.add_argument("--cluster", type=int, default=0, help="items for the 3-voter cluster run (0: skip)")
     p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--preset", default="local", help="the cluster run's timing preset (local: 0.2-0.6 s elections)")
     p.add_argument("--claim-seconds", type=float, default=600.0)
     p.add_argument("--families", default="queue,locks,models")
     p.add_argument("--memory-probe", type=int, default=0, help=argparse.SUPPRESS)
@@ -328,7 +329,7 @@ def main() -> None:
     if sizes:
         in_process(sizes, a.budget, set(a.families.split(",")))
     if a.cluster:
-        asyncio.run(cluster_run(a.cluster, a.clients, a.claim_seconds))
+        asyncio.run(cluster_run(a.cluster, a.clients, a.claim_seconds, a.preset))
 
 
 if __name__ == "__main__":
