@@ -23,10 +23,6 @@ DOCS = Path("docs")
 PLOTS = DOCS / "scale"
 CACHE = PLOTS / "projections.json"
 CONDITIONS = [(0.0, 0.0), (0.01, 0.0), (0.05, 0.0), (0.0, 0.01)]  # (loss, fraction stalling 1 s)
-# 5 % loss is simulated up to this N: beyond, suspicions (about N/100 per second) and their
-# refutations each reach every member, more events than minutes of this simulator allow;
-# the report gives the piggyback capacity arithmetic instead.
-HEAVY_LOSS_MAX_N = 1000
 PRESETS = ("lan", "large")
 KILLS = 8  # per scenario: detection p50/p99 over 8 deaths
 LAN_LATENCY = {"latency_s": 0.0003, "latency_sigma": 0.5}  # one-way median 0.3 ms in a datacenter LAN
@@ -46,8 +42,7 @@ def anti_entropy_bytes_s(n: int, preset: str) -> float:
 
 def plan(sizes: list[int], quick: bool = False) -> list[tuple[int, str, float, float]]:
     conditions = CONDITIONS[:2] if quick else CONDITIONS
-    return [(n, preset, loss, stall) for n in sizes for preset in PRESETS for loss, stall in conditions
-            if loss < 0.05 or n <= HEAVY_LOSS_MAX_N]
+    return [(n, preset, loss, stall) for n in sizes for preset in PRESETS for loss, stall in conditions]
 
 
 def cached() -> dict[tuple[int, str, float, float], dict[str, Any]]:

@@ -133,3 +133,31 @@ def test_loss_raises_suspicions_at_the_closed_form_rate() -> None:
     expected = formulas.suspicion_rate(n, loss, sim.p.protocol_period_s, sim.p.ping_retries) * seconds
     assert sim.c.suspicions_raised == pytest.approx(expected, rel=0.2), (sim.c.suspicions_raised, expected)
     assert sim.c.refutations > 0.8 * sim.c.suspicions_raised  # nearly every suspect hears it and refutes
+
+
+def _declared_dead_everywhere(tell: bool) -> Sim:
+    """Member 5 is alive but every other member holds it DEAD (a healed partition), then 4 s."""
+    sim = make(20, seed=6, model=QUIET.with_(tell_the_dead=tell))
+    sim.start()
+    sim.run_until(2.5)
+    for o in range(20):
+        if o != 5:
+            sim._set(o, 5, DEAD, 3)
+    sim.run_until(6.5)
+    return sim
+
+
+def test_a_member_held_dead_but_heard_from_is_told_and_refutes() -> None:
+    """``swim_hooks.tell_the_dead``: whoever holds a member DEAD yet receives its datagrams sends
+    it its own entry; it refutes above the death and announces, so every view is ALIVE again
+    within seconds. Without the hook it stays DEAD: heartbeats skip DEAD members, and the library
+    probes them only now and then."""
+    told = _declared_dead_everywhere(tell=True)
+    assert told.c.dead_told > 0 and told.c.refutations >= 1
+    views = [told.views.get(o, 5) for o in range(20) if o != 5]
+    assert all(k & 3 == 0 and k >> 2 > 3 for k in views), views
+
+    untold = _declared_dead_everywhere(tell=False)
+    assert untold.c.dead_told == 0
+    still_dead = sum(untold._view(o, 5) == DEAD for o in range(20) if o != 5)
+    assert still_dead >= 15, still_dead
