@@ -23,7 +23,7 @@ class ProtocolCycle:
     busy_until: np.ndarray
     cycles: np.ndarray
     killed_at: dict[int, float]
-    suspected_here: set[tuple[int, int]]
+    suspected_here: list[set[int]]
     now: float
 
     def _cycle(self, i: int) -> None:
@@ -43,7 +43,7 @@ class ProtocolCycle:
         size = self.sz.heartbeat(len(chosen))
         entry = self.views.entry
         subjs = np.array(chosen + [i]) if chosen else None
-        keys = entry[subjs, i] if chosen else None
+        keys = entry[i, subjs] if chosen else None
         own = int(entry[i, i])
         for _ in range(self.p.gossip_fanout):
             j = self._random_peer(i)
@@ -55,10 +55,10 @@ class ProtocolCycle:
                 continue
             if subjs is not None:
                 self._send_entries(i, j, subjs, keys)
-            else:  # idle: only the own entry, checked without arrays
+            elif own > entry[j, i]:
+                self._send_entries(i, j, np.array([i]), np.array([own]))
+            else:  # idle: only the own entry, and nothing new in it
                 self._heard(j, i)
-                if own > entry[i, j]:
-                    self.at(self.now + self._latency(), self._deliver, j, np.array([i]), np.array([own]))
 
     def _ping_rtt(self, i: int, j: int, sent: float, timeout: float) -> Optional[float]:
         """When the PONG for a PING sent at ``sent`` arrives back (None: lost or never)."""
@@ -111,7 +111,7 @@ class ProtocolCycle:
             inc = max(1, self._inc(i, j) + 1)
             self._set(i, j, SUSPECT, inc)
             self.c.suspicions_raised += 1
-            self.suspected_here.add((i, j))
+            self.suspected_here[i].add(j)
             size = self.sz.heartbeat(1)  # buddy: the suspect hears it at once
             delivered = self.running[j] and not self._lost()
             self.c.count("HEARTBEAT", size, delivered)
@@ -125,9 +125,8 @@ class ProtocolCycle:
     def _indirect_probes(self, i: int) -> None:
         """Only for members this node suspected itself, once, off the loop: k PING-REQs; a helper
         that reaches the target acks; the first ack makes the target ALIVE (incarnation + 1)."""
-        mine = [s for (o, s) in self.suspected_here if o == i] if self.suspected_here else []
-        for j in mine:
-            self.suspected_here.discard((i, j))
+        mine, self.suspected_here[i] = self.suspected_here[i], set()
+        for j in sorted(mine):
             if self._view(i, j) != SUSPECT:
                 continue
             sz, t = self.sz, self.now

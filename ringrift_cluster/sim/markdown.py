@@ -108,7 +108,13 @@ def render(cal: dict[str, Any], hold: Optional[dict[str, Any]], rows: list[dict[
     if hold:
         add(f"**Held-out N = {hold['n']}**: predicted at {hold['predicted_at']}, measured at {hold['measured_at']}; "
             f"worst relative error **{100 * hold['error']:.1f} %** (target ≤ 20 %). The simulated p99 over seeds ranged "
-            f"{hold['sim'].get('detection_p99_range_s')} s: a p99 of 5 kills is a noisy figure on either side.\n")
+            f"{hold['sim'].get('detection_p99_range_s')} s: a p99 of 5 kills is a noisy figure on either side.")
+        if hold.get("now"):
+            now = hold["now"]
+            add(f"The simulator as it is now (it has changed since the prediction: \"tell the dead\", views in one "
+                f"matrix), run again at N = {hold['n']}: detection p50 / p99 {_f(now['sim']['detection_p50_s'])} / "
+                f"{_f(now['sim']['detection_p99_s'])} s, worst relative error **{100 * now['error']:.1f} %**.")
+        add("")
     else:
         add("**Held-out N**: the prediction is filed; the real run has not been made yet.\n")
     add("![real vs simulated](scale/real_vs_sim.png)\n")

@@ -139,6 +139,7 @@ def _json(projections: list[dict[str, Any]], cal: dict[str, Any], hold: dict[str
             "cold_start": [{k: r.get(k) for k in cold_keys} for r in cold],
             "calibration": {"points": {str(p["n"]): p["error"] for p in cal["points"]},
                             "holdout_n": hold["n"] if hold else None, "holdout_error": hold["error"] if hold else None,
+                            "holdout_error_current_model": hold["now"]["error"] if hold else None,
                             "fitted": {"report_delay_s": cal["model"]["report_delay_s"]}}}
 
 
@@ -147,6 +148,8 @@ def build(sizes: list[int], quick: bool = False, reuse: bool = False, only_cache
     log("calibration: the fitted model (docs/scale/fitted_model.json) against the real runs")
     cal = calibrate.check(log=log)
     hold = calibrate.holdout() if calibrate.REAL_HOLDOUT.exists() and calibrate.PREDICTION.exists() else None
+    if hold is not None:
+        hold["now"] = calibrate.holdout_now()
     projections = project(plan(sizes, quick), calibrate.fitted_model(), reuse or only_cached, only_cached=only_cached)
     cold = cold_starts(sizes, reuse=reuse or only_cached, only_cached=only_cached)
     PLOTS.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ class TickWork:
         if self.busy_until[obs] > self.now:
             self.at(self.busy_until[obs], self._expire, obs, subj, inc)
             return
-        if self.views.entry[subj, obs] != inc * 4 + SUSPECT:
+        if self.views.entry[obs, subj] != inc * 4 + SUSPECT:
             return
         self._set(obs, subj, DEAD, inc + 1)
         self._announce(obs, subj)
@@ -68,7 +68,7 @@ class TickWork:
     def _pause_refute(self, i: int) -> None:
         """Own entry ALIVE, above every incarnation anyone gave it, announced."""
         if self.running[i]:
-            inc = (int(self.views.entry[i].max()) >> 2) + _REFUTE_BUMP
+            inc = (int(self.views.entry[:, i].max()) >> 2) + _REFUTE_BUMP
             assert inc < 2**29, "incarnations outgrew the views' int32"
             self._set(i, i, ALIVE, inc)
             self._announce(i, i)
@@ -90,7 +90,7 @@ class TickWork:
         self.last_announce[i] = self.now
         self.c.announces += 1
         subjs = np.array(subjects)
-        keys = self.views.entry[subjs, i]
+        keys = self.views.entry[i, subjs]
         size = self.sz.heartbeat(len(subjects) - 1)
         targets = min(_ANNOUNCE_MAX, self.n - 1)
         picked = set(self.rng.sample(range(self.n), min(self.n, targets + 1))) - {i}
@@ -105,7 +105,7 @@ class TickWork:
     def _heard(self, j: int, i: int) -> None:
         """``j`` received a datagram from ``i``. If ``j`` holds ``i`` DEAD, its next tick sends
         ``i`` its own entry (``swim_hooks.tell_the_dead``), at most once a second."""
-        if not self.m.tell_the_dead or self.views.entry[i, j] & 3 != DEAD:
+        if not self.m.tell_the_dead or self.views.entry[j, i] & 3 != DEAD:
             return
         if self.now - self.told_dead.get((j, i), -1e9) < _TELL_DEAD_EVERY_S:
             return
@@ -119,7 +119,7 @@ class TickWork:
         delivered = self.running[i] and not self._lost()
         self.c.count("HEARTBEAT", self.sz.heartbeat_own, delivered)
         if delivered:
-            self._send_entries(j, i, np.array([i]), np.array([self.views.entry[i, j]]))
+            self._send_entries(j, i, np.array([i]), np.array([self.views.entry[j, i]]))
 
     # -- anti-entropy -------------------------------------------------------------------------------
 
@@ -161,4 +161,4 @@ class TickWork:
         """Node ``i``'s entries for every member that ever changed (the rest are the same in every
         list)."""
         subjs = np.fromiter(sorted(self.views.changed), dtype=np.int64, count=len(self.views.changed))
-        return subjs, self.views.entry[subjs, i].copy()
+        return subjs, self.views.entry[i, subjs]

@@ -4,9 +4,9 @@ A view entry is one integer, ``incarnation * 4 + state``: swim-p2p's merge rule 
 incarnation wins; at equal incarnation DEAD > SUSPECT > ALIVE) is then a plain ``>``, and a
 batch of gossip entries is checked against a receiver's view in one numpy comparison.
 
-The matrix is ``[subject, observer]`` and zero-filled lazily by the OS (calloc): a subject that
-never changes costs no memory, and 10,000 members that all change cost 400 MB, not the 4 GB of
-the per-subject float arrays this replaced. Times (a suspicion's start, a death's arrival, the
+The matrix is ``[observer, subject]`` (a receiver's checks read one row) and zero-filled lazily
+by the OS (calloc): 10,000 members cost at most 400 MB, not the 4 GB of the per-subject float
+arrays this replaced. Times (a suspicion's start, a death's arrival, the
 published ``failed``) are kept only where they are set.
 """
 
@@ -33,7 +33,7 @@ def inc_of(k: int) -> int:
 
 
 class Views:
-    """``entry[subject, observer]`` plus the per-observer times the report needs."""
+    """``entry[observer, subject]`` plus the per-observer times the report needs."""
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -44,10 +44,10 @@ class Views:
         self.changed: set[int] = set()  # subjects any observer ever changed (what anti-entropy carries)
 
     def get(self, obs: int, subj: int) -> int:
-        return int(self.entry[subj, obs])
+        return int(self.entry[obs, subj])
 
     def state(self, obs: int, subj: int) -> int:
-        return int(self.entry[subj, obs]) & 3
+        return int(self.entry[obs, subj]) & 3
 
     def times(self, table: dict[int, dict[int, float]], subj: int, observers: np.ndarray) -> np.ndarray:
         """One subject's times over ``observers`` (nan where unset)."""
