@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -160,33 +161,40 @@ class ColdStart:
             self.now = t
             fn(*args)
             step += 1
-            if progress is not None and step % 100_000 == 0:
+            if progress is not None and step % 50_000 == 0:
                 progress(t, self.total / (self.n * self.n))
 
 
 def cold_start(n: int, preset: str = "lan", model: Optional[Model] = None, seed: int = 1,
-               start_window_s: float = 10.0, progress: bool = False) -> dict[str, Any]:
+               start_window_s: float = 10.0, progress: bool = False, limit_s: float = 900.0,
+               checkpoint: Optional[Callable[[dict[str, Any]], None]] = None) -> dict[str, Any]:
     """Every member starting within ``start_window_s``: times from the last start until the
-    share of (observer, member) pairs confirmed reaches 50/90/99/100 %."""
+    share of (observer, member) pairs confirmed reaches 50/90/99/100 %. ``checkpoint`` receives
+    the figures so far at every progress step (a long run stopped early still leaves them)."""
     model = model or Model()
     started = time.monotonic()
     cs = ColdStart(n, protocol_for(preset), model, seed, start_window_s)
-    report = None
-    if progress:
-        def report(t: float, f: float) -> None:
+
+    def figures() -> dict[str, Any]:
+        last = float(cs.start_at.max())
+        since = {f: (round(t - last, 2) if t - last > 0 else 0.0) for f, t in cs.reached.items()}
+        elapsed = max(cs.now, 1e-9)
+        return {
+            "n": n, "preset": preset, "loss": model.loss, "start_window_s": start_window_s, "seed": seed,
+            "converge_s": since.get(1.0), "views_50_s": since.get(0.5), "views_90_s": since.get(0.9),
+            "views_99_s": since.get(0.99), "converged": 1.0 in cs.reached,
+            "simulated_s": round(cs.now - last, 1), "views_share": round(cs.total / (n * n), 4),
+            "bytes_per_node_s": round(cs.bytes / n / elapsed), "max_datagram_b": cs.largest,
+            "curve": [(round(t - last, 1), f) for t, f in cs.curve if math.isfinite(t)],
+            "wall_s": round(time.monotonic() - started, 1),
+        }
+
+    def report(t: float, f: float) -> None:
+        if progress:
             print(f"# cold start N={n} {preset}: simulated {t:6.1f} s, {100 * f:5.1f} % of views, "
-                  f"{time.monotonic() - started:5.0f} s wall", file=__import__("sys").stderr, flush=True)
-    cs.run(progress=report)
-    last = float(cs.start_at.max())
-    since = {f: (round(t - last, 2) if t - last > 0 else 0.0) for f, t in cs.reached.items()}
-    elapsed = max(cs.now, 1e-9)
-    return {
-        "n": n, "preset": preset, "loss": model.loss, "start_window_s": start_window_s, "seed": seed,
-        "converge_s": since.get(1.0), "views_50_s": since.get(0.5), "views_90_s": since.get(0.9),
-        "views_99_s": since.get(0.99),
-        "converged": 1.0 in cs.reached,
-        "bytes_per_node_s": round(cs.bytes / n / elapsed),
-        "max_datagram_b": cs.largest,
-        "curve": [(round(t - last, 1), f) for t, f in cs.curve if math.isfinite(t)],
-        "wall_s": round(time.monotonic() - started, 1),
-    }
+                  f"{time.monotonic() - started:5.0f} s wall", file=sys.stderr, flush=True)
+        if checkpoint is not None:
+            checkpoint(figures())
+
+    cs.run(limit_s=limit_s, progress=report if (progress or checkpoint) else None)
+    return figures()

@@ -110,14 +110,17 @@ def cold_starts(sizes: list[int], presets: tuple[str, ...] = PRESETS, reuse: boo
                 log(f"cold start not run (not in {COLD_CACHE}): {key}")
                 continue
             log(f"cold start: N={n} {preset}, every start within {window:g} s")
+            def keep(row: dict[str, Any], key: str = key) -> None:
+                with open(PLOTS / ".projections.lock", "w") as lock:  # other processes save here too
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    now = json.loads(COLD_CACHE.read_text()) if COLD_CACHE.exists() else {}
+                    now[key] = row
+                    COLD_CACHE.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
+
             r = cold_start(n, preset, calibrate.fitted_model().with_(**LAN_LATENCY), seed=7, start_window_s=window,
-                           progress=n >= 3000)
+                           progress=n >= 3000, checkpoint=keep if n >= 3000 else None)
             log(f"  99 % of views {r['views_99_s']} s, converged {r['converge_s']} s, {r['wall_s']} s wall")
-            with open(PLOTS / ".projections.lock", "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                now = json.loads(COLD_CACHE.read_text()) if COLD_CACHE.exists() else {}
-                now[key] = r
-                COLD_CACHE.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
+            keep(r)
             have[key] = r
         rows.append(dict(have[key]))
     real = {r["nodes"]: r.get("converge_s") for f in (calibrate.REAL_CALIBRATION, calibrate.REAL_HOLDOUT) if f.exists()
