@@ -5,6 +5,7 @@
     python -m ringrift_cluster.sim predict --n 100   # the held-out N, before it is measured
     python -m ringrift_cluster.sim report        # docs/scale.md, docs/scale.json, plots (make scale-report)
     python -m ringrift_cluster.sim project --sizes 10000   # some of the report's scenarios (reused by report --reuse)
+    python -m ringrift_cluster.sim coldstart --sizes 10000  # cold starts to a converged view (reused likewise)
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     proj.add_argument("--presets", default="lan,large")
     proj.add_argument("--loss", type=float, default=None, help="only the scenarios with this loss")
     proj.add_argument("--kills", type=int, default=0, help="kills per scenario (0: the report's)")
+    cold = sub.add_parser("coldstart", help="cold starts of the report into docs/scale/coldstart.json")
+    cold.add_argument("--sizes", required=True)
+    cold.add_argument("--presets", default="lan,large")
     args = parser.parse_args(argv)
 
     if args.command == "run":
@@ -79,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         todo = [k for k in plan([int(x) for x in args.sizes.split(",") if x])
                 if k[1] in args.presets.split(",") and (args.loss is None or k[2] == args.loss)]
         project(todo, fitted_model(), reuse=True, kills=args.kills or KILLS)
+    elif args.command == "coldstart":
+        from .report import cold_starts
+        cold_starts([int(x) for x in args.sizes.split(",") if x], tuple(args.presets.split(",")), reuse=True)
     return 0
 
 

@@ -126,3 +126,11 @@ def holdout() -> dict[str, Any]:
     out["predicted_at"] = prediction["predicted_at"]
     out["measured_at"] = rows[0].get("measured_at")
     return out
+
+
+def holdout_now() -> dict[str, Any]:
+    """The held-out real run against the model as it is now (the filed prediction stays the
+    test: this shows whether later changes to the simulator moved away from it)."""
+    n = json.loads(PREDICTION.read_text())["n"]
+    rows = [r for r in load_rows(REAL_HOLDOUT) if r["nodes"] == n]
+    return compare(real_figures(rows[0]), simulate_point(n, fitted_model()))

@@ -1,5 +1,6 @@
 """The report's plots (matplotlib, written as PNG): detection vs N, bytes/s per node vs N, real vs
-simulated at the calibration points, dissemination curves; seed 004 and memberlist on the same axes."""
+simulated at the calibration points, dissemination curves, cold start; seed 004 and memberlist on the
+same axes."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ def _rows(projections: list[dict[str, Any]], preset: str, loss: float = 0.0, sta
                   key=lambda r: r["n"])
 
 
-def draw(out: Path, cal: dict[str, Any], hold: Optional[dict[str, Any]], projections: list[dict[str, Any]]) -> None:
+def draw(out: Path, cal: dict[str, Any], hold: Optional[dict[str, Any]], projections: list[dict[str, Any]],
+         cold: Optional[list[dict[str, Any]]] = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -86,3 +88,16 @@ def draw(out: Path, cal: dict[str, Any], hold: Optional[dict[str, Any]], project
     ax.set_xlabel("seconds since the first member held the death"), ax.set_ylabel("fraction of survivors")
     ax.set_xlim(0, 6), ax.legend(fontsize=7), ax.set_title("Dissemination of one death")
     fig.tight_layout(), fig.savefig(out / "dissemination.png", dpi=110), plt.close(fig)
+
+    # Cold start: share of (observer, member) pairs confirmed vs time since the last start.
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in sorted(cold or [], key=lambda r: (r["preset"], r["n"])):
+        if r["start_window_s"] < 5 or not r.get("curve"):
+            continue
+        ts, fs = zip(*r["curve"])
+        ax.plot(ts, fs, "-" if r["preset"] == "lan" else "--", label=f"N={r['n']:,} {r['preset']}")
+    ax.axvline(0, color="k", lw=0.6)
+    ax.set_xscale("symlog", linthresh=10), ax.set_xlabel("seconds since the last member started")
+    ax.set_ylabel("share of views holding each member"), ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7), ax.set_title("Cold start: every member joining from the seed list")
+    fig.tight_layout(), fig.savefig(out / "cold_start.png", dpi=110), plt.close(fig)

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..membership.swim_support import library_member_list
-from .engine import DEAD, TYPES, Sim
+from .engine import TYPES, Sim
 from .params import Model, Protocol, protocol_for
 from .sizes import measure
 
@@ -90,17 +90,16 @@ def run(sc: Scenario, progress: bool = False) -> dict[str, Any]:
     detections, undetected, t99s, curves = [], 0, [], []
     killed = set(victims)
     for v, t_kill in kill_times.items():
-        tr = sim.tracked.get(v)
         live = np.array([i for i in range(sc.n) if i not in killed])
-        if tr is None:
+        if v not in sim.views.changed:
             undetected += 1
             continue
-        failed = tr.failed_at[live]
+        failed = sim.views.times(sim.views.failed_at, v, live)
         if np.isnan(failed).any():
             undetected += 1
         else:
             detections.append(float(failed.max() - t_kill))
-        dead_from = tr.dead_from[live]
+        dead_from = sim.views.times(sim.views.dead_from, v, live)
         dead_from = np.sort(dead_from[~np.isnan(dead_from)])
         if len(dead_from):
             first = dead_from[0]
@@ -124,6 +123,7 @@ def run(sc: Scenario, progress: bool = False) -> dict[str, Any]:
         "max_datagram_b": sim.c.largest_datagram, "full_list_b": sizes.full_list, "piggyback_capacity": sizes.capacity,
         "false_suspect_events": false_suspect, "false_failed_events": false_failed, "false_deaths": false_deaths,
         "suspicions_raised": sim.c.suspicions_raised, "refutations": sim.c.refutations, "announces": sim.c.announces,
+        "dead_told": sim.c.dead_told,
         "memory_per_node_mb": round(member_list_mb(sc.n), 2),
         "wall_s": round(time.monotonic() - started, 1), "simulated_s": t_end,
     }
