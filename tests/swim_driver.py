@@ -131,14 +131,13 @@ async def _run_ours(args: argparse.Namespace) -> int:
 
 async def _kill_protocol_task(membership: Any) -> None:
     """Test hook: cancel the library's protocol task on the SWIM loop (simulates it dying)."""
-    engine, loop = membership._engine, membership._engine_loop
 
-    def kill() -> None:
+    def kill(engine: Any) -> None:
         for task in list(engine.node.tasks):
             if "_protocol_loop" in task.get_coro().__qualname__:
                 task.cancel()
 
-    loop.call_soon_threadsafe(kill)
+    membership.on_engine_loop(kill)
 
 
 async def _run_raw(args: argparse.Namespace) -> int:

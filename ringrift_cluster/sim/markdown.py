@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..membership.swim_gossip import retransmit_limit
+from ..membership.swim.gossip import retransmit_limit
 from . import formulas
 from .params import protocol_for
 from .sizes import measure

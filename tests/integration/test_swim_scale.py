@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -64,15 +65,18 @@ def _inject(membership: SwimMembership, start: int, count: int) -> None:
     without recording them as changes: no heartbeat will ever carry them, only a full sync."""
     from swim.protocol.member import Member, MemberState
 
-    async def inject() -> None:
-        members = membership._engine.node.members
+    done = threading.Event()
+
+    def inject(engine: Any) -> None:
+        members = engine.node.members
         for i in range(start, start + count):
             addr = (f"127.0.1.{1 + i // 250}", 40000 + i)
             members._members[addr] = Member(addr=addr, state=MemberState.DEAD, incarnation=1,
                                             metadata={"id": f"synthetic-{i:04d}", "rack": f"rack-{i % 40:02d}"})
+        done.set()
 
-    assert membership._engine_loop is not None
-    asyncio.run_coroutine_threadsafe(inject(), membership._engine_loop).result(5)
+    membership.on_engine_loop(inject)
+    assert done.wait(5), "the SWIM loop did not run the injection within 5 s"
 
 
 async def _wait(condition: Any, timeout: float, what: str, seen: Any) -> None:

@@ -20,12 +20,12 @@ swim-p2p takes its transport as a parameter; ours replaces the library's own for
   message id, else by address), or dropped.
 * Unbounded per-type queues nobody read (HEARTBEAT) are gone; sends never raise (a datagram
   transport does not promise delivery; the library logged every refused send at ERROR).
-* **Bounded datagrams.** Payloads over 1 KB are zlib-framed (``swim_wire.frame``); a message still
-  over the packet budget goes over TCP to the same port (``swim_stream``), never as a fragmented
+* **Bounded datagrams.** Payloads over 1 KB are zlib-framed (``wire.frame``); a message still
+  over the packet budget goes over TCP to the same port (``stream``), never as a fragmented
   or refused datagram. A datagram the OS refuses is counted and logged once per peer and reason,
   never counted as sent (it used to be: gossip stopped silently at about 438 members).
 
-Counters (``swim_wire.TransportStats``: by type and direction, sizes, refusals) feed ``describe()``.
+Counters (``wire.TransportStats``: by type and direction, sizes, refusals) feed ``describe()``.
 """
 
 from __future__ import annotations
@@ -39,10 +39,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from swim.transport.base import Transport
-
-from .swim_stream import StreamLink
-from .swim_wire import OncePerKey, TransportStats, frame, message_type
+from .bridge import Transport
+from .stream import StreamLink
+from .wire import OncePerKey, TransportStats, frame, message_type
 
 # A serialized swim-p2p message is b"U" + json.dumps(dict) and every message dict starts with its
 # type: this prefix identifies an outgoing PING without decoding it.
