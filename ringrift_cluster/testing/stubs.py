@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from ..consensus.base import Election
-from ..consensus.raft_entry import MAX_COMMAND_BYTES, encode
+from ..consensus.raft.entry import MAX_COMMAND_BYTES, encode
 from ..errors import NoLeader, NotLeader
 from ..events import EventHub, Subscription
 from ..model import (

@@ -10,12 +10,12 @@ from typing import Any
 
 import structlog
 
-from ..config import ClusterConfig
-from ..errors import NoLeader
-from ..events import EventHub, Subscription
-from ..membership.base import Membership
-from ..model import Leadership, LeadershipEvent
-from ..peer_client import PeerClient, PeerUnreachable
+from ...config import ClusterConfig
+from ...errors import NoLeader
+from ...events import EventHub, Subscription
+from ...membership.base import Membership
+from ...model import Leadership, LeadershipEvent
+from ...peer_client import PeerClient, PeerUnreachable
 
 
 class RaftObserver:

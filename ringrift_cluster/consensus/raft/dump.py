@@ -1,6 +1,6 @@
 """Raft log compaction without stalling the engine: the dump is written by a thread of its own.
 
-Used by ``raft_bridge``, the only module that imports pysyncobj or starts threads: it passes in
+Used by ``bridge``, the only module that imports pysyncobj or starts threads: it passes in
 pysyncobj's states and unpickler and the function that runs the writer on its own thread.
 """
 
@@ -13,7 +13,7 @@ import pickle
 import time
 from typing import Any, Callable
 
-from ..durable import fsync_dir
+from ...durable import fsync_dir
 
 _log = logging.getLogger(__name__)
 

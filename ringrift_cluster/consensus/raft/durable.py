@@ -16,7 +16,7 @@ log entry durable before that entry can count toward a commit:
 The term and vote are made durable (file and directory fsync) in every mode but ``none`` before
 pysyncobj returns from storing them, as Raft requires before a vote leaves the node.
 
-Used only by ``raft_bridge`` (the one module that touches pysyncobj's objects).
+Used only by ``bridge`` (the one module that touches pysyncobj's objects).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, ContextManager
 
-from ..durable import fsync_dir
+from ...durable import fsync_dir
 
 MODES = ("fsync", "batch", "none")
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import structlog
 
-from ..errors import ClusterError, ClusterTimeout, NoLeader, NotLeader
-from ..model import Leadership
-from ..state import commands
-from ..store.reconcile import new_seal, seal_term
-from .raft_entry import MAX_IMPORT_BYTES, encode
-from .raft_types import BARRIER
+from ...errors import ClusterError, ClusterTimeout, NoLeader, NotLeader
+from ...model import Leadership
+from ...state import commands
+from ...store.reconcile import new_seal, seal_term
+from .entry import MAX_IMPORT_BYTES, encode
+from .values import BARRIER
 
 STORE = "raft"
 

@@ -1,4 +1,4 @@
-"""The values that cross the Raft bridge (``raft_bridge.py``): pysyncobj's failure codes and
+"""The values that cross the Raft bridge (``bridge.py``): pysyncobj's failure codes and
 roles as enums, the barrier entry, the engine's status snapshot and its error. Plain values: no
 pysyncobj, no threads, so the rest of the backend can use them without the engine."""
 

@@ -5,7 +5,7 @@ other nodes are HTTP clients of a voter and must not construct this class. The r
 state kept in the log is ``store/raft.py::RaftStore``'s: this class has no ``submit``.
 
 Everything that crosses between pysyncobj's tick thread and asyncio lives in
-``raft_bridge.py``; this module is asyncio-only: the pysyncobj configuration, the address <->
+``bridge.py``; this module is asyncio-only: the pysyncobj configuration, the address <->
 node id edge, the single failure-code table, leadership events, commits and the status summary.
 
 Usage::
@@ -27,15 +27,15 @@ from typing import Any, Callable, TypeVar
 
 import structlog
 
-from .. import mutations
-from ..config import ClusterConfig, RaftSettings
-from ..errors import BackendUnavailable, ClusterTimeout, NoLeader
-from ..events import EventHub, Subscription
-from ..model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
-from . import raft_bridge as bridge
-from .raft_types import FailReason, RaftRole
-from .raft_entry import failure_error
-from .raft_gate import ServingGate
+from ... import mutations
+from ...config import ClusterConfig, RaftSettings
+from ...errors import BackendUnavailable, ClusterTimeout, NoLeader
+from ...events import EventHub, Subscription
+from ...model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
+from . import bridge
+from .values import FailReason, RaftRole
+from .entry import failure_error
+from .gate import ServingGate
 
 try:
     import fcntl

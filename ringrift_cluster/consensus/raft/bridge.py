@@ -24,7 +24,7 @@ Rules, enforced here and nowhere else:
 * the replicated entry point is total: it parses one JSON command and returns the state
   machine's result, or ``{"ok": False, "error": ...}``, whatever happens;
 * log compaction never serializes on the tick thread when the machine can ``freeze()``: the tick
-  thread freezes it (milliseconds) and a ``raft-dump`` thread writes the dump (``raft_dump``).
+  thread freezes it (milliseconds) and a ``raft-dump`` thread writes the dump (``dump``).
 """
 
 from __future__ import annotations
@@ -54,10 +54,10 @@ except ImportError:  # pragma: no cover - exercised only where the engine is mis
     PYSYNCOBJ_VERSION = ""
     HAS_CRYPTO = False
 
-from .raft_dump import DumpWriter
-from .raft_durable import build_durably
-from .raft_hints import LeaderLossHints
-from .raft_types import BARRIER, BARRIER_RESULT, EngineError, EngineStatus, FailReason, RaftRole
+from .dump import DumpWriter
+from .durable import build_durably
+from .hints import LeaderLossHints
+from .values import BARRIER, BARRIER_RESULT, EngineError, EngineStatus, FailReason, RaftRole
 
 _JOURNAL_FACTORY_LOCK = threading.Lock()  # pysyncobj's journal factory is swapped per construction
 
