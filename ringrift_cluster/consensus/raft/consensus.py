@@ -29,9 +29,10 @@ import structlog
 
 from ... import mutations
 from ...config import ClusterConfig, RaftSettings
-from ...errors import BackendUnavailable, ClusterTimeout, NoLeader
-from ...events import EventHub, Subscription
+from ...errors import BackendUnavailable, ClusterTimeout
+from ...events import Subscription
 from ...model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
+from ..tracker import LeadershipTracker
 from . import bridge
 from .values import FailReason, RaftRole
 from .entry import failure_error
@@ -126,9 +127,7 @@ class RaftConsensus:
             hints=self.hint_settings(),
         )
 
-        self._hub: EventHub[LeadershipEvent] = EventHub()
-        self._leadership = Leadership(leader=None, term=0, is_self=False)
-        self._changed = asyncio.Event()
+        self._tracker = LeadershipTracker()
         self._tasks: list[asyncio.Task[Any]] = []
         self._lock_fd: int | None = None
         self._started = False
@@ -220,9 +219,9 @@ class RaftConsensus:
         await self._engine.stop()
         self._release_lock()
         self._started = False
-        self._set_leadership(Leadership(leader=None, term=self._leadership.term, is_self=False))
+        self._set_leadership(Leadership(leader=None, term=self._tracker.current.term, is_self=False))
         self._stopping = False
-        self._hub.close()
+        self._tracker.close()
         self._log.info("raft_stopped")
 
     def _take_lock(self) -> None:
@@ -246,7 +245,7 @@ class RaftConsensus:
 
     @property
     def role(self) -> str:
-        return "leader" if self._leadership.is_self else "follower"
+        return "leader" if self._tracker.current.is_self else "follower"
 
     @property
     def ready(self) -> bool:
@@ -255,31 +254,19 @@ class RaftConsensus:
     # ----------------------------------------------------------------------------- leadership
 
     def leadership(self) -> Leadership:
-        return self._leadership
+        return self._tracker.current
 
     def subscribe(self) -> Subscription[LeadershipEvent]:
-        return self._hub.subscribe()
+        return self._tracker.subscribe()
 
     async def wait_for_leader(self, timeout: float) -> Leadership:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            self._refresh()
-            current = self._leadership
-            if current.leader is not None:
-                return current
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise NoLeader(f"no Raft leader within {timeout:.2f} s (term {current.term})")
-            event = self._changed
-            try:
-                await asyncio.wait_for(event.wait(), min(remaining, WATCH_INTERVAL_S * 4))
-            except asyncio.TimeoutError:
-                pass
+        return await self._tracker.wait_for_leader(
+            timeout, lambda view: f"no Raft leader within {timeout:.2f} s (term {view.term})",
+            refresh=self._refresh, poll_s=WATCH_INTERVAL_S * 4)
 
     def leader_confirmed(self) -> bool:
         """Leader duties may run: we lead, see a quorum, and committed as leader recently."""
-        current = self._leadership
+        current = self._tracker.current
         term, at = self._last_leader_commit
         window = max(2 * self._settings.tick_interval_s, self._settings.leader_fallback_timeout_s)
         return current.is_self and term == current.term and time.monotonic() - at <= window
@@ -305,10 +292,9 @@ class RaftConsensus:
             self._set_leadership(self._derive(self._engine.status()))
 
     def _set_leadership(self, new: Leadership) -> None:
-        old = self._leadership
+        old = self._tracker.current
         if (new.leader, new.term, new.is_self) == (old.leader, old.term, old.is_self):
             return
-        self._leadership = new
         now = time.monotonic()
         outcome: ElectionOutcome | None = None
         latency: float | None = None
@@ -321,13 +307,10 @@ class RaftConsensus:
             if self._lost_at is not None:
                 latency = now - self._lost_at
             self._lost_at = None
-        self._hub.publish(LeadershipEvent(leadership=new, changed=True, election_outcome=outcome,
-                                          election_latency_s=latency))
+        self._tracker.publish(new, outcome=outcome, latency_s=latency)
         if new.leader != old.leader:
             self._log.info("raft_leader_changed", leader=new.leader, previous=old.leader, term=new.term,
                            is_self=new.is_self, after_s=None if latency is None else round(latency, 3))
-        self._changed.set()
-        self._changed = asyncio.Event()
         self._gate.on_leadership(new)
 
     async def _watch_loop(self) -> None:
@@ -335,7 +318,7 @@ class RaftConsensus:
             await asyncio.sleep(WATCH_INTERVAL_S)
             self._refresh()
             if self._started and self._engine.restore_failed is None:
-                await self._gate.refresh_head(self._leadership)
+                await self._gate.refresh_head(self._tracker.current)
             failed = self._engine.restore_failed
             if failed is not None and not self._restore_logged:
                 self._restore_logged = True
@@ -355,7 +338,7 @@ class RaftConsensus:
 
     def check_serving(self) -> None:
         """Raise unless a write (or a linearizable read) may be proposed here now."""
-        self._gate.check(self._leadership)
+        self._gate.check(self._tracker.current)
 
     def require_running(self) -> None:
         if not self._started:
@@ -393,9 +376,9 @@ class RaftConsensus:
         if code != FailReason.SUCCESS:
             self._failed += 1
             self._refresh()
-            raise failure_error(code, leader=self._leadership.leader, rid=rid)
+            raise failure_error(code, leader=self._tracker.current.leader, rid=rid)
         self._committed += 1
-        current = self._leadership
+        current = self._tracker.current
         if current.is_self:
             self._last_leader_commit = (current.term, time.monotonic())
         return result
@@ -437,7 +420,7 @@ class RaftConsensus:
     def describe(self) -> dict[str, Any]:
         """What GET /raft/status needs (legacy contract section 4), plus engine details."""
         status = self._engine.status()
-        current = self._leadership
+        current = self._tracker.current
         members = {self.node_id: bool(self._started)}
         for address, connected in status.connected.items():
             node_id = self._id_by_address.get(address)
