@@ -24,3 +24,11 @@ def test_only_the_bridge_crosses_threads():
             continue
         for word in ("call_soon_threadsafe", "threading", "run_in_executor", "to_thread"):
             assert word not in text, f"{path.name} uses {word}: thread crossings belong in bridge.py"
+
+
+def test_only_the_backend_holds_its_engine():
+    """The engine is ``RaftConsensus``'s own: its parts (the serving gate, the store) use its
+    public methods, never ``raft._engine``."""
+    reach = re.compile(r"(?<!self)\._engine\b")
+    offenders = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if reach.search(p.read_text()))
+    assert offenders == []

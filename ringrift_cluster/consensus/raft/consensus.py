@@ -317,7 +317,7 @@ class RaftConsensus:
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             self._refresh()
-            if self._started and self._engine.restore_failed is None:
+            if self.trusted:
                 await self._gate.refresh_head(self._tracker.current)
             failed = self._engine.restore_failed
             if failed is not None and not self._restore_logged:
