@@ -109,3 +109,13 @@ class DumpWriter:
         if so is None or known is None:
             return {}
         return {k: v for k, v in so.__dict__.items() if k not in known}
+
+
+def stall_report(consumer: Any, dumper: "DumpWriter | None") -> dict[str, Any]:
+    """The longest the tick thread spent in one apply and in one snapshot (ms), and the dumps."""
+    return {
+        "longest_apply_ms": round(1000 * consumer.longest_apply_s, 3) if consumer is not None else 0.0,
+        "longest_snapshot_ms": round(1000 * dumper.longest_stall_s, 3) if dumper is not None else None,
+        "dumps_written": dumper.dumps if dumper is not None else None,
+        "dump_error": dumper.last_error if dumper is not None else None,
+    }
