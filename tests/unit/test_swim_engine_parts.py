@@ -23,12 +23,8 @@ from ringrift_cluster.membership.swim.membership import _load_engine, failure_bo
 ROOT = Path(__file__).resolve().parents[2]
 engine = _load_engine()  # imports swim-p2p with its import-time prints swallowed
 
-from ringrift_cluster.membership.swim.transport import (  # noqa: E402
-    TransportStats,
-    UdpEngineTransport,
-    bind_exclusive,
-    port_in_use,
-)
+from ringrift_cluster.membership.swim.sockets import bind_exclusive, port_in_use  # noqa: E402
+from ringrift_cluster.membership.swim.transport import TransportStats, UdpEngineTransport  # noqa: E402
 
 
 def test_library_config_sets_every_key_the_library_knows(monkeypatch: pytest.MonkeyPatch) -> None:

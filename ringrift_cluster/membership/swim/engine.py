@@ -34,7 +34,7 @@ crossing back to the node's loop). What we add to the library, each for a measur
   failed in the other side's views until a full sync happened to reach it.
 * **Tombstones.** A member DEAD for ``tombstone_s`` is removed from the library's list (the
   library never removes anyone), so the list does not grow with address churn.
-* **Supervision.** If a library task dies or the protocol loop stops advancing, the node is torn
+* **Supervision** (``supervise.py``). If a library task dies or the protocol loop stops advancing, the node is torn
   down and recreated (same socket) with bounded exponential backoff.
 """
 
@@ -51,17 +51,16 @@ from ...config import HostConfig, SwimSettings
 from ...model import Member, MembershipEvent, NodeId
 from . import gossip, hooks
 from .bridge import Node, RawState, serialize_message
-# Re-exported: swim.py reaches the engine only through this module (imported lazily).
+# Re-exported: membership.py reaches the engine only through this module (imported lazily).
 from .library import LibraryLogBridge, install_library_log_bridge, library_config  # noqa: F401
-from .transport import TransportStats, bind_exclusive, make_transport, port_in_use  # noqa: F401
+from .sockets import bind_exclusive, port_in_use  # noqa: F401
+from .transport import TransportStats, make_transport  # noqa: F401
 from .publish import Publisher
+from .supervise import dead_task, library_tasks, supervise
 from .view import SwimView
 
 Addr = tuple[str, int]
 _TICK_S = 0.1
-_BACKOFF_MIN_S = 0.5
-_BACKOFF_MAX_S = 30.0
-_HEALTHY_RESET_S = 60.0
 _ANNOUNCE_MIN_GAP_S = 0.5
 _UDP_MAX = 65507
 _ANNOUNCE_MAX = 48  # announce targets at most (bounded gossip): the rest learn by gossip
@@ -143,7 +142,7 @@ class SwimEngine:
     async def start(self) -> None:
         """Create and start the library node; errors propagate (the first start must work)."""
         await self._create()
-        self._supervisor = asyncio.create_task(self._supervise(), name="swim-supervisor")
+        self._supervisor = asyncio.create_task(supervise(self), name="swim-supervisor")
 
     async def shutdown(self, graceful: bool) -> None:
         self._stopping = True
@@ -221,63 +220,6 @@ class SwimEngine:
         except Exception:
             pass
 
-    async def _supervise(self) -> None:
-        backoff = _BACKOFF_MIN_S
-        while not self._stopping:
-            started = time.monotonic()
-            try:
-                reason = await self._watch()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                reason = f"watcher failed: {e!r}"
-            if self._stopping:
-                return
-            self.status.restarts += 1
-            self.status.last_error = reason
-            self.status.running = False
-            self._log.warning("swim_engine_restart", reason=reason, restarts=self.status.restarts,
-                              backoff_s=backoff)
-            self.publisher.emit()
-            await self._teardown()
-            if time.monotonic() - started > _HEALTHY_RESET_S:
-                backoff = _BACKOFF_MIN_S
-            while not self._stopping:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX_S)
-                try:
-                    await self._create()
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:
-                    self.status.restarts += 1
-                    self.status.last_error = f"restart failed: {e!r}"
-                    self._log.warning("swim_engine_restart_failed", error=repr(e), backoff_s=backoff)
-                    self.publisher.emit()
-
-    def _library_tasks(self, node: Node) -> list[asyncio.Task[Any]]:
-        """The long-lived tasks of a started node: protocol loop, sync loop, our receiver."""
-        tasks = [t for t in node.tasks if "_protocol_loop" in getattr(t.get_coro(), "__qualname__", "")]
-        sync = getattr(node.sync_service, "_sync_task", None)
-        if sync is not None:
-            tasks.append(sync)
-        receiver = getattr(node.transport, "receiver_task", None)
-        if receiver is not None:
-            tasks.append(receiver)
-        return tasks
-
-    @staticmethod
-    def _dead_task(tasks: list[asyncio.Task[Any]]) -> Optional[str]:
-        for task in tasks:
-            if task.done():
-                name = getattr(task.get_coro(), "__qualname__", task.get_name())
-                error = None if task.cancelled() else task.exception()
-                if error is None:
-                    return f"library task {name} ended (cancelled or returned)"
-                return f"library task {name} died: {error!r}"
-        return None
-
     async def _watch(self) -> str:
         """Runs until the library node fails; returns why."""
         s = self.plan.settings
@@ -307,10 +249,10 @@ class SwimEngine:
                     self._refute(node, reason="pause")
             last_tick = now
             if len(tasks) < expected:
-                tasks = self._library_tasks(node)
+                tasks = library_tasks(node)
                 if not any("_protocol_loop" in getattr(t.get_coro(), "__qualname__", "") for t in tasks):
                     return "library protocol task missing"
-            problem = self._dead_task(tasks)
+            problem = dead_task(tasks)
             if problem:
                 return problem
             cycles = node._protocol_cycles
