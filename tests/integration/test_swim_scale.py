@@ -5,7 +5,6 @@ reaches every node, through anti-entropy (full syncs over TCP)."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import threading
 import time
 from pathlib import Path
@@ -13,13 +12,11 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from swim_driver import write_cluster_yaml  # noqa: E402
-from swim_pack import PackCluster, wait_until  # noqa: E402
+from ringrift_cluster.testing.swim_clusters import PackCluster, wait_for, write_cluster_yaml
 
-from ringrift_cluster.config import load_config  # noqa: E402
-from ringrift_cluster.membership.swim import SwimMembership, failure_bound_s  # noqa: E402
+from ringrift_cluster.config import load_config
+from ringrift_cluster.membership.swim import SwimMembership, failure_bound_s
 
 pytestmark = pytest.mark.integration
 BUDGET = 1400
@@ -29,8 +26,8 @@ def test_forty_nodes_datagrams_within_budget_and_a_kill_is_failed_everywhere(tmp
     cluster = PackCluster(tmp_path, 40, per_process=10)
     cluster.start()
     try:
-        wait_until(lambda: len(cluster.started) == 40, 120, "40 nodes started", lambda: len(cluster.started))
-        wait_until(cluster.converged, 90, "every node sees the 39 others alive",
+        wait_for(lambda: len(cluster.started) == 40, 120, "40 nodes started", lambda: len(cluster.started))
+        wait_for(cluster.converged, 90, "every node sees the 39 others alive",
                    lambda: sorted(s["alive"] for s in cluster.snapshot().values())[:8])
         converged_at = time.monotonic()
         victim = cluster.ids[17]
@@ -40,10 +37,10 @@ def test_forty_nodes_datagrams_within_budget_and_a_kill_is_failed_everywhere(tmp
         def missing() -> list[str]:
             return sorted(set(survivors) - set(cluster.events_about(victim, "failed", t_kill)))
 
-        wait_until(lambda: not missing(), bound + 10, f"{victim} failed on all {len(survivors)} survivors",
+        wait_for(lambda: not missing(), bound + 10, f"{victim} failed on all {len(survivors)} survivors",
                    lambda: {n: cluster.snapshot().get(n) for n in missing()[:3]})
         last = max(cluster.events_about(victim, "failed", t_kill).values())
-        wait_until(lambda: all(st["mono"] > last for st in cluster.snapshot().values()), 10,
+        wait_for(lambda: all(st["mono"] > last for st in cluster.snapshot().values()), 10,
                    "counters from every survivor after the last report")
         status = cluster.snapshot()
         assert set(status) == set(survivors)

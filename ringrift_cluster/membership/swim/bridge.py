@@ -36,6 +36,15 @@ def library_serialize(message: Any) -> bytes:
     return serialize_message(message)
 
 
+def library_as_it_comes() -> tuple[Any, Any, Any]:
+    """swim-p2p's own ``Node``, UDP transport and default config, for the raw baseline
+    (``testing/drivers/swim.py --engine raw``)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        from swim.config import get_config
+        from swim.transport.udp import UDPTransport
+    return Node, UDPTransport, get_config
+
+
 class EngineThread:
     """A private asyncio loop on a daemon thread, and the awaitable way onto it."""
 
@@ -110,5 +119,5 @@ def hop(loop: Optional[asyncio.AbstractEventLoop], fn: Callable[..., None], *arg
         pass  # the node's loop is closing
 
 
-__all__ = ["EngineThread", "MemberList", "Node", "RawState", "Transport", "hop", "library_member_list",
+__all__ = ["EngineThread", "MemberList", "Node", "RawState", "Transport", "hop", "library_as_it_comes", "library_member_list",
            "library_serialize", "serialize_message"]

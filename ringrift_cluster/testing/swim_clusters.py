@@ -1,25 +1,11 @@
-"""Run one SWIM node per process, and a harness that runs a cluster of them on loopback.
-
-As a program (one node)::
-
-    python tests/swim_driver.py --config cluster.yaml --node-id n01 [--engine ours|raw]
-
-prints JSON lines on stdout: ``{"type": "event", ...}`` per membership event and
-``{"type": "status", ...}`` (``describe()``) twice a second. Commands on stdin: ``stop`` (graceful),
-``stop-hard``, ``status``, ``block <seconds>`` (block the node's main loop: the isolation check),
-``kill-task`` (cancel the library's protocol task: the supervisor must restart it).
-
-``--engine raw`` runs swim-p2p as it comes (its UDP transport, its default config, on the main
-loop) and prints the library's raw transitions mapped to node ids: the baseline for benchmarks.
-
-As a module: ``SwimCluster`` (spawn, signal, stop, restart nodes; read what each one saw) and
-``wait_for`` (poll a condition with a deadline; on timeout say what was seen).
-"""
+"""SWIM clusters on loopback for tests and benchmarks, driving real ``SwimMembership`` nodes
+(:mod:`ringrift_cluster.testing.drivers.swim`) in processes of their own and reading what they
+print: ``SwimCluster`` (one node a process: spawn, signal, stop, restart; what each one saw) and
+``PackCluster`` (many nodes a process, for 40-300+ nodes on a small machine). ``wait_for`` polls a
+condition with a deadline and, on timeout, says what was seen."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import json
 import os
 import random
@@ -33,184 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-ROOT = Path(__file__).resolve().parent.parent
+# The directory holding the package: the drivers run from there, whatever the caller's cwd.
+ROOT = Path(__file__).resolve().parents[2]
+SWIM_DRIVER = [sys.executable, "-m", "ringrift_cluster.testing.drivers.swim"]
 
 
-# ------------------------------------------------------------------------------------------------
-# The node process
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONUNBUFFERED="1")
 
 
-def _emit(obj: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(obj, default=str) + "\n")
-    sys.stdout.flush()
-
-
-def _configure_logging(level: str) -> None:
-    import logging
-
-    import structlog
-
-    structlog.configure(
-        processors=[structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso"),
-                    structlog.processors.JSONRenderer()],
-        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-    )
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-
-
-async def _stdin_commands() -> "asyncio.Queue[str]":
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    loop = asyncio.get_running_loop()
-
-    def reader() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(queue.put_nowait, line.strip())
-        loop.call_soon_threadsafe(queue.put_nowait, "eof")
-
-    threading.Thread(target=reader, daemon=True).start()
-    return queue
-
-
-async def _run_ours(args: argparse.Namespace) -> int:
-    from ringrift_cluster.config import load_config
-    from ringrift_cluster.errors import BackendUnavailable
-    from ringrift_cluster.membership.swim import SwimMembership
-
-    config = load_config(args.config, env={}, overrides={"node_id": args.node_id})
-    membership = SwimMembership(config)
-    subscription = membership.subscribe()
-    try:
-        await membership.start()
-    except BackendUnavailable as e:
-        _emit({"type": "error", "error": str(e), "describe": membership.describe()})
-        return 3
-    _emit({"type": "started", "node_id": config.node_id, "pid": os.getpid()})
-
-    async def pump_events() -> None:
-        async for event in subscription:
-            _emit({"type": "event", "kind": event.kind.value, "node_id": event.node_id,
-                   "after_s": event.after_s, "at": event.at, "mono": time.monotonic()})
-
-    def status() -> dict[str, Any]:
-        members = [
-            {"node_id": m.node_id, "state": m.state.value, "host": m.host, "api_port": m.api_port,
-             "role": m.role, "raft_address": m.raft_address, "capabilities": list(m.capabilities),
-             "has_gpu": m.has_gpu, "gpu_name": m.gpu_name, "source": m.source, "meta": dict(m.meta)}
-            for m in membership.members().values()
-        ]
-        return {"type": "status", "at": time.time(), "describe": membership.describe(), "members": members}
-
-    async def pump_status() -> None:
-        while True:
-            _emit(status())
-            await asyncio.sleep(0.5)
-
-    tasks = [asyncio.create_task(pump_events()), asyncio.create_task(pump_status())]
-    commands = await _stdin_commands()
-    code = 0
-    while True:
-        command = await commands.get()
-        if command == "status":
-            _emit(status())
-        elif command.startswith("block"):
-            seconds = float(command.split()[1])
-            time.sleep(seconds)  # deliberately blocks this (the node's) loop
-            _emit({"type": "unblocked", "seconds": seconds})
-        elif command == "kill-task":
-            await _kill_protocol_task(membership)
-        elif command in ("stop", "stop-hard", "eof"):
-            await membership.stop(graceful=command != "stop-hard")
-            _emit({"type": "stopped", "graceful": command != "stop-hard",
-                   "describe": membership.describe()})
-            break
-    for task in tasks:
-        task.cancel()
-    return code
-
-
-async def _kill_protocol_task(membership: Any) -> None:
-    """Test hook: cancel the library's protocol task on the SWIM loop (simulates it dying)."""
-
-    def kill(engine: Any) -> None:
-        for task in list(engine.node.tasks):
-            if "_protocol_loop" in task.get_coro().__qualname__:
-                task.cancel()
-
-    membership.on_engine_loop(kill)
-
-
-async def _run_raw(args: argparse.Namespace) -> int:
-    """swim-p2p exactly as it comes: its transport and defaults, on this (the main) loop."""
-    import contextlib
-    import io
-
-    from ringrift_cluster.config import load_config
-
-    config = load_config(args.config, env={}, overrides={"node_id": args.node_id})
-    with contextlib.redirect_stdout(io.StringIO()):
-        from swim.config import get_config
-        from swim.protocol.node import Node
-        from swim.transport.udp import UDPTransport
-    import logging
-
-    logging.getLogger("swim").setLevel(logging.CRITICAL)
-    addr_to_id = {(h.address, h.swim_port): h.node_id for h in config.hosts.values()}
-    me = config.me
-    seeds = [(h.address, h.swim_port) for h in config.peers]
-    node = await Node.create(bind_addr=(me.address, me.swim_port), transport=UDPTransport(),
-                             seed_addrs=seeds, config=get_config())
-    await node.start()
-    _emit({"type": "started", "node_id": me.node_id, "pid": os.getpid()})
-    names = {"ALIVE": "alive", "SUSPECT": "suspect", "DEAD": "failed"}
-    seen: dict[str, str] = {}
-    commands = await _stdin_commands()
-    last_status = 0.0
-    while True:
-        try:
-            command = commands.get_nowait()
-        except asyncio.QueueEmpty:
-            command = None
-        if command in ("stop", "stop-hard", "eof"):
-            await node.stop()
-            break
-        for m in node.members.get_all_members(exclude_self=True):
-            node_id = addr_to_id.get(m.addr, f"?{m.addr}")
-            state = names[m.state.name]
-            if seen.get(node_id) != state:
-                kind = "joined" if node_id not in seen else state
-                seen[node_id] = state
-                _emit({"type": "event", "kind": kind, "node_id": node_id, "at": time.time(),
-                       "mono": time.monotonic()})
-        if time.monotonic() - last_status > 0.5:
-            last_status = time.monotonic()
-            members = [{"id": n, "state": s, "address": ""} for n, s in sorted(seen.items())]
-            transport = node.transport
-            _emit({"type": "status", "at": time.time(), "describe": {
-                "members": members, "raw_flaps": 0, "restarts": 0,
-                "alive_count": sum(1 for _, s in seen.items() if s == "alive")}})
-        await asyncio.sleep(0.05)
-    return 0
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config", required=True)
-    parser.add_argument("--node-id", required=True)
-    parser.add_argument("--engine", choices=("ours", "raw"), default="ours")
-    parser.add_argument("--log-level", default="warning")
-    args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    _configure_logging(args.log_level)
-    runner = _run_ours if args.engine == "ours" else _run_raw
-    return asyncio.run(runner(args))
-
-
-# ------------------------------------------------------------------------------------------------
-# The harness
-
-
-def free_ports(count: int) -> list[int]:
+def free_swim_ports(count: int) -> list[int]:
     """Ports free for both TCP and UDP right now (held until all are found, then released)."""
     held: list[socket.socket] = []
     ports: list[int] = []
@@ -242,7 +60,7 @@ def write_cluster_yaml(path: Path, ids: list[str], *, preset: str = "local",
     """A host-file-compatible cluster YAML on loopback; returns node id -> swim port."""
     import yaml
 
-    ports = free_ports(3 * len(ids))
+    ports = free_swim_ports(3 * len(ids))
     hosts: dict[str, Any] = {}
     swim_ports: dict[str, int] = {}
     for i, node_id in enumerate(ids):
@@ -276,7 +94,7 @@ class NodeProc:
 
 
 class SwimCluster:
-    """N node processes on loopback, each running ``swim_driver.py`` from one cluster YAML."""
+    """N node processes on loopback, each running the driver's ``node`` from one cluster YAML."""
 
     def __init__(self, workdir: Path, n: int, *, preset: str = "local",
                  swim: Optional[dict[str, Any]] = None, engine: str = "ours", prefix: str = "n") -> None:
@@ -294,11 +112,9 @@ class SwimCluster:
 
     def spawn(self, node_id: str) -> NodeProc:
         log = open(self.workdir / f"{node_id}.stderr.log", "a")
-        env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "swim_driver.py"), "--config", str(self.config_path),
-             "--node-id", node_id, "--engine", self.engine],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env, bufsize=1,
+            [*SWIM_DRIVER, "node", "--config", str(self.config_path), "--node-id", node_id, "--engine", self.engine],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=_env(), bufsize=1, cwd=ROOT,
         )
         log.close()
         node = NodeProc(node_id, proc)
@@ -444,5 +260,109 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str,
         time.sleep(interval)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+class PackCluster:
+    """N nodes in ``ceil(N / per_process)`` processes on loopback, one cluster YAML."""
+
+    def __init__(self, workdir: Path, n: int, *, per_process: int = 10, preset: str = "local",
+                 swim: Optional[dict[str, Any]] = None) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        width = max(2, len(str(n)))
+        self.ids = [f"n{i:0{width}d}" for i in range(1, n + 1)]
+        self.config_path = self.workdir / "cluster.yaml"
+        write_cluster_yaml(self.config_path, self.ids, preset=preset, swim=swim)
+        self.groups = [self.ids[i:i + per_process] for i in range(0, n, per_process)]
+        self.procs: list[subprocess.Popen[str]] = []
+        self.home: dict[str, int] = {}  # node id -> index of its process
+        self.events: list[dict[str, Any]] = []
+        self.status: dict[str, dict[str, Any]] = {}
+        self.started: dict[str, float] = {}
+        self.stopped: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        for index, group in enumerate(self.groups):
+            log = open(self.workdir / f"pack{index}.stderr.log", "a")
+            proc = subprocess.Popen(
+                [*SWIM_DRIVER, "pack", "--config", str(self.config_path), "--nodes", ",".join(group)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=_env(), bufsize=1, cwd=ROOT)
+            log.close()
+            self.procs.append(proc)
+            for node_id in group:
+                self.home[node_id] = index
+            threading.Thread(target=self._read, args=(proc,), daemon=True).start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            kind = obj.get("type")
+            with self._lock:
+                if kind == "status":
+                    self.status[obj["observer"]] = obj
+                elif kind == "event":
+                    self.events.append(obj)
+                elif kind == "started":
+                    self.started[obj["node_id"]] = obj["mono"]
+                elif kind == "stopped":
+                    self.stopped[obj["node_id"]] = obj["mono"]
+
+    def send(self, node_id: str, command: str) -> None:
+        proc = self.procs[self.home[node_id]]
+        assert proc.stdin is not None
+        proc.stdin.write(f"{command} {node_id}\n")
+        proc.stdin.flush()
+
+    def kill(self, node_id: str) -> float:
+        """Stop ``node_id`` without a leave (silent, as a crash); returns when it stopped."""
+        self.send(node_id, "kill")
+        wait_for(lambda: node_id in self.stopped, 30, f"{node_id} stopped", interval=0.2)
+        with self._lock:
+            self.status.pop(node_id, None)
+            return self.stopped[node_id]
+
+    def live(self) -> list[str]:
+        return [n for n in self.ids if n not in self.stopped]
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self.status.items()}
+
+    def events_about(self, member: str, kind: str, since: float = 0.0) -> dict[str, float]:
+        """observer -> first time it reported ``kind`` about ``member`` after ``since``."""
+        out: dict[str, float] = {}
+        with self._lock:
+            for e in self.events:
+                if e["node_id"] == member and e["kind"] == kind and e["mono"] >= since:
+                    out.setdefault(e["observer"], e["mono"])
+        return out
+
+    def converged(self) -> bool:
+        live = self.live()
+        status = self.snapshot()
+        return all(n in status and status[n]["alive"] == len(live) - 1 for n in live)
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.poll() is None]
+
+    def close(self) -> None:
+        for proc in self.procs:
+            try:
+                if proc.stdin:
+                    proc.stdin.write("quit\n")
+                    proc.stdin.flush()
+            except OSError:
+                pass
+        deadline = time.monotonic() + 15
+        for proc in self.procs:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+__all__ = ["NodeProc", "PackCluster", "SwimCluster", "free_swim_ports", "wait_for", "write_cluster_yaml"]
