@@ -28,6 +28,18 @@ def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONUNBUFFERED="1")
 
 
+def _follow(proc: subprocess.Popen[str], lock: threading.Lock, take: Callable[[dict[str, Any]], None]) -> None:
+    """A driver's stdout, one JSON object a line, each handed to ``take`` under ``lock``."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        with lock:
+            take(obj)
+
+
 def free_swim_ports(count: int) -> list[int]:
     """Ports free for both TCP and UDP right now (held until all are found, then released)."""
     held: list[socket.socket] = []
@@ -118,33 +130,28 @@ class SwimCluster:
         )
         log.close()
         node = NodeProc(node_id, proc)
-        node.reader = threading.Thread(target=self._read, args=(node,), daemon=True)
+        node.reader = threading.Thread(target=_follow, args=(proc, self._lock, lambda obj: self._take(node, obj)),
+                                       daemon=True)
         node.reader.start()
         self.nodes[node_id] = node
         self.generations.setdefault(node_id, []).append(node)
         return node
 
-    def _read(self, node: NodeProc) -> None:
-        assert node.proc.stdout is not None
-        for line in node.proc.stdout:
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            kind = obj.get("type")
-            with self._lock:
-                if kind == "status":
-                    node.status = obj["describe"]
-                    node.members = obj.get("members", [])
-                    continue
-                obj["seen_mono"] = time.monotonic()
-                node.lines.append(obj)
-                if kind == "event":
-                    node.events.append(obj)
-                elif kind == "started":
-                    node.started = True
-                elif kind == "error":
-                    node.error = obj["error"]
+    @staticmethod
+    def _take(node: NodeProc, obj: dict[str, Any]) -> None:
+        kind = obj.get("type")
+        if kind == "status":
+            node.status = obj["describe"]
+            node.members = obj.get("members", [])
+            return
+        obj["seen_mono"] = time.monotonic()
+        node.lines.append(obj)
+        if kind == "event":
+            node.events.append(obj)
+        elif kind == "started":
+            node.started = True
+        elif kind == "error":
+            node.error = obj["error"]
 
     def start(self, ids: Optional[list[str]] = None) -> None:
         for node_id in ids or self.ids:
@@ -290,25 +297,18 @@ class PackCluster:
             self.procs.append(proc)
             for node_id in group:
                 self.home[node_id] = index
-            threading.Thread(target=self._read, args=(proc,), daemon=True).start()
+            threading.Thread(target=_follow, args=(proc, self._lock, self._take), daemon=True).start()
 
-    def _read(self, proc: subprocess.Popen[str]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            kind = obj.get("type")
-            with self._lock:
-                if kind == "status":
-                    self.status[obj["observer"]] = obj
-                elif kind == "event":
-                    self.events.append(obj)
-                elif kind == "started":
-                    self.started[obj["node_id"]] = obj["mono"]
-                elif kind == "stopped":
-                    self.stopped[obj["node_id"]] = obj["mono"]
+    def _take(self, obj: dict[str, Any]) -> None:
+        kind = obj.get("type")
+        if kind == "status":
+            self.status[obj["observer"]] = obj
+        elif kind == "event":
+            self.events.append(obj)
+        elif kind == "started":
+            self.started[obj["node_id"]] = obj["mono"]
+        elif kind == "stopped":
+            self.stopped[obj["node_id"]] = obj["mono"]
 
     def send(self, node_id: str, command: str) -> None:
         proc = self.procs[self.home[node_id]]
