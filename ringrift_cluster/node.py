@@ -18,8 +18,7 @@ from .api.parts import Parts
 from .config import ClusterConfig, ElectionBackend, MembershipBackend, StoreBackend
 from .consensus.base import Election
 from .consensus.bully import BullyElection
-from .consensus.raft import RaftConsensus
-from .consensus.raft_observer import RaftObserver
+from .consensus.raft import RaftConsensus, RaftObserver
 from .discovery import Discovery
 from .errors import BackendUnavailable, ClusterError
 from .loop_watch import watch_loop

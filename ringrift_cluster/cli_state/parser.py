@@ -90,6 +90,14 @@ def add_state_commands(sub: Any) -> None:
         p.set_defaults(state_fn=fn)
         return p
 
+    def list_and_show(group: Any, listing: tuple[str, Callable[..., int]], filters: dict[str, dict[str, Any]],
+                      showing: tuple[str, Callable[..., int]], key: str) -> None:
+        """``list`` (with ``--<filter>`` flags) and ``show <key>``: every collection's two readers."""
+        p = leaf(group, "list", *listing)
+        for flag, options in filters.items():
+            p.add_argument(f"--{flag}", **options)
+        leaf(group, "show", *showing).add_argument(key)
+
     leaf(sub, "members", "list the members as one node sees them (per source in hybrid mode)", verbs.show_members)
     leaf(sub, "leader", "print the leader and its term (exit 5 when there is none)", verbs.show_leader)
 
@@ -109,12 +117,10 @@ def add_state_commands(sub: Any) -> None:
     p.add_argument("--type", dest="work_types", action="append", metavar="TYPE", help="only these types (repeatable)")
     p.add_argument("--lease", type=_positive, metavar="S", help="claim lease in seconds")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the work id and claim token")
-    p = leaf(work, "show", "one work item", verbs.work_show)
-    p.add_argument("work_id")
-    p = leaf(work, "list", "work items, with the counts by status", verbs.work_list)
-    p.add_argument("--status", choices=WORK_STATUSES)
-    p.add_argument("--node", help="only items claimed by this node")
-    p.add_argument("--limit", type=int, default=100, help="at most this many items (default 100)")
+    list_and_show(work, ("work items, with the counts by status", verbs.work_list),
+                  {"status": {"choices": WORK_STATUSES}, "node": {"help": "only items claimed by this node"},
+                   "limit": {"type": int, "default": 100, "help": "at most this many items (default 100)"}},
+                  ("one work item", verbs.work_show), "work_id")
     for verb, help in (("start", "mark a claimed item running"), ("renew", "extend a claim's lease"),
                        ("complete", "complete a claimed or running item"), ("fail", "fail it (requeued unless --no-retry)")):
         p = leaf(work, verb, help, verbs.work_transition, True)
@@ -143,11 +149,8 @@ def add_state_commands(sub: Any) -> None:
             p.add_argument("--result", type=_json_value, metavar="JSON")
         if verb == "fail":
             p.add_argument("--error", default="")
-    p = leaf(jobs, "list", "jobs, with the counts by status", verbs.job_list)
-    p.add_argument("--node")
-    p.add_argument("--status", choices=JOB_STATUSES)
-    p = leaf(jobs, "show", "one job", verbs.job_show)
-    p.add_argument("job_id")
+    list_and_show(jobs, ("jobs, with the counts by status", verbs.job_list),
+                  {"node": {}, "status": {"choices": JOB_STATUSES}}, ("one job", verbs.job_show), "job_id")
 
     models = sub.add_parser("models", help="the model registry").add_subparsers(dest="verb", required=True)
     p = leaf(models, "register", "register a model version (a candidate)", verbs.model_register, True)
@@ -162,11 +165,9 @@ def add_state_commands(sub: Any) -> None:
     p.add_argument("version")
     p.add_argument("--stage", choices=MODEL_STAGES, default="production")
     _fence_flags(p)
-    p = leaf(models, "list", "every registered version", verbs.model_list)
-    p.add_argument("--name")
-    p.add_argument("--stage", choices=MODEL_STAGES)
-    p = leaf(models, "show", "one model's versions and its latest per stage", verbs.model_show)
-    p.add_argument("name")
+    list_and_show(models, ("every registered version", verbs.model_list),
+                  {"name": {}, "stage": {"choices": MODEL_STAGES}},
+                  ("one model's versions and its latest per stage", verbs.model_show), "name")
 
     lock = sub.add_parser("lock", help="fenced training locks").add_subparsers(dest="verb", required=True)
     p = leaf(lock, "acquire", "take a lock; prints its fence token", verbs.lock_acquire, True)

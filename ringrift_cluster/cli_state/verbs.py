@@ -163,18 +163,29 @@ def work_list(client: Client, args: argparse.Namespace) -> int:
     return _emit(args, answer, human)
 
 
-def work_transition(client: Client, args: argparse.Namespace) -> int:
-    verb = args.verb
-    body: dict[str, Any] = {"claim_token": args.claim_token}
-    if verb == "renew":
-        body["lease_s"] = args.lease
-    elif verb == "complete":
+def _transition(client: Client, args: argparse.Namespace, collection: str, item_id: str, body: dict[str, Any],
+                describe: Callable[[dict[str, Any]], str]) -> int:
+    """``POST /raft/<collection>/<id>/<verb>``; ``complete`` carries its result, ``fail`` its error."""
+    if args.verb == "complete":
         body["result"] = args.result
-    elif verb == "fail":
-        body.update(error=args.error, retry=args.retry)
-    answer = _write(client, args, "POST", f"/raft/work/{args.work_id}/{verb}", body)
-    extra = f", expires in {_in(answer.get('expires_at'), answer.get('clock'))}" if answer.get("expires_at") else ""
-    return _emit(args, answer, lambda: f"{args.work_id}: {answer.get('status')}{extra}")
+    elif args.verb == "fail":
+        body["error"] = args.error
+    answer = _write(client, args, "POST", f"/raft/{collection}/{item_id}/{args.verb}", body)
+    return _emit(args, answer, lambda: describe(answer))
+
+
+def work_transition(client: Client, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"claim_token": args.claim_token}
+    if args.verb == "renew":
+        body["lease_s"] = args.lease
+    elif args.verb == "fail":
+        body["retry"] = args.retry
+
+    def describe(answer: dict[str, Any]) -> str:
+        extra = f", expires in {_in(answer.get('expires_at'), answer.get('clock'))}" if answer.get("expires_at") else ""
+        return f"{args.work_id}: {answer.get('status')}{extra}"
+
+    return _transition(client, args, "work", args.work_id, body, describe)
 
 
 # -- jobs ------------------------------------------------------------------------------------
@@ -187,14 +198,8 @@ def job_assign(client: Client, args: argparse.Namespace) -> int:
 
 
 def job_transition(client: Client, args: argparse.Namespace) -> int:
-    verb = args.verb
-    body: dict[str, Any] = {"node_id": args.node}
-    if verb == "complete":
-        body["result"] = args.result
-    elif verb == "fail":
-        body["error"] = args.error
-    answer = _write(client, args, "POST", f"/raft/jobs/{args.job_id}/{verb}", body)
-    return _emit(args, answer, lambda: f"{args.job_id}: {answer.get('status')}")
+    return _transition(client, args, "jobs", args.job_id, {"node_id": args.node},
+                       lambda answer: f"{args.job_id}: {answer.get('status')}")
 
 
 _JOB_COLUMNS = ("job_id", "node_id", "job_type", "status", "error")

@@ -121,15 +121,15 @@ class RaftSettings:
     # Log compaction (snapshot to the full-dump file) when either limit is passed.
     log_compaction_min_entries: int = 5000
     log_compaction_min_time_s: float = 300.0
-    # When a log entry is on disk before it counts toward a commit (consensus/raft_durable.py):
+    # When a log entry is on disk before it counts toward a commit (consensus/raft/durable.py):
     # fsync (every append) | batch (one fsync per outgoing batch: group commit) | none (as
     # pysyncobj does it: survives process crashes, not power cuts).
     durability: str = "batch"
     # A follower campaigns at once when the leader's connection closes or membership declares
-    # it failed, instead of waiting out the election timeout (consensus/raft_hints.py).
+    # it failed, instead of waiting out the election timeout (consensus/raft/hints.py).
     leader_hints: bool = True
     # The commands proposed in one pass of the event loop share one log entry, each applied on its
-    # own (consensus/raft_batch.py): the engine's cost per entry is paid once per batch.
+    # own (consensus/raft/batch.py): the engine's cost per entry is paid once per batch.
     batch_proposals: bool = True
 
 
@@ -244,7 +244,7 @@ class ClusterConfig:
 # --------------------------------------------------------------------------------------------
 # Presets: the section values a preset changes. ``lan`` is the host's defaults.
 
-RAFT_DURABILITY = ("fsync", "batch", "none")  # consensus/raft_durable.py
+RAFT_DURABILITY = ("fsync", "batch", "none")  # consensus/raft/durable.py
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "lan": {

@@ -30,7 +30,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..membership.swim_gossip import push_pull_interval, retransmit_limit
+from ..membership.swim.gossip import push_pull_interval, retransmit_limit
 from .params import Model, Protocol, protocol_for
 from .piggyback import PiggybackQueues
 from .sizes import measure

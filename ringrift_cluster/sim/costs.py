@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 
-from ..membership.swim_support import library_member_list
+from ..membership.swim.bridge import library_member_list
 
 
 @functools.lru_cache(maxsize=8)

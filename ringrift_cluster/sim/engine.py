@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ..membership.swim_gossip import push_pull_interval, retransmit_limit
+from ..membership.swim.gossip import push_pull_interval, retransmit_limit
 from .costs import cycle_scan_per_member_s
 from .cycle import ProtocolCycle
 from .params import Model, Protocol

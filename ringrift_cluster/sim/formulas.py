@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from ..membership.swim_gossip import push_pull_interval, retransmit_limit
+from ..membership.swim.gossip import push_pull_interval, retransmit_limit
 
 # Seed 004 (the 10,000-node SWIM architecture), "Performance Characteristics at 10k Scale".
 SEED_004 = {"detection_s": (5.0, 10.0), "msgs_per_node_s": 50.0, "cluster_bytes_s": 25e6,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..membership.swim_gossip import retransmit_limit
+from ..membership.swim.gossip import retransmit_limit
 from . import formulas
 from .params import protocol_for
 from .sizes import measure
@@ -205,7 +205,7 @@ def _unfinished(r: dict[str, Any]) -> str:
 
 
 def _cold_section(add: Any, cold: list[dict[str, Any]]) -> None:
-    from ..membership.swim_gossip import push_pull_interval
+    from ..membership.swim.gossip import push_pull_interval
     add("## Cold start: every member joining from the seed list\n")
     add("What the backend does on join (`coldstart.py` follows it): the member list starts with every configured peer "
         "as a seed entry, which the published view ignores until the member's own entry (its id, a clock-ms "

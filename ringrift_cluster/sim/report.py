@@ -17,7 +17,7 @@ from . import calibrate, formulas
 from .params import LARGE_OVERRIDES, Model, protocol_for
 from .scenario import Scenario, run
 from .sizes import measure
-from ..membership.swim_gossip import push_pull_interval
+from ..membership.swim.gossip import push_pull_interval
 
 DOCS = Path("docs")
 PLOTS = DOCS / "scale"

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ..membership.swim_support import library_member_list
+from ..membership.swim.bridge import library_member_list
 from .engine import TYPES, Sim
 from .params import Model, Protocol, protocol_for
 from .sizes import measure

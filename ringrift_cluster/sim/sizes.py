@@ -11,9 +11,9 @@ import random
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from ..membership import swim_gossip
-from ..membership.swim_support import library_serialize as serialize_message
-from ..membership.swim_wire import frame
+from ..membership.swim import gossip as swim_gossip
+from ..membership.swim.bridge import library_serialize as serialize_message
+from ..membership.swim.wire import frame
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, TypeVar
 import structlog
 
 from ..consensus.raft import RaftConsensus
-from ..consensus.raft_entry import MAX_COMMAND_BYTES, MAX_IMPORT_BYTES, encode
+from ..consensus.raft.entry import MAX_COMMAND_BYTES, MAX_IMPORT_BYTES, encode
 from ..errors import ClusterError, ClusterTimeout, CommandRejected, NoLeader, NotLeader
 from ..model import Leadership
 

@@ -5,14 +5,14 @@ the roles' contracts, with no sockets, threads or files."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from ..consensus.base import Election
-from ..consensus.raft_entry import MAX_COMMAND_BYTES, encode
+from ..consensus.raft.entry import MAX_COMMAND_BYTES, encode
+from ..consensus.tracker import LeadershipTracker
 from ..errors import NoLeader, NotLeader
 from ..events import EventHub, Subscription
 from ..model import (
@@ -77,9 +77,7 @@ class ManualElection:
     def __init__(self, node_id: NodeId, *, leader: NodeId | None = None) -> None:
         self.node_id = node_id
         self._initial = leader
-        self._leadership = Leadership(leader=None, term=0, is_self=False)
-        self._hub: EventHub[LeadershipEvent] = EventHub()
-        self._changed = asyncio.Event()
+        self._tracker = LeadershipTracker()
         self._started = False
 
     @property
@@ -88,7 +86,7 @@ class ManualElection:
 
     @property
     def role(self) -> str:
-        return "leader" if self._leadership.is_self else "follower"
+        return "leader" if self._tracker.current.is_self else "follower"
 
     async def start(self) -> None:
         self._started = True
@@ -97,38 +95,27 @@ class ManualElection:
 
     async def stop(self) -> None:
         self._started = False
-        self._leadership = Leadership(leader=None, term=self._leadership.term, is_self=False)
-        self._hub.close()
+        # Stopped, it names no leader, and tells no one (its subscribers are closed).
+        self._tracker.current = Leadership(leader=None, term=self._tracker.current.term, is_self=False)
+        self._tracker.close()
 
     def elect(self, leader: NodeId | None) -> Leadership:
-        term = self._leadership.term + 1
-        self._leadership = Leadership(leader=leader, term=term, is_self=leader == self.node_id)
+        view = Leadership(leader=leader, term=self._tracker.current.term + 1, is_self=leader == self.node_id)
         outcome = None if leader is None else ElectionOutcome.WON if leader == self.node_id else ElectionOutcome.ADOPTED
-        self._hub.publish(LeadershipEvent(leadership=self._leadership, changed=True, election_outcome=outcome))
-        self._changed.set()
-        self._changed = asyncio.Event()
-        return self._leadership
+        self._tracker.publish(view, outcome=outcome)
+        return view
 
     def leadership(self) -> Leadership:
-        return self._leadership
+        return self._tracker.current
 
     def subscribe(self) -> Subscription[LeadershipEvent]:
-        return self._hub.subscribe()
+        return self._tracker.subscribe()
 
     async def wait_for_leader(self, timeout: float) -> Leadership:
-        deadline = time.monotonic() + timeout
-        while self._leadership.leader is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise NoLeader(f"no leader named within {timeout:.2f} s")
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
-        return self._leadership
+        return await self._tracker.wait_for_leader(timeout, lambda _: f"no leader named within {timeout:.2f} s")
 
     def describe(self) -> dict[str, Any]:
-        view = self._leadership
+        view = self._tracker.current
         return {"backend": self.name, "leader": view.leader, "term": view.term, "is_leader": view.is_self}
 
 

@@ -23,7 +23,7 @@ times, as a real client resolves them (the machine applies one request id at mos
 :func:`~ringrift_cluster.testing.checks.state.check_history` (pure, in ``checks/``) judges the
 recorded history plus the final state read after heal; (d) convergence (every Raft replica's
 ``/state/digest`` equal after heal, polled with a deadline) is checked by
-:meth:`StateWorkload.check`, which also reads the final state.
+:meth:`StateWorkload.check`, which also reads the final state (both through ``final_state.py``).
 
 In ``bully`` consensus mode the elected leader alone holds the state and a new leader does not
 have the old one's, so the history checks are no claim there: the workload reports them in its
@@ -32,25 +32,20 @@ summary (``expected_anomalies``), not as violations.
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from .checks.calls import NOT_APPLIED, OK, REFUSED, UNKNOWN, Attempt, Call, FinalState, acked_claims
 from .checks.state import check_history
 from .linearizability import Verdict, check_calls
+from .final_state import ClusterReader
 from .netns import NetnsCluster
 from .state_client import Client
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 # --------------------------------------------------------------------------------------------
@@ -111,7 +106,7 @@ class StateWorkload:
         # Our own work type too: workers never claim what an earlier run on this cluster left.
         self.work_type = f"{self.tag}-train"
         self.long_locks = tuple(f"{self.tag}-{name}" for name in self.long_locks)
-        self.baseline_items = self._count_items()
+        self.baseline_items = ClusterReader(cluster, self._stopping).count_items()
         roles = [("producer", self._producer)]
         roles += [(f"worker-{i + 1}", self._worker) for i in range(self.workers)]
         roles += [(f"locker-{i + 1}", self._locker) for i in range(self.lockers)]
@@ -135,7 +130,10 @@ class StateWorkload:
         try:
             # Every item is read on its own: a long run's thousands need more than the default.
             adds = sum(1 for c in self.calls if c.op == "work.add")
-            self.final = self.read_final(timeout=30.0 + adds / 50)
+            work_ids = sorted({c.args["work_id"] for c in self.calls if c.op == "work.add"})
+            model_names = sorted({c.args["name"] for c in self.calls if c.op == "model.register"})
+            self.final = self._cluster_reader().read_final(work_ids, model_names, self.baseline_items,
+                                                           timeout=30.0 + adds / 50)
         except RuntimeError as e:
             violations.append(f"final state not readable: {e}")
         else:
@@ -149,7 +147,7 @@ class StateWorkload:
             violations += found
         else:
             self.anomalies += found
-        violations += self.check_convergence()
+        violations += self._cluster_reader().check_convergence(self.converge_s, self.durable)
         self._checked = violations
         return list(violations)
 
@@ -198,109 +196,14 @@ class StateWorkload:
                 out["acked_writes"] += c.acked
         return out
 
+    def _cluster_reader(self) -> ClusterReader:
+        assert self.cluster is not None
+        return ClusterReader(self.cluster, self._stopping)
+
     def history(self) -> str:
         """Every recorded call, one per line (for a failure report)."""
         with self._lock:
             return "\n".join(str(c) for c in self.calls)
-
-    # -- Final state -------------------------------------------------------------------------------
-
-    def _get(self, node: str, path: str, timeout: float = 5.0) -> tuple[int | None, Any]:
-        assert self.cluster is not None
-        try:
-            with _OPENER.open(self.cluster.nodes[node].url + path, timeout=timeout) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as e:
-            try:
-                return e.code, json.loads(e.read())
-            except (ValueError, OSError):
-                return e.code, None
-        except (OSError, ValueError):
-            return None, None
-
-    def _count_items(self, timeout: float = 5.0) -> int | None:
-        """How many work items the cluster holds (linearizable), or None if nobody answers."""
-        assert self.cluster is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for node in self.cluster.running():
-                status, body = self._get(node, "/raft/work?consistent=true", timeout=2.0)
-                if status == 200 and isinstance((body or {}).get("stats"), dict):
-                    return int(body["stats"].get("total", 0))
-            time.sleep(0.2)
-        return None
-
-    def _leader(self) -> str | None:
-        assert self.cluster is not None
-        for node in self.cluster.running():
-            status, body = self._get(node, "/raft/work", timeout=2.0)
-            if status == 200 and body.get("leader") in self.cluster.nodes:
-                return body["leader"]
-        return None
-
-    def read_final(self, timeout: float = 30.0) -> FinalState:
-        """The state as the leader holds it, every read linearizable (``?consistent=true``)."""
-        assert self.cluster is not None
-        deadline = time.monotonic() + timeout
-        work_ids = sorted({c.args["work_id"] for c in self.calls if c.op == "work.add"})
-        model_names = sorted({c.args["name"] for c in self.calls if c.op == "model.register"})
-        last = "no leader"
-        while time.monotonic() < deadline:
-            leader = self._leader()
-            if leader is None:
-                self._stopping.wait(0.2)
-                continue
-            try:
-                return self._read_from(leader, work_ids, model_names)
-            except (RuntimeError, KeyError, TypeError, AttributeError) as e:
-                last = f"{leader}: {e}"
-                time.sleep(0.2)
-        raise RuntimeError(f"no consistent read within {timeout:.0f}s; last: {last}")
-
-    def _read_from(self, leader: str, work_ids: list[str], model_names: list[str]) -> FinalState:
-        def read(path: str, allow_404: bool = False) -> Any:
-            status, body = self._get(leader, path + ("&" if "?" in path else "?") + "consistent=true")
-            if status == 404 and allow_404:
-                return None
-            if status != 200:
-                raise RuntimeError(f"GET {path}: {status} {body}")
-            return body
-
-        clock = time.time()
-        stats = read("/raft/work")["stats"]
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            items = dict(zip(work_ids, pool.map(lambda w: read(f"/raft/work/{urllib.parse.quote(w)}", True), work_ids)))
-            models = dict(zip(model_names, pool.map(lambda n: read(f"/raft/models/{urllib.parse.quote(n)}", True),
-                                                    model_names)))
-        locks = read("/raft/locks")["locks"]
-        locks_clock = time.time()  # the read took effect before this: a lock valid past it was held
-        return FinalState(items={w: (b or {}).get("item") for w, b in items.items()},
-                          locks={lock["name"]: lock for lock in locks},
-                          models={n: (b or {}).get("versions", []) for n, b in models.items()},
-                          total_items=None if self.baseline_items is None else stats.get("total", 0) - self.baseline_items,
-                          clock=clock, locks_clock=locks_clock)
-
-    def check_convergence(self) -> list[str]:
-        """(d) every node holding a copy of the state has the same digest (polled, bounded)."""
-        assert self.cluster is not None
-        nodes = list(self.cluster.nodes)
-        deadline = time.monotonic() + self.converge_s
-        seen: dict[str, Any] = {}
-        while True:
-            with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-                answers = dict(zip(nodes, pool.map(lambda n: self._get(n, "/state/digest", 2.0), nodes)))
-            seen = {n: (b or {}).get("digest", f"{s} {(b or {}).get('error')}")[:16] + f"@{(b or {}).get('changes')}"
-                    for n, (s, b) in answers.items()}
-            holders = {n: b["digest"] for n, (s, b) in answers.items() if s == 200 and b and "digest" in b}
-            if self.durable:
-                done = len(holders) == len(nodes) and len(set(holders.values())) == 1
-            else:
-                done = len(set(holders.values())) <= 1 and all(s in (200, 409) for s, _ in answers.values())
-            if done:
-                return []
-            if time.monotonic() >= deadline:
-                return [f"replicas did not converge within {self.converge_s:.0f}s: digests {seen}"]
-            self._stopping.wait(0.2)
 
     # -- Clients -----------------------------------------------------------------------------------
 

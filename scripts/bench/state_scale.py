@@ -31,13 +31,9 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from ringrift_cluster.state import Limits, StateMachine, commands as c  # noqa: E402
+from ringrift_cluster.state import Limits, StateMachine, commands as c
 
 TYPES = ("selfplay", "eval", "train", "export")
 CAPS = ((), ("gpu",), ("cuda12", "gpu"), ("avx512",))

@@ -31,10 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))  # swim_driver.py still lives in tests/ (to move with it)
-
-from swim_driver import SwimCluster, wait_for  # noqa: E402
+from ringrift_cluster.testing.swim_clusters import SwimCluster, wait_for
 
 DEFAULTS = {
     "protocol_period_s": 1.0, "ping_timeout_s": 1.0, "ping_retries": 2, "indirect_probes": 3,

@@ -1,6 +1,6 @@
 """SWIM at scale on loopback: bounded gossip beside swim-p2p's own, N = 10 ... the most this
 machine holds. Every node is a full node of our backend (own sockets, own engine thread); several
-share a process (``tests/swim_pack.py``) so the library is not imported N times.
+share a process (``ringrift_cluster.testing.drivers.swim pack``) so the library is not imported N times.
 
     PYTHONPATH=. python scripts/bench/swim_scale.py --sizes 10,30,60,100 --ramp 150,200,250 \\
         --modes bounded,library --preset lan --kills 3 --json swim_scale.json
@@ -29,11 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT))
-
-from swim_pack import PackCluster, wait_until  # noqa: E402
+from ringrift_cluster.testing.swim_clusters import PackCluster, wait_for
 
 MODES = {"bounded": {"bounded_gossip": True}, "library": {"bounded_gossip": False}}
 
@@ -75,12 +71,12 @@ def run(n: int, mode: str, args: argparse.Namespace, seed: int) -> dict[str, Any
     try:
         progress(f"N={n} {mode}: starting {len(cluster.groups)} processes")
         cluster.start()
-        wait_until(lambda: len(cluster.started) == n, args.start_timeout, f"{n} nodes started",
+        wait_for(lambda: len(cluster.started) == n, args.start_timeout, f"{n} nodes started",
                    lambda: f"{len(cluster.started)} started")
         last_start = max(cluster.started.values())
         progress(f"N={n} {mode}: all started, converging")
         try:
-            wait_until(cluster.converged, args.converge_timeout, "convergence",
+            wait_for(cluster.converged, args.converge_timeout, "convergence",
                        lambda: sorted(s["alive"] for s in cluster.snapshot().values())[:5])
             row["converge_s"] = round(time.monotonic() - last_start, 1)
         except AssertionError:
@@ -133,7 +129,7 @@ def run(n: int, mode: str, args: argparse.Namespace, seed: int) -> dict[str, Any
             killed.add(victim)
             survivors = cluster.live()
             try:
-                wait_until(lambda: len(cluster.events_about(victim, "failed", t_kill)) >= len(survivors),
+                wait_for(lambda: len(cluster.events_about(victim, "failed", t_kill)) >= len(survivors),
                            args.detect_timeout, f"{victim} failed everywhere")
                 detections.append(max(cluster.events_about(victim, "failed", t_kill).values()) - t_kill)
             except AssertionError:

@@ -34,6 +34,7 @@ from ringrift_cluster.config import (
     ENV_FILE_VARS, ENV_VARS, HOST_ENTRY_KEYS, HOST_FILE_KEYS, PRESETS, SECTION, SECTIONS, TOP_SETTINGS,
     ClusterConfig, load_config,
 )
+from ringrift_cluster.config.sources import cli_label  # the flag a setting is given by (one table)
 from ringrift_cluster.errors import ConfigError
 from ringrift_cluster.node import ClusterNode
 
@@ -163,13 +164,6 @@ def base_document(**ours: Any) -> dict[str, Any]:
 def yaml_setting(path: str, value: Any) -> dict[str, Any]:
     section, _, name = path.rpartition(".")
     return base_document(**({section: {name: value}} if section else {name: value}))
-
-
-CLI_FLAGS = {"discovery.file_path": "--sd-file"}  # the flags not named after their setting
-
-
-def cli_label(path: str) -> str:
-    return CLI_FLAGS.get(path) or "--" + path.split(".")[-1].replace("_", "-")
 
 
 def names_the_key(error: ConfigError, label: str, path: str) -> bool:

@@ -44,7 +44,7 @@ TCP_CONNECTIONS_PER_PORT = 120
 SWIM_TYPES = ("PING", "PONG", "PING-REQ", "PING-REQ-ACK", "HEARTBEAT", "SYNC-REQ", "SYNC-RESP", "FULL_STATE")
 # Sender (and PING-REQ target) addresses that are nobody, or no address at all. A port past 65535
 # or a host with a NUL once made the reply's sendto raise a non-OSError, on which asyncio closed
-# the SWIM socket for good (swim_transport.valid_dest now refuses such addresses).
+# the SWIM socket for good (membership/swim/sockets.py: valid_dest now refuses such addresses).
 BOGUS_SENDERS = ("127.0.0.1:99999", "a\x00b:80", "\ud800:80", "127.0.0.1:1", "10.255.255.1:7947", "::1:80", "a:b:c", "", ":", "127.0.0.1:-5", "127.0.0.1:0",
                  "x" * 300, "127.0.0.1")
 

@@ -17,9 +17,8 @@ from ringrift_cluster.discovery.prometheus import read_targets
 from ringrift_cluster.discovery.base import DiscoveryError
 from ringrift_cluster.testing import LocalCluster, free_base_port, wait_until
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demo_driver import Demo, alive  # noqa: E402
+from demo_driver import Demo, alive
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,8 @@ import pytest
 
 from ringrift_cluster.testing import free_base_port, wait_until
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from demo_driver import Demo, Watched, alive, processes_mentioning, wait_all_gone  # noqa: E402
+from demo_driver import Demo, Watched, alive, processes_mentioning, wait_all_gone
 
 pytestmark = pytest.mark.integration
 

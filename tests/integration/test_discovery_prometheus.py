@@ -6,20 +6,18 @@ it comes back after a restart; a truncated targets file is repaired by the valid
 from __future__ import annotations
 
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prometheus_driver import Prometheus  # noqa: E402
+from prometheus_driver import Prometheus
 
-from ringrift_cluster.config import load_config  # noqa: E402
-from ringrift_cluster.discovery import read_targets  # noqa: E402
-from ringrift_cluster.membership.swim import failure_bound_s  # noqa: E402
-from ringrift_cluster.testing import wait_until  # noqa: E402
+from ringrift_cluster.config import load_config
+from ringrift_cluster.discovery import read_targets
+from ringrift_cluster.membership.swim import failure_bound_s
+from ringrift_cluster.testing import wait_until
 
 pytestmark = pytest.mark.integration
 

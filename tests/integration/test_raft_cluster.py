@@ -153,7 +153,7 @@ async def test_leader_sigkill_under_load(tmp_path):
         assert failover < FAILOVER_BOUND_S, f"first write after the kill committed after {failover:.2f} s"
         new_leader, new_term = await cluster.wait_agreed_leader(10.0, nodes=followers)
         assert new_leader != leader and new_term > term
-        # The survivors saw the leader's connection close: one campaigned at once (raft_hints.py)
+        # The survivors saw the leader's connection close: one campaigned at once (consensus/raft/hints.py)
         # instead of waiting out its election timeout.
         hints = [(await cluster.get(nid, "/describe"))["leader_hints"] for nid in followers]
         assert all(h["enabled"] for h in hints) and sum(h["elections_started"] for h in hints) >= 1, hints

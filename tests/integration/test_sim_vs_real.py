@@ -4,18 +4,16 @@ within the range of the simulated detections."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from swim_pack import PackCluster, wait_until  # noqa: E402
+from ringrift_cluster.testing.swim_clusters import PackCluster, wait_for
 
-from ringrift_cluster.sim.params import Model  # noqa: E402
-from ringrift_cluster.sim.scenario import Scenario, run  # noqa: E402
+from ringrift_cluster.sim.params import Model
+from ringrift_cluster.sim.scenario import Scenario, run
 
 pytestmark = pytest.mark.integration
 N = 10
@@ -45,8 +43,8 @@ def test_ten_real_nodes_match_the_simulator(tmp_path: Path) -> None:
     cluster = PackCluster(tmp_path, N, per_process=5, preset="lan", swim={"bounded_gossip": True})
     cluster.start()
     try:
-        wait_until(lambda: len(cluster.started) == N, 60, "10 nodes started", lambda: len(cluster.started))
-        wait_until(cluster.converged, 60, "every node sees the others alive")
+        wait_for(lambda: len(cluster.started) == N, 60, "10 nodes started", lambda: len(cluster.started))
+        wait_for(cluster.converged, 60, "every node sees the others alive")
         before, t0 = cluster.snapshot(), time.monotonic()
 
         def heartbeats_since() -> int:  # the fewest heartbeats any node sent in the window
@@ -55,7 +53,7 @@ def test_ten_real_nodes_match_the_simulator(tmp_path: Path) -> None:
                        - before[n]["by_type"].get("sent:HEARTBEAT", (0, 0))[0] for n, st in now.items())
 
         # An idle window of about IDLE_S: until every node ran that many protocol cycles.
-        wait_until(lambda: heartbeats_since() >= 3 * IDLE_S, 3 * IDLE_S, "an idle window", heartbeats_since)
+        wait_for(lambda: heartbeats_since() >= 3 * IDLE_S, 3 * IDLE_S, "an idle window", heartbeats_since)
         after = cluster.snapshot()
         real, real_bytes = _rates(before, after, time.monotonic() - t0)
         for kind in ("HEARTBEAT", "PING", "PONG"):
@@ -65,7 +63,7 @@ def test_ten_real_nodes_match_the_simulator(tmp_path: Path) -> None:
         victim = cluster.ids[4]
         t_kill = cluster.kill(victim)
         survivors = cluster.live()
-        wait_until(lambda: len(cluster.events_about(victim, "failed", t_kill)) >= len(survivors), 30,
+        wait_for(lambda: len(cluster.events_about(victim, "failed", t_kill)) >= len(survivors), 30,
                    f"{victim} failed everywhere")
         detection = max(cluster.events_about(victim, "failed", t_kill).values()) - t_kill
         # One real kill against the simulated spread: inside it, with a 20 % margin either side.

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cdp_browser import Chromium  # noqa: E402
+from cdp_browser import Chromium
 
-from ringrift_cluster.testing import LocalCluster  # noqa: E402
+from ringrift_cluster.testing import LocalCluster
 
 pytestmark = pytest.mark.integration
 TOKEN = "page-test-token"

@@ -13,21 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sys
 import time
-from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from swim_driver import SwimCluster, wait_for  # noqa: E402
+from ringrift_cluster.testing.swim_clusters import SwimCluster, wait_for
 
-from ringrift_cluster.config import load_config  # noqa: E402
-from ringrift_cluster.membership.swim import failure_bound_s  # noqa: E402
-from ringrift_cluster.testing import stays_true  # noqa: E402
-from ringrift_cluster.testing.history import Exemption  # noqa: E402
+from ringrift_cluster.config import load_config
+from ringrift_cluster.membership.swim import failure_bound_s
+from ringrift_cluster.testing import stays_true
+from ringrift_cluster.testing.history import Exemption
 
 pytestmark = pytest.mark.integration
 

@@ -5,20 +5,18 @@ reaches every node, through anti-entropy (full syncs over TCP)."""
 from __future__ import annotations
 
 import asyncio
-import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from swim_driver import write_cluster_yaml  # noqa: E402
-from swim_pack import PackCluster, wait_until  # noqa: E402
+from ringrift_cluster.testing.swim_clusters import PackCluster, wait_for, write_cluster_yaml
 
-from ringrift_cluster.config import load_config  # noqa: E402
-from ringrift_cluster.membership.swim import SwimMembership, failure_bound_s  # noqa: E402
+from ringrift_cluster.config import load_config
+from ringrift_cluster.membership.swim import SwimMembership, failure_bound_s
 
 pytestmark = pytest.mark.integration
 BUDGET = 1400
@@ -28,8 +26,8 @@ def test_forty_nodes_datagrams_within_budget_and_a_kill_is_failed_everywhere(tmp
     cluster = PackCluster(tmp_path, 40, per_process=10)
     cluster.start()
     try:
-        wait_until(lambda: len(cluster.started) == 40, 120, "40 nodes started", lambda: len(cluster.started))
-        wait_until(cluster.converged, 90, "every node sees the 39 others alive",
+        wait_for(lambda: len(cluster.started) == 40, 120, "40 nodes started", lambda: len(cluster.started))
+        wait_for(cluster.converged, 90, "every node sees the 39 others alive",
                    lambda: sorted(s["alive"] for s in cluster.snapshot().values())[:8])
         converged_at = time.monotonic()
         victim = cluster.ids[17]
@@ -39,10 +37,10 @@ def test_forty_nodes_datagrams_within_budget_and_a_kill_is_failed_everywhere(tmp
         def missing() -> list[str]:
             return sorted(set(survivors) - set(cluster.events_about(victim, "failed", t_kill)))
 
-        wait_until(lambda: not missing(), bound + 10, f"{victim} failed on all {len(survivors)} survivors",
+        wait_for(lambda: not missing(), bound + 10, f"{victim} failed on all {len(survivors)} survivors",
                    lambda: {n: cluster.snapshot().get(n) for n in missing()[:3]})
         last = max(cluster.events_about(victim, "failed", t_kill).values())
-        wait_until(lambda: all(st["mono"] > last for st in cluster.snapshot().values()), 10,
+        wait_for(lambda: all(st["mono"] > last for st in cluster.snapshot().values()), 10,
                    "counters from every survivor after the last report")
         status = cluster.snapshot()
         assert set(status) == set(survivors)
@@ -64,15 +62,18 @@ def _inject(membership: SwimMembership, start: int, count: int) -> None:
     without recording them as changes: no heartbeat will ever carry them, only a full sync."""
     from swim.protocol.member import Member, MemberState
 
-    async def inject() -> None:
-        members = membership._engine.node.members
+    done = threading.Event()
+
+    def inject(engine: Any) -> None:
+        members = engine.node.members
         for i in range(start, start + count):
             addr = (f"127.0.1.{1 + i // 250}", 40000 + i)
             members._members[addr] = Member(addr=addr, state=MemberState.DEAD, incarnation=1,
                                             metadata={"id": f"synthetic-{i:04d}", "rack": f"rack-{i % 40:02d}"})
+        done.set()
 
-    assert membership._engine_loop is not None
-    asyncio.run_coroutine_threadsafe(inject(), membership._engine_loop).result(5)
+    membership.on_engine_loop(inject)
+    assert done.wait(5), "the SWIM loop did not run the injection within 5 s"
 
 
 async def _wait(condition: Any, timeout: float, what: str, seen: Any) -> None:

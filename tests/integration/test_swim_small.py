@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from swim_driver import SwimCluster, free_ports, wait_for  # noqa: E402
+from ringrift_cluster.testing.swim_clusters import SwimCluster, free_swim_ports, wait_for
 
-from ringrift_cluster.config import load_config  # noqa: E402
-from ringrift_cluster.errors import BackendUnavailable  # noqa: E402
-from ringrift_cluster.membership.base import Membership  # noqa: E402
-from ringrift_cluster.membership.swim import SwimMembership, failure_bound_s  # noqa: E402
-from ringrift_cluster.testing import stays_true  # noqa: E402
+from ringrift_cluster.config import load_config
+from ringrift_cluster.errors import BackendUnavailable
+from ringrift_cluster.membership.base import Membership
+from ringrift_cluster.membership.swim import SwimMembership, failure_bound_s
+from ringrift_cluster.testing import stays_true
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +80,7 @@ def _write(path: Path, hosts: dict[str, dict[str, object]]) -> Path:
 
 
 async def test_in_process_start_stop_bad_seed_and_port_in_use(tmp_path: Path) -> None:
-    api, swim_port, raft, api2, swim2, raft2 = free_ports(6)
+    api, swim_port, raft, api2, swim2, raft2 = free_swim_ports(6)
     path = _write(tmp_path / "cluster.yaml", {
         "me": {"p2p_host": "127.0.0.1", "p2p_port": api, "swim_port": swim_port, "raft_port": raft},
         "ghost": {"p2p_host": "no-such-host.invalid", "p2p_port": api2, "swim_port": swim2, "raft_port": raft2},

@@ -3,16 +3,10 @@ No timing here: the benchmarks themselves run on demand, never in CI."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts" / "bench"))
-
-from bench_common import cdf_points, percentile, summary  # noqa: E402
-from report_render import adr_matrix, beside_table, fmt, table, targets_table, verdict  # noqa: E402
-from wrk_load import parse, wrk_command  # noqa: E402
+from bench_common import cdf_points, percentile, summary  # scripts/bench: on the path (pyproject's pythonpath)
+from report_render import adr_matrix, beside_table, fmt, table, targets_table, verdict
+from wrk_load import parse, wrk_command
 
 
 def test_percentile_interpolates_between_closest_ranks():

@@ -1,5 +1,6 @@
-"""The package's import graph, read from the source: no cycle, and the API never reaches up to
-the node that composes it (it sees the node's roles through ``api/parts.py``).
+"""The package's import graph, read from the source: no cycle, the API never reaches up to the
+node that composes it (it sees the node's roles through ``api/parts.py``), each engine library is
+imported by its bridge only; and the house's size rule (no module over 400 lines).
 
 Every import counts: at module level, inside functions and under ``TYPE_CHECKING``.
 """
@@ -7,6 +8,7 @@ Every import counts: at module level, inside functions and under ``TYPE_CHECKING
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import ringrift_cluster
@@ -106,3 +108,41 @@ def test_the_api_never_imports_the_node() -> None:
 
 def test_the_cycle_finder_finds_one() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+# Modules others work on, kept out of this rule for now (the adapters mirror the host's files).
+LARGE_ALLOWED = {f"{ROOT}.state.machine", f"{ROOT}.sim.engine"}
+MAX_LINES = 400
+
+
+def test_no_module_over_400_lines() -> None:
+    sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules().items()}
+    assert {n: s for n, s in sizes.items() if s > MAX_LINES and n not in LARGE_ALLOWED} == {}
+
+
+def test_each_engine_is_imported_by_its_bridge_only() -> None:
+    """swim-p2p (imported as ``swim``) only from ``membership/swim/bridge.py``; pysyncobj only from
+    ``consensus/raft/bridge.py``: every other module reaches the engines through them."""
+    engines = {"swim": f"{ROOT}.membership.swim.bridge", "pysyncobj": f"{ROOT}.consensus.raft.bridge"}
+    importers: dict[str, set[str]] = {engine: set() for engine in engines}
+    for name, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                found = {(node.module or "").split(".")[0]}
+            else:
+                continue
+            for engine in found & set(engines):
+                importers[engine].add(name)
+    assert importers == {engine: {bridge} for engine, bridge in engines.items()}
+
+
+def test_no_test_or_script_edits_sys_path() -> None:
+    """Tests and scripts import the package as installed, the tests' helpers and the benchmark
+    scripts through pytest's ``pythonpath`` (pyproject.toml)."""
+    repo = PACKAGE.parent
+    edit = re.compile(r"sys\.path\.(insert|append)\(")
+    edits = sorted(str(p.relative_to(repo)) for folder in ("tests", "scripts") for p in (repo / folder).rglob("*.py")
+                   if edit.search(p.read_text(encoding="utf-8")))
+    assert edits == []

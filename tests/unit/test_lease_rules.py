@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ringrift_cluster.consensus import lease_rules as rules
+from ringrift_cluster.consensus.bully import rules
 from ringrift_cluster import quorum
-from ringrift_cluster.consensus.lease_rules import VoterLedger
+from ringrift_cluster.consensus.bully.rules import VoterLedger
 from ringrift_cluster.quorum import QuorumHealth
 
 

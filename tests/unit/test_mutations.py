@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ringrift_cluster import mutations
-from ringrift_cluster.consensus.lease_rules import VoterLedger
-from ringrift_cluster.membership.swim_view import RAW_ALIVE, RAW_SUSPECT, RawObservation, SwimView
+from ringrift_cluster.consensus.bully.rules import VoterLedger
+from ringrift_cluster.membership.swim.view import RAW_ALIVE, RAW_SUSPECT, RawObservation, SwimView
 from ringrift_cluster.state import StateMachine, commands
 
 PACKAGE = Path(mutations.__file__).resolve().parent

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from ringrift_cluster.config import PRESETS, RaftSettings, load_config, validate_raft_settings
-from ringrift_cluster.consensus import raft_bridge
+from ringrift_cluster.consensus.raft import bridge as raft_bridge
 from ringrift_cluster.consensus.base import Election
 from ringrift_cluster.consensus.raft import RaftConsensus
-from ringrift_cluster.consensus.raft_entry import MAX_COMMAND_BYTES, failure_error
+from ringrift_cluster.consensus.raft.entry import MAX_COMMAND_BYTES, failure_error
 from ringrift_cluster.errors import (
     BackendUnavailable, ClusterTimeout, CommandRejected, ConfigError, NoLeader, NotLeader,
 )

@@ -1,4 +1,4 @@
-"""Proposal batching (consensus/raft_batch.py): commands proposed in one loop pass share a log
+"""Proposal batching (consensus/raft/batch.py): commands proposed in one loop pass share a log
 entry, each caller gets its own result, and a failed entry fails each of its commands."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ringrift_cluster.consensus.raft_batch import MAX_BYTES, MAX_COMMANDS, ProposalBatcher
+from ringrift_cluster.consensus.raft.batch import MAX_BYTES, MAX_COMMANDS, ProposalBatcher
 
 
 class FakeEngine:

@@ -10,8 +10,8 @@ import time
 from pysyncobj import SERIALIZER_STATE
 from pysyncobj.serializer import Serializer
 
-from ringrift_cluster.consensus import raft_bridge
-from ringrift_cluster.consensus.raft_dump import DumpWriter
+from ringrift_cluster.consensus.raft import bridge as raft_bridge
+from ringrift_cluster.consensus.raft.dump import DumpWriter
 from ringrift_cluster.consensus.raft import RaftConsensus
 from ringrift_cluster.store.raft import RaftStore
 from ringrift_cluster.state import StateMachine, commands as c

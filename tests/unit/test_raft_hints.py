@@ -1,4 +1,4 @@
-"""Leader-loss hints (consensus/raft_hints.py) on a stand-in for pysyncobj's SyncObj: when the
+"""Leader-loss hints (consensus/raft/hints.py) on a stand-in for pysyncobj's SyncObj: when the
 election deadline is pulled in, by how much, and when it is left alone."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ringrift_cluster.consensus.raft_hints import LeaderLossHints
+from ringrift_cluster.consensus.raft.hints import LeaderLossHints
 
 
 @dataclass(frozen=True)

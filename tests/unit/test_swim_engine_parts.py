@@ -18,17 +18,13 @@ import pytest
 
 from ringrift_cluster.config import PRESETS, SwimSettings, validate_swim_settings
 from ringrift_cluster.errors import ConfigError
-from ringrift_cluster.membership.swim import _load_engine, failure_bound_s
+from ringrift_cluster.membership.swim.membership import _load_engine, failure_bound_s
 
 ROOT = Path(__file__).resolve().parents[2]
 engine = _load_engine()  # imports swim-p2p with its import-time prints swallowed
 
-from ringrift_cluster.membership.swim_transport import (  # noqa: E402
-    TransportStats,
-    UdpEngineTransport,
-    bind_exclusive,
-    port_in_use,
-)
+from ringrift_cluster.membership.swim.sockets import bind_exclusive, port_in_use  # noqa: E402
+from ringrift_cluster.membership.swim.transport import TransportStats, UdpEngineTransport  # noqa: E402
 
 
 def test_library_config_sets_every_key_the_library_knows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -176,11 +172,12 @@ def test_library_log_bridge_rate_limits_per_call_site() -> None:
     assert len(records) == 1 and records[0][0] == "swim_library_log"
 
 
-def test_only_the_swim_backend_imports_swim_p2p() -> None:
+def test_only_the_swim_bridge_imports_swim_p2p() -> None:
     pattern = re.compile(r"^\s*(import swim\b|from swim(\.| import))", re.MULTILINE)
     importers = sorted(
         str(p.relative_to(ROOT)) for p in (ROOT / "ringrift_cluster").rglob("*.py") if pattern.search(p.read_text())
     )
-    assert all(re.fullmatch(r"ringrift_cluster/membership/swim(_\w+)?\.py", p) for p in importers), importers
-    # The public module itself imports the library lazily (it prints on import).
-    assert not pattern.search((ROOT / "ringrift_cluster/membership/swim.py").read_text())
+    assert importers == ["ringrift_cluster/membership/swim/bridge.py"]
+    # The public module imports the engine, and so the library, lazily (it prints on import).
+    public = (ROOT / "ringrift_cluster/membership/swim/membership.py").read_text()
+    assert not re.search(r"^from \.(bridge|engine) import|^from \. import .*\b(bridge|engine)\b", public, re.MULTILINE)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ringrift_cluster.membership.swim import _load_engine
+from ringrift_cluster.membership.swim.membership import _load_engine
 
 _load_engine()  # imports swim-p2p with its import-time prints swallowed
 
@@ -18,9 +18,9 @@ from swim.protocol.disseminator import GossipService  # noqa: E402
 from swim.protocol.member import Member, MemberList, MemberState  # noqa: E402
 from swim.utils.serialization import serialize_message  # noqa: E402
 
-from ringrift_cluster.membership import swim_gossip  # noqa: E402
-from ringrift_cluster.membership.swim_gossip import Piggyback, push_pull_interval, retransmit_limit  # noqa: E402
-from ringrift_cluster.membership.swim_wire import frame  # noqa: E402
+from ringrift_cluster.membership.swim import gossip as swim_gossip  # noqa: E402
+from ringrift_cluster.membership.swim.gossip import Piggyback, push_pull_interval, retransmit_limit  # noqa: E402
+from ringrift_cluster.membership.swim.wire import frame  # noqa: E402
 
 ME = ("127.0.0.1", 7000)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from ringrift_cluster.membership import swim_hooks
+from ringrift_cluster.membership.swim import hooks as swim_hooks
 
 
 @dataclass

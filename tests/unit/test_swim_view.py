@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ringrift_cluster.membership.swim_view import RAW_ALIVE, RAW_DEAD, RAW_SUSPECT, RawObservation, SwimView
+from ringrift_cluster.membership.swim.view import RAW_ALIVE, RAW_DEAD, RAW_SUSPECT, RawObservation, SwimView
 from ringrift_cluster.model import EventKind, MemberState
 
 ALIVE, SUSPECT, DEAD = RawObservation(RAW_ALIVE), RawObservation(RAW_SUSPECT), RawObservation(RAW_DEAD)

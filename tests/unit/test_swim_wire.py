@@ -9,12 +9,13 @@ import socket
 import zlib
 from typing import Any
 
-from ringrift_cluster.membership.swim import _load_engine
+from ringrift_cluster.membership.swim.membership import _load_engine
 
 _load_engine()
 
-from ringrift_cluster.membership.swim_transport import bind_exclusive, make_transport  # noqa: E402
-from ringrift_cluster.membership.swim_wire import TransportStats, frame, message_type  # noqa: E402
+from ringrift_cluster.membership.swim.sockets import bind_exclusive  # noqa: E402
+from ringrift_cluster.membership.swim.transport import make_transport  # noqa: E402
+from ringrift_cluster.membership.swim.wire import TransportStats, frame, message_type  # noqa: E402
 from ringrift_cluster.observability import NodeMetrics  # noqa: E402
 
 

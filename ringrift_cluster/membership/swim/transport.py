@@ -20,12 +20,12 @@ swim-p2p takes its transport as a parameter; ours replaces the library's own for
   message id, else by address), or dropped.
 * Unbounded per-type queues nobody read (HEARTBEAT) are gone; sends never raise (a datagram
   transport does not promise delivery; the library logged every refused send at ERROR).
-* **Bounded datagrams.** Payloads over 1 KB are zlib-framed (``swim_wire.frame``); a message still
-  over the packet budget goes over TCP to the same port (``swim_stream``), never as a fragmented
+* **Bounded datagrams.** Payloads over 1 KB are zlib-framed (``wire.frame``); a message still
+  over the packet budget goes over TCP to the same port (``stream``), never as a fragmented
   or refused datagram. A datagram the OS refuses is counted and logged once per peer and reason,
   never counted as sent (it used to be: gossip stopped silently at about 438 members).
 
-Counters (``swim_wire.TransportStats``: by type and direction, sizes, refusals) feed ``describe()``.
+Counters (``wire.TransportStats``: by type and direction, sizes, refusals) feed ``describe()``.
 """
 
 from __future__ import annotations
@@ -39,93 +39,16 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from swim.transport.base import Transport
-
-from .swim_stream import StreamLink
-from .swim_wire import OncePerKey, TransportStats, frame, message_type
+from .bridge import Transport
+from .sockets import parse_addr, valid_dest
+from .stream import StreamLink
+from .wire import OncePerKey, TransportStats, frame, message_type
 
 # A serialized swim-p2p message is b"U" + json.dumps(dict) and every message dict starts with its
 # type: this prefix identifies an outgoing PING without decoding it.
 _PING_PREFIX = b'U{"type": "PING", '
 _MAX_HELPER_TASKS = 64
 _INBOX_SIZE = 4096
-
-
-def bind_exclusive(kind: str, host: str, port: int) -> socket.socket:
-    """Bind the SWIM port without sharing it. Raises ``OSError`` (EADDRINUSE when taken)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if kind == "udp":
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
-            sock.bind((host, port))
-        except BaseException:
-            sock.close()
-            raise
-    else:
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            # SO_REUSEADDR only lets a restart bind over TIME_WAIT; Linux still refuses a second
-            # listener on the same address. No SO_REUSEPORT.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.listen(128)
-        except BaseException:
-            sock.close()
-            raise
-    sock.setblocking(False)
-    return sock
-
-
-def port_in_use(error: OSError) -> bool:
-    return error.errno in (errno.EADDRINUSE, errno.EACCES)
-
-
-def _parse_addr(value: Any) -> Optional[tuple[str, int]]:
-    if not isinstance(value, str):
-        return None
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        return None
-    dest = (host, int(port))
-    return dest if valid_dest(dest) else None
-
-
-_valid_cache: dict[Any, bool] = {}
-
-
-def valid_dest(dest: Any) -> bool:
-    """``_valid_dest`` remembered (it IDNA-encodes the host: a measurable cost per datagram)."""
-    try:
-        known = _valid_cache.get(dest)
-    except TypeError:
-        return False
-    if known is None:
-        known = _valid_dest(dest)
-        if len(_valid_cache) > 8192:
-            _valid_cache.clear()
-        _valid_cache[dest] = known
-    return known
-
-
-def _valid_dest(dest: Any) -> bool:
-    """An address the socket layer accepts. asyncio closes a datagram endpoint on any sendto error
-    that is not an OSError (a port over 65535, a NUL or a lone surrogate in the host): one such
-    address from a garbage datagram would leave the node deaf for good."""
-    try:
-        host, port = dest
-    except (TypeError, ValueError):
-        return False
-    if not isinstance(host, str) or not host or len(host) > 253 or "\x00" in host:
-        return False
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        return False
-    try:
-        host.encode("idna")
-    except UnicodeError:
-        return False
-    return True
 
 
 @dataclass
@@ -169,7 +92,7 @@ class _EngineTransport(Transport):
             stats.dropped += 1
             return
         stats.count("received", kind if isinstance(kind, str) and len(kind) <= 20 else "OTHER", len(data))
-        sender = _parse_addr(msg.get("from")) or (peer[0], peer[1])
+        sender = parse_addr(msg.get("from")) or (peer[0], peer[1])
         stats.last_heard[sender] = time.monotonic()
         if kind == "PONG":
             self._route_pong(data, sender, msg.get("id"))

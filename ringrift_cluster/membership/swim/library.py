@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from ..config import SwimSettings
+from ...config import SwimSettings
 
 
 def library_config(s: SwimSettings) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def library_config(s: SwimSettings) -> dict[str, Any]:
     (``GOSSIP_FANOUT_FACTOR`` 0, else it grows with log2 N), no push-pull riding on heartbeats
     (it trusts a heartbeat's version, and its "incremental" syncs are full transfers on first
     contact) and no library sync loop: the engine runs anti-entropy itself on a schedule that
-    grows with N (``swim_gossip.push_pull_interval``).
+    grows with N (``gossip.push_pull_interval``).
     """
     bounded = s.bounded_gossip
     return {
@@ -116,18 +116,3 @@ def install_library_log_bridge(log: Any) -> None:
     library.setLevel(logging.WARNING)
     library.propagate = False
     library.addHandler(LibraryLogBridge(log))
-
-
-def library_member_list() -> tuple[Any, Any]:
-    """swim-p2p's ``MemberList`` class and ``MemberState`` enum, for the simulator's measurements
-    (``ringrift_cluster.sim``); imported here so the library has one way in."""
-    from swim.protocol.member import MemberList, MemberState
-
-    return MemberList, MemberState
-
-
-def library_serialize(message: Any) -> bytes:
-    """swim-p2p's own serializer, for the simulator's message sizes."""
-    from swim.utils.serialization import serialize_message
-
-    return serialize_message(message)

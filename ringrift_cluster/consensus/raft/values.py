@@ -1,6 +1,6 @@
-"""The values that cross the Raft bridge (``raft_bridge.py``): pysyncobj's failure codes and
-roles as enums, the barrier entry, the engine's status snapshot and its error. Plain values: no
-pysyncobj, no threads, so the rest of the backend can use them without the engine."""
+"""The values that cross the Raft bridge (``bridge.py``): pysyncobj's failure codes and
+roles as enums, the barrier entry, the engine's status snapshot (and how it is read off a SyncObj)
+and its error. Plain values: pysyncobj never imported, no threads, so the rest of the backend can use them without the engine."""
 
 from __future__ import annotations
 
@@ -57,8 +57,28 @@ class EngineStatus:
         return (self.role, self.leader, self.term, self.has_quorum)
 
 
+def read_status(so: Any, role: RaftRole, now: float) -> EngineStatus:
+    """A started SyncObj's fields as one ``EngineStatus`` (on the tick thread, from the bridge;
+    ``role`` is the last one pysyncobj reported, LEADER whenever it leads)."""
+    leader = so._getLeader()
+    return EngineStatus(
+        published=True,
+        role=RaftRole.LEADER if so._isLeader() else role,
+        leader=None if leader is None else str(leader.address),
+        term=int(so.raftCurrentTerm),
+        has_quorum=bool(so.hasQuorum),
+        commit_index=int(so.raftCommitIndex),
+        applied_index=int(so.raftLastApplied),
+        ready=bool(so.isReady()),
+        connected={n.address: so.isNodeConnected(n) for n in so.otherNodes},
+        log_size=int(so._getRaftLogSize()),
+        tick_thread_alive=True,
+        at=now,
+    )
+
+
 class EngineError(Exception):
     """Raised by RaftEngine; raft.py translates it (never leaves the consensus package)."""
 
 
-__all__ = ["BARRIER", "BARRIER_RESULT", "EngineError", "EngineStatus", "FailReason", "RaftRole"]
+__all__ = ["BARRIER", "BARRIER_RESULT", "EngineError", "EngineStatus", "FailReason", "RaftRole", "read_status"]

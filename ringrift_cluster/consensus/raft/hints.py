@@ -85,3 +85,10 @@ class LeaderLossHints:
         me = str(so.selfNode.address)
         survivors = sorted({str(n.address) for n in so.otherNodes if n != leader} | {me})
         return survivors.index(me) * self._step_s + self._jitter_s * self._rand()
+
+
+def hint_counts(hints: "LeaderLossHints | None") -> dict[str, Any]:
+    """Elections started early on a leader-loss hint."""
+    if hints is None:
+        return {"enabled": False}
+    return {"enabled": hints.enabled, "elections_started": hints.elections_started}

@@ -1,9 +1,9 @@
 """Legacy consensus: Bully election among voters, held by majority voter leases.
 
 The protocol is the host's (``/election``, ``/election/lease``, ``/coordinator``) with the fixes
-of ``lease_rules``: strict-majority quorum, an epoch that only grows (persisted), at most one
+of ``rules.py``: strict-majority quorum, an epoch that only grows (persisted), at most one
 leader per epoch, and no voter overriding an unexpired grant. The decisions live in
-``lease_rules``; this module does the I/O and the timing.
+``rules.py``; this module does the I/O and the timing.
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ from typing import Any, Callable
 
 import structlog
 
-from ..config import ClusterConfig
-from ..errors import NoLeader
-from ..events import EventHub, Subscription
-from ..membership.base import Membership
-from ..model import ElectionOutcome, Leadership, LeadershipEvent, MemberState
-from ..peer_client import PeerClient, PeerUnreachable
-from ..quorum import has_quorum, quorum_size
-from . import lease_rules as rules
-from .bully_file import ElectionFile
+from ...config import ClusterConfig
+from ...errors import NoLeader
+from ...events import EventHub, Subscription
+from ...membership.base import Membership
+from ...model import ElectionOutcome, Leadership, LeadershipEvent, MemberState
+from ...peer_client import PeerClient
+from ...quorum import has_quorum, quorum_size
+from . import rules
+from .election_file import ElectionFile
+from .peers import Peers
+from .voter import Voter
 
 ROLE_LEADER, ROLE_FOLLOWER, ROLE_CANDIDATE = "leader", "follower", "candidate"
 
@@ -50,9 +52,9 @@ class BullyElection:
         self._wall = wall
         self._settings = config.election
         self._log = structlog.get_logger("ringrift.consensus.bully")
-        self._file = ElectionFile(Path(config.data_dir) / "election.json", clock=clock, wall=wall, log=self._log)
-        self._ledger = rules.VoterLedger() if config.is_voter else None
-        self._known_epoch = 0
+        self._peers = Peers(config, client, membership)
+        self._voter = Voter(config, ElectionFile(Path(config.data_dir) / "election.json", clock=clock, wall=wall,
+                                                 log=self._log), clock=clock, wall=wall)
         self.role = ROLE_FOLLOWER
         self._leader: str | None = None
         self._leader_epoch = 0
@@ -79,7 +81,7 @@ class BullyElection:
         return self._started
 
     async def start(self) -> None:
-        self._load()
+        self._voter.load()
         self._started = True
         self._task = asyncio.create_task(self._run(), name="bully-election")
 
@@ -133,22 +135,18 @@ class BullyElection:
 
     def describe(self) -> dict[str, Any]:
         view = self.leadership()
-        grant = self._ledger.current(self._clock()) if self._ledger else None
         return {
             "backend": self.name,
             "role": self.role,
             "leader": view.leader,
             "lease_epoch": self._leader_epoch,
-            "known_epoch": self._known_epoch,
+            "known_epoch": self._voter.known_epoch,
             "lease_id": self._lease_id if view.leader else None,
             "lease_expires": view.lease_expires,
             "fence_token": view.fence_token,
             "is_voter": self._config.is_voter,
             "may_lead": self._config.may_lead,
-            "voter_grant": None if grant is None else {
-                "leader_id": grant.leader_id, "lease_id": grant.lease_id, "epoch": grant.epoch,
-                "expires_in_s": round(grant.expires - self._clock(), 3),
-            },
+            "voter_grant": self._voter.grant(),
             "elections": dict(self.elections),
         }
 
@@ -170,29 +168,14 @@ class BullyElection:
 
     def handle_lease_request(self, leader_id: str, lease_id: str, duration: float, epoch: int) -> tuple[bool, dict[str, Any]]:
         """``POST /election/lease``: grant our vote-lease, or say why not."""
-        if self._ledger is None:
-            return False, {"granted": False, "error": "not_a_voter", "voter_id": self._config.node_id}
-        if leader_id not in self._config.coordinator_nodes:
-            return False, {"granted": False, "error": "not_allowed_to_lead", "voter_id": self._config.node_id}
-        decision = self._ledger.request(leader_id, lease_id, epoch, duration, self._clock())
-        self._known_epoch = max(self._known_epoch, decision.epoch)
-        self._save()
-        body: dict[str, Any] = {"granted": decision.granted, "voter_id": self._config.node_id, "lease_epoch": decision.epoch}
-        if decision.granted:
-            body.update(lease_expires=self._wall() + duration, lease_ttl_seconds=duration)
-        else:
-            body["error"] = decision.reason
-            if decision.grant is not None:
-                body["current_leader"] = decision.grant.leader_id
-        return decision.granted, body
+        return self._voter.request(leader_id, lease_id, duration, epoch)
 
     def handle_lease_revoke(self, leader_id: str, lease_id: str) -> dict[str, Any]:
         """``POST /election/lease_revoke``: the holder gives its lease back."""
-        revoked = self._ledger is not None and self._ledger.revoke(leader_id, lease_id, self._clock())
-        if revoked:
-            self._save()
+        reply = self._voter.revoke(leader_id, lease_id)
+        if reply["revoked"]:
             self._wake.set()
-        return {"revoked": revoked, "voter_id": self._config.node_id}
+        return reply
 
     def handle_coordinator(self, leader_id: str, lease_id: str, epoch: int, ttl: float, fence_token: str) -> tuple[bool, dict[str, Any]]:
         """``POST /coordinator``: a leader announces itself (and re-announces on every renewal)."""
@@ -202,7 +185,7 @@ class BullyElection:
         if self.role == ROLE_LEADER and leader_id != self._config.node_id:
             # A leader with a newer epoch exists: ours can only have run out.
             self._spawn(self._step_down("superseded"))
-        self._known_epoch = max(self._known_epoch, epoch)
+        self._voter.saw(epoch)
         self._set_leader(leader_id, epoch, now + max(0.0, ttl), fence_token, lease_id)
         self._coordinator_seen.set()
         return True, {"accepted": True, "node_id": self._config.node_id}
@@ -249,7 +232,7 @@ class BullyElection:
             alive = self._alive_ids()
             higher = [n for n in rules.outranking(self._config.node_id, self._config.coordinator_nodes,
                                                   self._config.preferred_leader) if n in alive]
-            if higher and not self._deferral_timed_out and await self._someone_higher_answers(higher):
+            if higher and not self._deferral_timed_out and await self._peers.someone_higher_answers(higher):
                 self._coordinator_seen.clear()
                 try:
                     await asyncio.wait_for(self._coordinator_seen.wait(), self._settings.election_timeout_s)
@@ -260,13 +243,12 @@ class BullyElection:
                 self._finish(ElectionOutcome.ADOPTED if adopted else ElectionOutcome.TIMEOUT, started)
                 return
             self._deferral_timed_out = False
-            epoch = max(self._known_epoch, self._ledger.highest_epoch if self._ledger else 0) + 1
+            epoch = self._voter.next_epoch()
             for _ in range(2):
                 lease_id = rules.lease_id(self._config.node_id, self._wall(), secrets.token_hex(4))
                 round_started = self._clock()
                 granted, seen_epoch = await self._lease_round(epoch, lease_id)
-                self._known_epoch = max(self._known_epoch, seen_epoch)
-                self._save()
+                self._voter.saw(seen_epoch, save=True)
                 won = len(granted) >= quorum_size(len(self._config.voters))
                 if won and seen_epoch > epoch:
                     # We won with a lower epoch than some voter has seen: those voters would
@@ -286,47 +268,14 @@ class BullyElection:
             if self.role == ROLE_CANDIDATE:
                 self.role = ROLE_FOLLOWER
 
-    async def _someone_higher_answers(self, higher: list[str]) -> bool:
-        replies = await asyncio.gather(
-            *(self._post(n, "/election", {"candidate_id": self._config.node_id}) for n in higher),
-            return_exceptions=True,
-        )
-        return any(isinstance(r, tuple) and r[0] == 200 and isinstance(r[1], dict)
-                   and r[1].get("response") == "ALIVE" for r in replies)
-
     async def _lease_round(self, epoch: int, lease_id: str) -> tuple[list[str], int]:
         """Ask every voter for the lease; returns who granted it and the highest epoch seen."""
         duration = self._settings.lease_duration_s
-        body = {"leader_id": self._config.node_id, "lease_id": lease_id,
-                "lease_duration": duration, "lease_epoch": epoch}
 
-        async def ask(voter: str) -> tuple[bool, int]:
-            if voter == self._config.node_id:
-                ok, reply = self.handle_lease_request(self._config.node_id, lease_id, duration, epoch)
-                return ok, int(reply.get("lease_epoch", 0))
-            status, reply = await self._post(voter, "/election/lease", body)
-            if not isinstance(reply, dict):
-                return False, 0
-            seen = reply.get("lease_epoch", 0)
-            return status == 200 and reply.get("granted") is True, seen if isinstance(seen, int) else 0
+        def own_vote() -> tuple[bool, dict[str, Any]]:
+            return self.handle_lease_request(self._config.node_id, lease_id, duration, epoch)
 
-        others = [v for v in self._config.voters if v != self._config.node_id]
-        results = await asyncio.gather(*(ask(v) for v in others), return_exceptions=True)
-        granted, seen_epoch = [], 0
-        for voter, result in zip(others, results):
-            if isinstance(result, tuple):
-                ok, seen = result
-                seen_epoch = max(seen_epoch, seen)
-                if ok:
-                    granted.append(voter)
-        # Our own vote last, and only when it completes a majority: a candidate that cannot win
-        # must not burn epochs in its own ledger (that is how partitioned nodes inflated them).
-        if self._ledger is not None and len(granted) + 1 >= quorum_size(len(self._config.voters)):
-            ok, seen = await ask(self._config.node_id)
-            seen_epoch = max(seen_epoch, seen)
-            if ok:
-                granted.append(self._config.node_id)
-        return granted, seen_epoch
+        return await self._peers.lease_round(epoch, lease_id, duration, own_vote if self._voter.ledger is not None else None)
 
     async def _renew(self) -> None:
         assert self._lease_id is not None
@@ -341,7 +290,7 @@ class BullyElection:
             self._next_renew = now + self._settings.lease_renew_interval_s
             await self._announce()
             return
-        self._known_epoch = max(self._known_epoch, seen_epoch)
+        self._voter.saw(seen_epoch)
         self._log.warning("lease_renewal_failed", granted=granted, lease_epoch=self._leader_epoch)
         if self._my_lease is None or not self._my_lease.valid(now):
             await self._step_down("lease_expired")
@@ -373,15 +322,7 @@ class BullyElection:
                 await coro
 
     async def _revoke(self, voters: list[str], lease_id: str, timeout: float) -> None:
-        body = {"leader_id": self._config.node_id, "lease_id": lease_id}
-
-        async def one(voter: str) -> None:
-            if voter == self._config.node_id:
-                self.handle_lease_revoke(self._config.node_id, lease_id)
-            else:
-                await self._post(voter, "/election/lease_revoke", body, timeout)
-
-        await asyncio.gather(*(one(v) for v in voters), return_exceptions=True)
+        await self._peers.revoke(voters, lease_id, timeout, lambda: self.handle_lease_revoke(self._config.node_id, lease_id))
 
     async def _announce(self) -> None:
         """Tell every live member (and every voter) who leads; also renews their trust in us."""
@@ -395,7 +336,7 @@ class BullyElection:
             "fence_token": self._fence_token,
         }
         targets = (self._alive_ids() | set(self._config.voters)) - {self._config.node_id}
-        await asyncio.gather(*(self._post(n, "/coordinator", body) for n in sorted(targets)), return_exceptions=True)
+        await self._peers.tell(sorted(targets), "/coordinator", body)
 
     # -- Helpers -------------------------------------------------------------------------------
 
@@ -428,30 +369,7 @@ class BullyElection:
         self._hub.publish(LeadershipEvent(leadership=self.leadership(), changed=False,
                                           election_outcome=outcome, election_latency_s=latency))
 
-    async def _post(self, node_id: str, path: str, body: dict[str, Any], timeout: float | None = None) -> tuple[int, Any]:
-        host = self._config.hosts.get(node_id)
-        member = self._membership.members().get(node_id)
-        if host is not None:
-            url = host.api_url
-        elif member is not None:
-            url = member.api_url()
-        else:
-            raise PeerUnreachable(f"no address known for {node_id}")
-        return await self._client.post(url, path, body, timeout or self._settings.request_timeout_s)
-
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    # -- Persistence: a restarted voter must not grant an epoch twice ----------------------------
-
-    def _load(self) -> None:
-        known = self._file.load(self._ledger)
-        if known is not None:
-            self._known_epoch = known
-        # ``_leader_epoch`` stays 0: the epoch we knew need not be any leader's (lost candidacies),
-        # and a leader elected meanwhile must be accepted. Candidacies still start above it.
-
-    def _save(self) -> None:
-        self._file.save(self._known_epoch, self._ledger)

@@ -15,12 +15,12 @@ from typing import Any
 
 import structlog
 
-from ..errors import ClusterError, ClusterTimeout, NoLeader, NotLeader
-from ..model import Leadership
-from ..state import commands
-from ..store.reconcile import new_seal, seal_term
-from .raft_entry import MAX_IMPORT_BYTES, encode
-from .raft_types import BARRIER
+from ...errors import ClusterError, ClusterTimeout, NoLeader, NotLeader
+from ...model import Leadership
+from ...state import commands
+from ...store.reconcile import new_seal, seal_term
+from .entry import MAX_IMPORT_BYTES, encode
+from .values import BARRIER
 
 STORE = "raft"
 
@@ -62,7 +62,7 @@ class ServingGate:
 
     async def refresh_head(self, view: Leadership) -> None:
         if self._handoff is not None and self.head_term != view.term:
-            head = await self._raft._engine.read_local(lambda m: m.lineage().head)
+            head = await self._raft.read_local(lambda m: m.lineage().head)
             self.head_term = seal_term(head, STORE)
         if view.is_self and self.open_term != view.term:
             self.on_leadership(view)  # a reconcile that ended early (leadership flickered)
@@ -86,7 +86,11 @@ class ServingGate:
         # makes the lineage it compares (and expects, in the import's compare-and-set) current.
         if await self._commit(BARRIER, still_leader) is None:
             return
-        own = await raft._engine.read_local(lambda m: m.lineage())
+        try:
+            own = await raft.read_local(lambda m: m.lineage())
+        except ClusterError as e:  # stopped, or this replica failed to restore: it must not seal
+            self._log.info("state_seal_failed", reason=str(e))
+            return
         snapshot = await self._handoff.reconcile(own, self._members, still_leader)
         seal = new_seal(STORE, term, raft.node_id)
         command = commands.import_state(snapshot, seal=seal, base=own.to_dict()) if snapshot is not None \

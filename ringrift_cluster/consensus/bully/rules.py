@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Iterable
 
-from .. import mutations
+from ... import mutations
 
 
 def rank(node_id: str, preferred: str | None) -> tuple[bool, str]:

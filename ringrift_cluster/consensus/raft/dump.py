@@ -1,6 +1,6 @@
 """Raft log compaction without stalling the engine: the dump is written by a thread of its own.
 
-Used by ``raft_bridge``, the only module that imports pysyncobj or starts threads: it passes in
+Used by ``bridge``, the only module that imports pysyncobj or starts threads: it passes in
 pysyncobj's states and unpickler and the function that runs the writer on its own thread.
 """
 
@@ -13,7 +13,7 @@ import pickle
 import time
 from typing import Any, Callable
 
-from ..durable import fsync_dir
+from ...durable import fsync_dir
 
 _log = logging.getLogger(__name__)
 
@@ -109,3 +109,13 @@ class DumpWriter:
         if so is None or known is None:
             return {}
         return {k: v for k, v in so.__dict__.items() if k not in known}
+
+
+def stall_report(consumer: Any, dumper: "DumpWriter | None") -> dict[str, Any]:
+    """The longest the tick thread spent in one apply and in one snapshot (ms), and the dumps."""
+    return {
+        "longest_apply_ms": round(1000 * consumer.longest_apply_s, 3) if consumer is not None else 0.0,
+        "longest_snapshot_ms": round(1000 * dumper.longest_stall_s, 3) if dumper is not None else None,
+        "dumps_written": dumper.dumps if dumper is not None else None,
+        "dump_error": dumper.last_error if dumper is not None else None,
+    }

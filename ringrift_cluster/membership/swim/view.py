@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from .. import mutations
-from ..model import EventKind, MemberState, NodeId
+from ... import mutations
+from ...model import EventKind, MemberState, NodeId
 
 RAW_ALIVE = "alive"
 RAW_SUSPECT = "suspect"

@@ -10,9 +10,8 @@ import time
 import uuid
 from typing import Any, Optional
 
-from swim.utils.serialization import serialize_message
-
-from . import swim_gossip
+from . import gossip
+from .bridge import serialize_message
 
 Addr = tuple[str, int]
 
@@ -87,7 +86,7 @@ async def anti_entropy(self: Any, node: Any, now: float) -> None:
     self._sync_answers = answers
     if self._synced:
         live = sum(1 for m in node.members.get_all_members() if not m.is_dead)  # once per sync
-        interval = swim_gossip.push_pull_interval(s.sync_interval_s, live)
+        interval = gossip.push_pull_interval(s.sync_interval_s, live)
         self._next_sync = now + interval * random.uniform(0.75, 1.25)  # no lock-step across nodes
     else:
         # Joining: pull from a member known to run (it sent us its own entry), and again

@@ -5,17 +5,16 @@ refused every claim). Its writes go to the members through the ClusterState faca
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import structlog
 
-from ..config import ClusterConfig
-from ..errors import NoLeader
-from ..events import EventHub, Subscription
-from ..membership.base import Membership
-from ..model import Leadership, LeadershipEvent
-from ..peer_client import PeerClient, PeerUnreachable
+from ...config import ClusterConfig
+from ...events import Subscription
+from ...membership.base import Membership
+from ...model import Leadership, LeadershipEvent
+from ...peer_client import PeerClient, PeerUnreachable
+from ..tracker import LeadershipTracker
 
 
 class RaftObserver:
@@ -28,10 +27,8 @@ class RaftObserver:
         self._config = config
         self._client = client
         self._membership = membership
-        self._leadership = Leadership(leader=None, term=0, is_self=False)
+        self._tracker = LeadershipTracker()
         self._source: str | None = None
-        self._hub: EventHub[LeadershipEvent] = EventHub()
-        self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._log = structlog.get_logger("ringrift.consensus.raft_observer")
 
@@ -47,39 +44,30 @@ class RaftObserver:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        self._hub.close()
+        self._tracker.close()
 
     def leadership(self) -> Leadership:
-        return self._leadership
+        return self._tracker.current
 
     def subscribe(self) -> Subscription[LeadershipEvent]:
-        return self._hub.subscribe()
+        return self._tracker.subscribe()
 
     async def wait_for_leader(self, timeout: float) -> Leadership:
-        deadline = time.monotonic() + timeout
-        while self._leadership.leader is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise NoLeader(f"no Raft leader seen within {timeout:.1f}s")
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
-        return self._leadership
+        return await self._tracker.wait_for_leader(timeout, lambda _: f"no Raft leader seen within {timeout:.1f}s")
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": self.name, "leader": self._leadership.leader, "term": self._leadership.term,
+        view = self._tracker.current
+        return {"backend": self.name, "leader": view.leader, "term": view.term,
                 "learned_from": self._source, "raft_members": list(self._config.raft_members)}
 
     async def _poll_loop(self) -> None:
         while True:
             view, source = await self._ask_members()
-            if view is not None and (view.leader, view.term) != (self._leadership.leader, self._leadership.term):
-                self._leadership, self._source = view, source
-                self._changed.set()
+            current = self._tracker.current
+            if view is not None and (view.leader, view.term) != (current.leader, current.term):
+                self._source = source
                 self._log.info("leader_elected", leader_id=view.leader, term=view.term, learned_from=source)
-                self._hub.publish(LeadershipEvent(leadership=view, changed=True))
+                self._tracker.publish(view)
             await asyncio.sleep(self._config.state.tick_interval_s)
 
     async def _ask_members(self) -> tuple[Leadership | None, str | None]:

@@ -1,6 +1,6 @@
 """swim-p2p driven on its own event loop: supervision, refutation, leave, and the raw view.
 
-Everything in this module runs on the SWIM thread's loop (see ``swim.py`` for the thread and the
+Everything in this module runs on the SWIM thread's loop (see ``bridge.py`` for the thread and the
 crossing back to the node's loop). What we add to the library, each for a measured reason:
 
 * **Incarnations from the clock.** A node announces itself with incarnation = wall-clock ms
@@ -18,23 +18,23 @@ crossing back to the node's loop). What we add to the library, each for a measur
 * **Leave.** The library has no leave message. A graceful stop marks our own entry DEAD with a
   higher incarnation and the metadata ``left: true``, and announces it to everyone before the
   engine stops; peers see DEAD + left and report ``left``.
-* **Bounded gossip** (``swim_gossip``): heartbeats carry our entry plus the freshest changes that
+* **Bounded gossip** (``gossip``): heartbeats carry our entry plus the freshest changes that
   fit the packet budget; a push-pull full sync (the library's SYNC-REQ plus our whole list, over
   TCP when big) with one random member on start and then every ``push_pull_interval`` (grows
   with N).
 * **Suspicion timeouts on the engine's clock**: the library's rule, checked every 0.1 s tick
-  rather than once per protocol cycle (``swim_hooks.expire_suspects``).
+  rather than once per protocol cycle (``hooks.expire_suspects``).
 * **Indirect probes by the suspecter only.** swim-p2p has *every* node that knows a SUSPECT
   indirect-probe it every cycle, sequentially, each waiting up to two ping timeouts: N x k pings
   per period at the suspect, and every cycle (hence every suspicion timeout check) late. Here only
   the node whose own ping failed asks k helpers, once, off the protocol loop, and tells the
   suspect itself (Lifeguard's buddy); others wait for the timeout or a refutation, as in SWIM.
 * **Telling the dead.** A member held DEAD that is still heard from is sent its own entry, so
-  that it refutes (``swim_hooks.tell_the_dead``); otherwise the side of a healed partition stayed
+  that it refutes (``hooks.tell_the_dead``); otherwise the side of a healed partition stayed
   failed in the other side's views until a full sync happened to reach it.
 * **Tombstones.** A member DEAD for ``tombstone_s`` is removed from the library's list (the
   library never removes anyone), so the list does not grow with address churn.
-* **Supervision.** If a library task dies or the protocol loop stops advancing, the node is torn
+* **Supervision** (``supervise.py``). If a library task dies or the protocol loop stops advancing, the node is torn
   down and recreated (same socket) with bounded exponential backoff.
 """
 
@@ -47,24 +47,20 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
-from swim.protocol.member import MemberState as RawState
-from swim.protocol.node import Node
-from swim.utils.serialization import serialize_message
-
-from ..config import HostConfig, SwimSettings
-from ..model import Member, MembershipEvent, NodeId
-from . import swim_gossip, swim_hooks
-# Re-exported: swim.py reaches the engine only through this module (imported lazily).
-from .swim_support import LibraryLogBridge, install_library_log_bridge, library_config  # noqa: F401
-from .swim_transport import TransportStats, bind_exclusive, make_transport, port_in_use  # noqa: F401
-from .swim_publish import Publisher
-from .swim_view import SwimView
+from ...config import HostConfig, SwimSettings
+from ...model import Member, MembershipEvent, NodeId
+from . import gossip, hooks
+from .bridge import Node, RawState, serialize_message
+# Re-exported: membership.py reaches the engine only through this module (imported lazily).
+from .library import LibraryLogBridge, install_library_log_bridge, library_config  # noqa: F401
+from .sockets import bind_exclusive, port_in_use  # noqa: F401
+from .transport import TransportStats, make_transport  # noqa: F401
+from .publish import Publisher
+from .supervise import dead_task, library_tasks, supervise
+from .view import SwimView
 
 Addr = tuple[str, int]
 _TICK_S = 0.1
-_BACKOFF_MIN_S = 0.5
-_BACKOFF_MAX_S = 30.0
-_HEALTHY_RESET_S = 60.0
 _ANNOUNCE_MIN_GAP_S = 0.5
 _UDP_MAX = 65507
 _ANNOUNCE_MAX = 48  # announce targets at most (bounded gossip): the rest learn by gossip
@@ -120,7 +116,7 @@ class SwimEngine:
         self.view = SwimView(s.suspect_report_after_s, s.failed_confirm_s)
         self.status = EngineStatus()
         self.publisher = Publisher(plan, self.view, stats, self.status, log, publish, self.describe_counters)
-        self.piggyback = swim_gossip.Piggyback(plan.self_addr, s.packet_budget_bytes, s.retransmit_mult)
+        self.piggyback = gossip.Piggyback(plan.self_addr, s.packet_budget_bytes, s.retransmit_mult)
         self.node: Optional[Node] = None
         self._supervisor: Optional[asyncio.Task[None]] = None
         self._stopping = False
@@ -146,7 +142,7 @@ class SwimEngine:
     async def start(self) -> None:
         """Create and start the library node; errors propagate (the first start must work)."""
         await self._create()
-        self._supervisor = asyncio.create_task(self._supervise(), name="swim-supervisor")
+        self._supervisor = asyncio.create_task(supervise(self), name="swim-supervisor")
 
     async def shutdown(self, graceful: bool) -> None:
         self._stopping = True
@@ -187,9 +183,9 @@ class SwimEngine:
         self._incarnation = max(self._incarnation + 1, _now_ms())
         me.incarnation = self._incarnation
         me.metadata = dict(self._meta)
-        swim_hooks.hook_member_list(self, node)
-        swim_gossip.install(node, self.piggyback, self.publisher.changed, s.gossip_fanout, s.bounded_gossip)
-        swim_hooks.gate_indirect_probes(self, node)
+        hooks.hook_member_list(self, node)
+        gossip.install(node, self.piggyback, self.publisher.changed, s.gossip_fanout, s.bounded_gossip)
+        hooks.gate_indirect_probes(self, node)
         if s.lifeguard and node.timing_service is not None:
             node.timing_service.set_base_timing(s.protocol_period_s, s.ping_timeout_s, s.suspicion_timeout_s)
         self.node = node
@@ -224,63 +220,6 @@ class SwimEngine:
         except Exception:
             pass
 
-    async def _supervise(self) -> None:
-        backoff = _BACKOFF_MIN_S
-        while not self._stopping:
-            started = time.monotonic()
-            try:
-                reason = await self._watch()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:
-                reason = f"watcher failed: {e!r}"
-            if self._stopping:
-                return
-            self.status.restarts += 1
-            self.status.last_error = reason
-            self.status.running = False
-            self._log.warning("swim_engine_restart", reason=reason, restarts=self.status.restarts,
-                              backoff_s=backoff)
-            self.publisher.emit()
-            await self._teardown()
-            if time.monotonic() - started > _HEALTHY_RESET_S:
-                backoff = _BACKOFF_MIN_S
-            while not self._stopping:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _BACKOFF_MAX_S)
-                try:
-                    await self._create()
-                    break
-                except asyncio.CancelledError:
-                    raise
-                except Exception as e:
-                    self.status.restarts += 1
-                    self.status.last_error = f"restart failed: {e!r}"
-                    self._log.warning("swim_engine_restart_failed", error=repr(e), backoff_s=backoff)
-                    self.publisher.emit()
-
-    def _library_tasks(self, node: Node) -> list[asyncio.Task[Any]]:
-        """The long-lived tasks of a started node: protocol loop, sync loop, our receiver."""
-        tasks = [t for t in node.tasks if "_protocol_loop" in getattr(t.get_coro(), "__qualname__", "")]
-        sync = getattr(node.sync_service, "_sync_task", None)
-        if sync is not None:
-            tasks.append(sync)
-        receiver = getattr(node.transport, "receiver_task", None)
-        if receiver is not None:
-            tasks.append(receiver)
-        return tasks
-
-    @staticmethod
-    def _dead_task(tasks: list[asyncio.Task[Any]]) -> Optional[str]:
-        for task in tasks:
-            if task.done():
-                name = getattr(task.get_coro(), "__qualname__", task.get_name())
-                error = None if task.cancelled() else task.exception()
-                if error is None:
-                    return f"library task {name} ended (cancelled or returned)"
-                return f"library task {name} died: {error!r}"
-        return None
-
     async def _watch(self) -> str:
         """Runs until the library node fails; returns why."""
         s = self.plan.settings
@@ -310,10 +249,10 @@ class SwimEngine:
                     self._refute(node, reason="pause")
             last_tick = now
             if len(tasks) < expected:
-                tasks = self._library_tasks(node)
+                tasks = library_tasks(node)
                 if not any("_protocol_loop" in getattr(t.get_coro(), "__qualname__", "") for t in tasks):
                     return "library protocol task missing"
-            problem = self._dead_task(tasks)
+            problem = dead_task(tasks)
             if problem:
                 return problem
             cycles = node._protocol_cycles
@@ -334,12 +273,12 @@ class SwimEngine:
             self.stats.piggyback_entries = self.piggyback.selected
             self.status.members = node.members.size
             self.publisher.observe(now)
-            await swim_hooks.expire_suspects(self, node)
-            swim_hooks.tell_the_dead(self, node, now)
+            await hooks.expire_suspects(self, node)
+            hooks.tell_the_dead(self, node, now)
             if self._pending_announce and time.monotonic() - self._last_announce >= _ANNOUNCE_MIN_GAP_S:
                 await self._announce()
             if s.bounded_gossip and now >= self._next_sync:
-                await swim_hooks.anti_entropy(self, node, now)
+                await hooks.anti_entropy(self, node, now)
             if now >= self._next_tombstone_scan:
                 self._next_tombstone_scan = now + _TOMBSTONE_SCAN_S
                 self._forget_dead(node)
@@ -396,7 +335,7 @@ class SwimEngine:
         if addrs is None:
             digest = node.members.serialize_digest(full=True)
         else:
-            digest = swim_gossip.digest_of(node.members, addrs)
+            digest = gossip.digest_of(node.members, addrs)
         data = serialize_message({
             "type": "HEARTBEAT",
             "from": self._host_str,
@@ -427,7 +366,7 @@ class SwimEngine:
             await asyncio.sleep(0.05)
 
     def describe_counters(self) -> dict[str, Any]:
-        return swim_hooks.counters(self)
+        return hooks.counters(self)
 
 
 def _record_delta(node: Node, addr: Addr) -> None:

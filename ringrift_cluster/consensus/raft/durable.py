@@ -24,7 +24,7 @@ snapshot a follower receives from its leader (pysyncobj writes it and renames it
 without fsync, then drops its journal and acknowledges): a power cut after that acknowledgement
 would leave an empty dump and no journal, the whole state gone from that member.
 
-Used only by ``raft_bridge`` (the one module that touches pysyncobj's objects).
+Used only by ``bridge`` (the one module that touches pysyncobj's objects).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, ContextManager
 
-from ..durable import fsync_dir, replace_durably
+from ...durable import fsync_dir, replace_durably
 
 MODES = ("fsync", "batch", "none")
 

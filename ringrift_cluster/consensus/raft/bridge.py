@@ -7,7 +7,7 @@ Threads involved:
   dies, so the constructor must run on a thread that lives as long as the node (never inside a
   short executor job);
 * the **tick thread** (pysyncobj's own, started by the constructor): socket I/O, elections,
-  applying committed entries (``_MachineConsumer.execute``), command callbacks and the
+  applying committed entries (``_MachineConsumer.execute``, ``replica.py``), command callbacks and the
   ``_on_tick`` hook below;
 * the **loop thread**: everything else.
 
@@ -24,7 +24,7 @@ Rules, enforced here and nowhere else:
 * the replicated entry point is total: it parses one JSON command and returns the state
   machine's result, or ``{"ok": False, "error": ...}``, whatever happens;
 * log compaction never serializes on the tick thread when the machine can ``freeze()``: the tick
-  thread freezes it (milliseconds) and a ``raft-dump`` thread writes the dump (``raft_dump``).
+  thread freezes it (milliseconds) and a ``raft-dump`` thread writes the dump (``dump``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import json
 import logging
 import threading
 import time
@@ -54,81 +53,32 @@ except ImportError:  # pragma: no cover - exercised only where the engine is mis
     PYSYNCOBJ_VERSION = ""
     HAS_CRYPTO = False
 
-from .raft_batch import MAX_COMMANDS as MAX_BATCH_COMMANDS
-from .raft_batch import ProposalBatcher
-from .raft_dump import DumpWriter
-from .raft_durable import build_durably
-from .raft_hints import LeaderLossHints
-from .raft_types import BARRIER, BARRIER_RESULT, EngineError, EngineStatus, FailReason, RaftRole
+from .batch import MAX_COMMANDS as MAX_BATCH_COMMANDS, ProposalBatcher, batch_counts
+from .dump import DumpWriter, stall_report
+from .durable import build_durably
+from .hints import LeaderLossHints, hint_counts
+from .replica import Replica
+from .values import BARRIER, BARRIER_RESULT, EngineError, EngineStatus, FailReason, RaftRole, read_status
 
 _JOURNAL_FACTORY_LOCK = threading.Lock()  # pysyncobj's journal factory is swapped per construction
 
 _log = logging.getLogger(__name__)
 
 
-# --------------------------------------------------------------------------------------------
-# The replicated state machine holder (runs on the tick thread).
-
 if PYSYNCOBJ_AVAILABLE:
 
-    class _MachineConsumer(SyncObjConsumer):
-        """Holds the state machine; ONE replicated entry point taking a serialized command.
-
-        Snapshots are the machine's own ``snapshot()`` (plain data), not this object's
-        ``__dict__``, so the lock and the machine object are never pickled.
-        """
+    class _MachineConsumer(Replica, SyncObjConsumer):
+        """The replica (``replica.py``) as pysyncobj's consumer: ONE replicated entry point taking a
+        serialized command; snapshots are the machine's own (``Replica._serialize``)."""
 
         def __init__(self, machine: Any, restore: Callable[[Any, Any], Any]) -> None:
-            super().__init__()
-            self.machine = machine
-            self.restore_fn = restore
-            self.lock = threading.Lock()
-            self.apply_failures = 0
-            self.restore_failed: str | None = None
-            self.longest_apply_s = 0.0
+            SyncObjConsumer.__init__(self)
+            Replica.__init__(self, machine, restore, threading.Lock())
 
         @replicated
         def execute(self, payload: Any) -> Any:
             # Runs on every replica, on the tick thread, once the entry commits. Never raises.
-            # One command (a JSON string) or a batch of them (a list: raft_batch), applied in order.
-            with self.lock:
-                started = time.perf_counter()
-                if isinstance(payload, list):
-                    result: Any = [self._apply(one) for one in payload]
-                else:
-                    result = self._apply(payload)
-                self.longest_apply_s = max(self.longest_apply_s, time.perf_counter() - started)
-                return result
-
-        def _apply(self, payload: Any) -> Any:
-            if payload == BARRIER:
-                return BARRIER_RESULT
-            try:
-                command = json.loads(payload)
-            except Exception:
-                return {"ok": False, "error": "bad_command", "message": "entry is not JSON"}
-            if not isinstance(command, dict):
-                return {"ok": False, "error": "bad_command", "message": "entry is not an object"}
-            try:
-                return self.machine.apply(command)
-            except BaseException as e:  # the machine promises never to raise; be total anyway
-                self.apply_failures += 1
-                return {"ok": False, "error": "internal", "message": f"apply raised {type(e).__name__}"}
-
-        def _serialize(self) -> Any:  # tick thread, at log compaction
-            with self.lock:
-                return {"format": 1, "machine": self.machine.snapshot()}
-
-        def _deserialize(self, data: Any) -> None:  # tick thread, dump load / snapshot install
-            try:
-                with self.lock:
-                    if not isinstance(data, dict) or data.get("format") != 1:
-                        raise ValueError(f"unknown snapshot format {type(data).__name__}")
-                    self.machine = self.restore_fn(self.machine, data["machine"])
-                self.restore_failed = None
-            except BaseException as e:  # never raise into pysyncobj's tick
-                self.restore_failed = f"{type(e).__name__}: {e}"
-                _log.critical("raft snapshot restore failed: %s", self.restore_failed)
+            return self.apply_entry(payload)
 
 
 def _spawn_dump(fn: Callable[..., None], *args: Any) -> None:
@@ -204,7 +154,7 @@ class RaftEngine:
         self._drain_scheduled = False
         self._hook_errors = 0
         self._dumper: Any = None
-        self._batch = batch  # proposals of one loop pass as one entry (raft_batch)
+        self._batch = batch  # proposals of one loop pass as one entry (batch.py)
         self._batcher: ProposalBatcher | None = None
         self.started = False
 
@@ -331,7 +281,7 @@ class RaftEngine:
 
     def propose(self, payload: str) -> "asyncio.Future[tuple[Any, int]]":
         """Enqueue one command; the future resolves with (result, FailReason code). Commands
-        proposed in one pass of the loop share a log entry (``raft_batch``)."""
+        proposed in one pass of the loop share a log entry (``batch.py``)."""
         if self._loop is None or self._consumer is None or self._batcher is None or self._stop.is_set():
             raise EngineError("raft engine not running")
         fut: asyncio.Future[tuple[Any, int]] = self._loop.create_future()
@@ -399,22 +349,7 @@ class RaftEngine:
         so = self._syncobj
         if so is None:
             return
-        leader = so._getLeader()
-        connected = {n.address: so.isNodeConnected(n) for n in so.otherNodes}
-        status = EngineStatus(
-            published=True,
-            role=RaftRole.LEADER if so._isLeader() else self._role,
-            leader=None if leader is None else str(leader.address),
-            term=int(so.raftCurrentTerm),
-            has_quorum=bool(so.hasQuorum),
-            commit_index=int(so.raftCommitIndex),
-            applied_index=int(so.raftLastApplied),
-            ready=bool(so.isReady()),
-            connected=connected,
-            log_size=int(so._getRaftLogSize()),
-            tick_thread_alive=True,
-            at=now,
-        )
+        status = read_status(so, self._role, now)
         previous = self._status
         self._status = status
         if self._on_change is not None and previous.leadership_key() != status.leadership_key():
@@ -436,16 +371,11 @@ class RaftEngine:
         return getattr(self._journal, "syncs", 0)
 
     def batch_counts(self) -> dict[str, int]:
-        """Commands proposed here and the log entries that carried them (``raft_batch``)."""
-        b = self._batcher
-        return {"commands": b.commands if b else 0, "entries": b.entries if b else 0}
+        return batch_counts(self._batcher)
 
     def hint_counts(self) -> dict[str, Any]:
         """Elections started early on a leader-loss hint."""
-        hints = self.hints
-        if hints is None:
-            return {"enabled": False}
-        return {"enabled": hints.enabled, "elections_started": hints.elections_started}
+        return hint_counts(self.hints)
 
     @property
     def apply_failures(self) -> int:
@@ -461,13 +391,7 @@ class RaftEngine:
 
     def stalls(self) -> dict[str, Any]:
         """The longest the tick thread spent in one apply and in one snapshot (ms)."""
-        consumer, dumper = self._consumer, self._dumper
-        return {
-            "longest_apply_ms": round(1000 * consumer.longest_apply_s, 3) if consumer is not None else 0.0,
-            "longest_snapshot_ms": round(1000 * dumper.longest_stall_s, 3) if dumper is not None else None,
-            "dumps_written": dumper.dumps if dumper is not None else None,
-            "dump_error": dumper.last_error if dumper is not None else None,
-        }
+        return stall_report(self._consumer, self._dumper)
 
 
 __all__ = [

@@ -5,7 +5,7 @@ other nodes are HTTP clients of a voter and must not construct this class. The r
 state kept in the log is ``store/raft.py::RaftStore``'s: this class has no ``submit``.
 
 Everything that crosses between pysyncobj's tick thread and asyncio lives in
-``raft_bridge.py``; this module is asyncio-only: the pysyncobj configuration, the address <->
+``bridge.py``; this module is asyncio-only: the pysyncobj configuration, the address <->
 node id edge, the single failure-code table, leadership events, commits and the status summary.
 
 Usage::
@@ -20,48 +20,28 @@ Usage::
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import structlog
 
-from .. import mutations
-from ..config import ClusterConfig, RaftSettings
-from ..errors import BackendUnavailable, ClusterTimeout, NoLeader
-from ..events import EventHub, Subscription
-from ..model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
-from . import raft_bridge as bridge
-from .raft_types import FailReason, RaftRole
-from .raft_entry import failure_error
-from .raft_gate import ServingGate
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - non-POSIX
-    fcntl = None  # type: ignore[assignment]
+from ... import mutations
+from ...config import ClusterConfig, RaftSettings
+from ...errors import BackendUnavailable, ClusterTimeout
+from ...events import Subscription
+from ...model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
+from ..tracker import LeadershipTracker
+from . import bridge
+from .conf import RaftFiles, hint_settings, ids_by_address, pysyncobj_conf
+from .snapshots import default_restore, first_dump
+from .values import FailReason, RaftRole
+from .entry import failure_error
+from .gate import ServingGate
 
 T = TypeVar("T")
 
 WATCH_INTERVAL_S = 0.1  # loop-side leadership poll, besides the tick thread's push (a backstop)
 BIND_TIMEOUT_S = 10.0
-
-def _address(host: str, port: int) -> str:
-    return f"{host}:{port}"
-
-
-def default_restore(machine: Any, snapshot: Any) -> Any:
-    """Restore ``machine`` from ``snapshot``: ``restore(snapshot)`` in place (or returning a new
-    machine), else a ``from_snapshot(snapshot)`` constructor on its class."""
-    restore = getattr(machine, "restore", None)
-    if callable(restore):
-        result = restore(snapshot)
-        return result if result is not None and callable(getattr(result, "apply", None)) else machine
-    from_snapshot = getattr(type(machine), "from_snapshot", None)
-    if callable(from_snapshot):
-        return from_snapshot(snapshot)
-    raise TypeError(f"{type(machine).__name__} has neither restore(snapshot) nor from_snapshot(snapshot)")
 
 
 class RaftConsensus:
@@ -101,20 +81,14 @@ class RaftConsensus:
         self._log = log.bind(node_id=config.node_id)
 
         # The edge between pysyncobj addresses and node ids: built once, from the config.
-        self._id_by_address: dict[str, NodeId] = {}
-        for node_id in config.raft_members:
-            host = config.hosts[node_id]
-            address = _address(host.address, host.raft_port)
-            self._id_by_address[address] = node_id
+        self._id_by_address: dict[str, NodeId] = ids_by_address(config)
         self._address_by_id = {n: a for a, n in self._id_by_address.items()}
         self.self_address = self._address_by_id[self.node_id]
         if len(config.raft_members) == 2:
             self._log.warning("raft_two_members", hint="2 voters tolerate no failure; use 3 or 5")
 
-        self.raft_dir = Path(config.data_dir) / "raft"
-        self.journal_file = self.raft_dir / f"{self.node_id}.journal"
-        self.dump_file = self.raft_dir / f"{self.node_id}.dump"
-        self._lock_file = self.raft_dir / "lock"
+        self._files = RaftFiles.of(config)
+        self.raft_dir, self.journal_file, self.dump_file = self._files.dir, self._files.journal, self._files.dump
         self._engine = bridge.RaftEngine(
             self_address=self.self_address,
             other_addresses=tuple(a for a in sorted(self._id_by_address) if a != self.self_address),
@@ -127,11 +101,8 @@ class RaftConsensus:
             batch=settings.batch_proposals,
         )
 
-        self._hub: EventHub[LeadershipEvent] = EventHub()
-        self._leadership = Leadership(leader=None, term=0, is_self=False)
-        self._changed = asyncio.Event()
+        self._tracker = LeadershipTracker()
         self._tasks: list[asyncio.Task[Any]] = []
-        self._lock_fd: int | None = None
         self._started = False
         self._stopping = False
         self._lost_at: float | None = None
@@ -148,40 +119,10 @@ class RaftConsensus:
 
     def pysyncobj_conf(self) -> dict[str, Any]:
         """The SyncObjConf keyword arguments this node runs with."""
-        s = self._settings
-        return {
-            "raftMinTimeout": s.min_timeout_s,
-            "raftMaxTimeout": s.max_timeout_s,
-            "appendEntriesPeriod": s.append_entries_period_s,
-            "appendEntriesUseBatch": False,  # commit on send (~0.5 ms), not every period
-            "connectionRetryTime": s.connection_retry_s,
-            "connectionTimeout": s.connection_timeout_s,
-            "leaderFallbackTimeout": s.leader_fallback_timeout_s,
-            "commandsWaitLeader": False,  # no leader -> MISSING_LEADER now, not a late commit
-            "bindAddress": _address(s.bind_host, s.bind_port),
-            "password": s.password or None,
-            "journalFile": str(self.journal_file),
-            "fullDumpFile": str(self.dump_file),
-            "logCompactionMinEntries": s.log_compaction_min_entries,
-            "logCompactionMinTime": s.log_compaction_min_time_s,
-            "dynamicMembershipChange": False,
-            "autoTick": True,
-            # How often the tick thread wakes with nothing to do (sockets wake it at once). Twice per
-            # heartbeat period keeps heartbeats on time; more is idle CPU (0.5 % of a core at 20 Hz).
-            "autoTickPeriod": min(0.1, max(0.05, s.append_entries_period_s / 2)),
-            "useFork": False,  # no fork() of a multi-threaded process; snapshots are small
-            "bindRetryTime": 0.25,
-            "maxBindRetries": 4,  # a taken port fails start() in ~1 s instead of retrying forever
-        }
+        return pysyncobj_conf(self._settings, self._files)
 
     def hint_settings(self) -> dict[str, float]:
-        """LeaderLossHints timing: confirm a closed connection for one heartbeat period; rank
-        steps of two periods (longer than a tick and a vote's round trip), jitter one period."""
-        s = self._settings
-        if not s.leader_hints:
-            return {}
-        period = s.append_entries_period_s
-        return {"confirm_s": period, "step_s": 2 * period, "jitter_s": period}
+        return hint_settings(self._settings)
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -192,22 +133,21 @@ class RaftConsensus:
             # The journal is replayed into the machine at start: it must be the fresh one this
             # object was built with, so a stopped instance is not restarted.
             raise BackendUnavailable("raft: a stopped RaftConsensus cannot restart; build a new one with a fresh machine")
-        self.raft_dir.mkdir(parents=True, exist_ok=True)
-        self._take_lock()
+        self._files.lock()
         self._lost_at = time.monotonic()
         try:
             await self._engine.start(BIND_TIMEOUT_S)
         except bridge.EngineError as e:
-            self._release_lock()
+            self._files.unlock()
             raise BackendUnavailable(f"raft: {e}") from e
         if not self.journal_file.exists():
             await self._engine.stop()
-            self._release_lock()
+            self._files.unlock()
             raise BackendUnavailable(f"raft: journal file {self.journal_file} was not created")
         self._started = True
         self._tasks = [
             asyncio.create_task(self._watch_loop(), name="raft-watch"),
-            asyncio.create_task(self._dump_check(), name="raft-dump-check"),
+            asyncio.create_task(self._first_dump(), name="raft-dump-check"),
         ]
         self._log.info("raft_started", address=self.self_address, members=list(self._config.raft_members),
                        data_dir=str(self.raft_dir))
@@ -222,35 +162,16 @@ class RaftConsensus:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         await self._engine.stop()
-        self._release_lock()
+        self._files.unlock()
         self._started = False
-        self._set_leadership(Leadership(leader=None, term=self._leadership.term, is_self=False))
+        self._set_leadership(Leadership(leader=None, term=self._tracker.current.term, is_self=False))
         self._stopping = False
-        self._hub.close()
+        self._tracker.close()
         self._log.info("raft_stopped")
-
-    def _take_lock(self) -> None:
-        """A second process on the same data dir would share the journal: refuse it."""
-        if fcntl is None:
-            return
-        fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise BackendUnavailable(f"raft: {self._lock_file} is held by another process (already running?)") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._lock_fd = fd
-
-    def _release_lock(self) -> None:
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)  # closing drops the flock
-            self._lock_fd = None
 
     @property
     def role(self) -> str:
-        return "leader" if self._leadership.is_self else "follower"
+        return "leader" if self._tracker.current.is_self else "follower"
 
     @property
     def ready(self) -> bool:
@@ -259,31 +180,19 @@ class RaftConsensus:
     # ----------------------------------------------------------------------------- leadership
 
     def leadership(self) -> Leadership:
-        return self._leadership
+        return self._tracker.current
 
     def subscribe(self) -> Subscription[LeadershipEvent]:
-        return self._hub.subscribe()
+        return self._tracker.subscribe()
 
     async def wait_for_leader(self, timeout: float) -> Leadership:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            self._refresh()
-            current = self._leadership
-            if current.leader is not None:
-                return current
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise NoLeader(f"no Raft leader within {timeout:.2f} s (term {current.term})")
-            event = self._changed
-            try:
-                await asyncio.wait_for(event.wait(), min(remaining, WATCH_INTERVAL_S * 4))
-            except asyncio.TimeoutError:
-                pass
+        return await self._tracker.wait_for_leader(
+            timeout, lambda view: f"no Raft leader within {timeout:.2f} s (term {view.term})",
+            refresh=self._refresh, poll_s=WATCH_INTERVAL_S * 4)
 
     def leader_confirmed(self) -> bool:
         """Leader duties may run: we lead, see a quorum, and committed as leader recently."""
-        current = self._leadership
+        current = self._tracker.current
         term, at = self._last_leader_commit
         window = max(2 * self._settings.tick_interval_s, self._settings.leader_fallback_timeout_s)
         return current.is_self and term == current.term and time.monotonic() - at <= window
@@ -309,10 +218,9 @@ class RaftConsensus:
             self._set_leadership(self._derive(self._engine.status()))
 
     def _set_leadership(self, new: Leadership) -> None:
-        old = self._leadership
+        old = self._tracker.current
         if (new.leader, new.term, new.is_self) == (old.leader, old.term, old.is_self):
             return
-        self._leadership = new
         now = time.monotonic()
         outcome: ElectionOutcome | None = None
         latency: float | None = None
@@ -325,21 +233,18 @@ class RaftConsensus:
             if self._lost_at is not None:
                 latency = now - self._lost_at
             self._lost_at = None
-        self._hub.publish(LeadershipEvent(leadership=new, changed=True, election_outcome=outcome,
-                                          election_latency_s=latency))
+        self._tracker.publish(new, outcome=outcome, latency_s=latency)
         if new.leader != old.leader:
             self._log.info("raft_leader_changed", leader=new.leader, previous=old.leader, term=new.term,
                            is_self=new.is_self, after_s=None if latency is None else round(latency, 3))
-        self._changed.set()
-        self._changed = asyncio.Event()
         self._gate.on_leadership(new)
 
     async def _watch_loop(self) -> None:
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             self._refresh()
-            if self._started and self._engine.restore_failed is None:
-                await self._gate.refresh_head(self._leadership)
+            if self.trusted:
+                await self._gate.refresh_head(self._tracker.current)
             failed = self._engine.restore_failed
             if failed is not None and not self._restore_logged:
                 self._restore_logged = True
@@ -359,7 +264,7 @@ class RaftConsensus:
 
     def check_serving(self) -> None:
         """Raise unless a write (or a linearizable read) may be proposed here now."""
-        self._gate.check(self._leadership)
+        self._gate.check(self._tracker.current)
 
     def require_running(self) -> None:
         if not self._started:
@@ -397,9 +302,9 @@ class RaftConsensus:
         if code != FailReason.SUCCESS:
             self._failed += 1
             self._refresh()
-            raise failure_error(code, leader=self._leadership.leader, rid=rid)
+            raise failure_error(code, leader=self._tracker.current.leader, rid=rid)
         self._committed += 1
-        current = self._leadership
+        current = self._tracker.current
         if current.is_self:
             self._last_leader_commit = (current.term, time.monotonic())
         return result
@@ -416,32 +321,16 @@ class RaftConsensus:
     def sealed_since_start(self) -> bool:
         return self._gate.sealed_since_start()
 
-    # ----------------------------------------------------------------------------- leader duties
-
-    async def _dump_check(self) -> None:
-        """Make the first snapshot early and check that the full-dump file really appears."""
-        warned = False
-        forced_at: float | None = None
-        while True:
-            if self.dump_file.exists():
-                self._dump_ok = True
-                return
-            status = self._engine.status()
-            now = time.monotonic()
-            if status.applied_index >= 3 and (forced_at is None or now - forced_at > 5.0):
-                if forced_at is not None and not warned:
-                    warned = True
-                    self._log.error("raft_dump_missing", path=str(self.dump_file))
-                self._engine.force_compaction()
-                forced_at = now
-            await asyncio.sleep(0.2)
+    async def _first_dump(self) -> None:
+        await first_dump(self._engine, self.dump_file, self._log)
+        self._dump_ok = True
 
     # ----------------------------------------------------------------------------- status
 
     def describe(self) -> dict[str, Any]:
         """What GET /raft/status needs (legacy contract section 4), plus engine details."""
         status = self._engine.status()
-        current = self._leadership
+        current = self._tracker.current
         members = {self.node_id: bool(self._started)}
         for address, connected in status.connected.items():
             node_id = self._id_by_address.get(address)

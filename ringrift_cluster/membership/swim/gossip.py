@@ -25,7 +25,7 @@ import time
 import zlib
 from typing import Any, Callable, Iterable, Mapping, Optional
 
-from .swim_wire import COMPRESS_OVER
+from .wire import COMPRESS_OVER
 
 Addr = tuple[str, int]
 # Digest entries compress 4-7x with zlib; candidates are gathered up to this multiple of the

@@ -1,12 +1,12 @@
 """SWIM membership over swim-p2p, isolated on a thread of its own.
 
-``SwimMembership(config)`` implements ``Membership``. The engine (``swim_engine.py``, plus our
-transport in ``swim_transport.py`` and the damped view in ``swim_view.py``) runs on a private
-asyncio loop in a daemon thread: a node whose own loop stalls (a busy host application; measured:
-a loop blocked 1 s every 10 s made an in-loop swim-p2p report 82 false transitions) no longer
-starves the failure detector. This module is the only bridge: ``start``/``stop`` hand coroutines
-to the SWIM loop with ``run_coroutine_threadsafe`` and await them wrapped (never blocking the
-caller's loop); snapshots and events come back with ``loop.call_soon_threadsafe`` only.
+``SwimMembership(config)`` implements ``Membership``. The engine (``engine.py``, plus our
+transport in ``transport.py`` and the damped view in ``view.py``) runs on a private asyncio loop
+in a daemon thread: a node whose own loop stalls (a busy host application; measured: a loop
+blocked 1 s every 10 s made an in-loop swim-p2p report 82 false transitions) no longer starves the
+failure detector. ``bridge.py`` is the only crossing: ``start``/``stop`` hand coroutines to the
+SWIM loop through it and await them wrapped (never blocking the caller's loop); snapshots and
+events come back through its ``hop`` only.
 
 The library itself is imported lazily (its modules print to stdout on import), so importing this
 module never needs swim-p2p; ``describe()["swim_available"]`` says whether it is there.
@@ -22,16 +22,16 @@ import socket
 import threading
 import time
 from types import MappingProxyType
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import structlog
 
-from ..config import ClusterConfig, SwimSettings
-from ..errors import BackendUnavailable
-from ..events import EventHub, Subscription
-from ..model import Member, MembershipEvent, MemberState, NodeId
+from ...config import ClusterConfig, SwimSettings
+from ...errors import BackendUnavailable
+from ...events import EventHub, Subscription
+from ...model import Member, MembershipEvent, MemberState, NodeId
 
-_ENGINE_MODULE = "ringrift_cluster.membership.swim_engine"
+_ENGINE_MODULE = "ringrift_cluster.membership.swim.engine"
 _START_TIMEOUT_S = 15.0
 _STOP_TIMEOUT_S = 10.0
 _import_lock = threading.Lock()
@@ -83,8 +83,8 @@ class SwimMembership:
         self._counters: dict[str, Any] = {}
         self._seed_errors: list[str] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
-        self._engine_loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Any = None  # bridge.EngineThread, once started
+        self._hop: Any = None  # bridge.hop
         self._engine: Any = None
         self._sock: Optional[socket.socket] = None
         self._stream_sock: Optional[socket.socket] = None  # TCP on the SWIM port (udp transport)
@@ -115,20 +115,19 @@ class SwimMembership:
         except ImportError as e:
             self._start_error = f"swim-p2p is not importable: {e}"
             raise BackendUnavailable(self._start_error) from e
+        from . import bridge  # loaded with the engine above: no import cost, no prints
+
         plan = await asyncio.to_thread(self._make_plan, engine_module)
         self._sock = self._bind(engine_module)
         engine_module.install_library_log_bridge(self._log)
         stats = engine_module.TransportStats()
-        self._engine_loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run_engine_loop, args=(self._engine_loop, ready),
-                                        name=f"swim-{self._config.node_id}", daemon=True)
-        self._thread.start()
-        await asyncio.to_thread(ready.wait, 5.0)
+        self._hop = bridge.hop
+        self._thread = bridge.EngineThread(f"swim-{self._config.node_id}")
+        await self._thread.start()
         self._engine = engine_module.SwimEngine(plan, self._sock, stats, self._from_engine, self._log,
                                                 stream_sock=self._stream_sock)
         try:
-            await self._on_engine(self._engine.start(), _START_TIMEOUT_S)
+            await self._thread.run(self._engine.start(), _START_TIMEOUT_S)
         except BaseException as e:
             await self._close_thread()
             self._close_socket()
@@ -146,9 +145,9 @@ class SwimMembership:
         if not self._started and self._thread is None:
             return
         self._started = False
-        if self._engine is not None and self._engine_loop is not None and self._engine_loop.is_running():
+        if self._engine is not None and self._thread is not None and self._thread.running:
             try:
-                await self._on_engine(self._engine.shutdown(graceful), _STOP_TIMEOUT_S)
+                await self._thread.run(self._engine.shutdown(graceful), _STOP_TIMEOUT_S)
             except Exception as e:
                 self._log.warning("swim_stop_failed", error=repr(e))
         await self._close_thread()
@@ -224,6 +223,12 @@ class SwimMembership:
             "uptime_s": round(time.monotonic() - self._started_at, 3) if self._started else 0.0,
         }
 
+    def on_engine_loop(self, fn: Callable[[Any], None]) -> None:
+        """Run ``fn(engine)`` on the SWIM loop (test hooks: a library task that dies)."""
+        if self._thread is None or self._engine is None:
+            raise RuntimeError("the SWIM engine is not running")
+        self._thread.call_soon(fn, self._engine)
+
     # -- setup -------------------------------------------------------------------------------------
 
     def _make_plan(self, engine_module: Any) -> Any:
@@ -292,46 +297,12 @@ class SwimMembership:
                                   effect="messages over the packet budget are dropped (counted)")
         return sock
 
-    # -- the thread bridge ------------------------------------------------------------------------------
-
-    @staticmethod
-    def _run_engine_loop(loop: asyncio.AbstractEventLoop, ready: threading.Event) -> None:
-        asyncio.set_event_loop(loop)
-        loop.call_soon(ready.set)
-        try:
-            loop.run_forever()
-        finally:
-            try:
-                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
-                for task in pending:
-                    task.cancel()
-                if pending:
-                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                loop.close()
-
-    async def _on_engine(self, coro: Any, timeout: float) -> Any:
-        """Run ``coro`` on the SWIM loop and await it here without blocking this loop."""
-        assert self._engine_loop is not None
-        future = asyncio.run_coroutine_threadsafe(coro, self._engine_loop)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-        except asyncio.TimeoutError:
-            future.cancel()
-            raise
+    # -- the thread ----------------------------------------------------------------------------------
 
     async def _close_thread(self) -> None:
-        loop, thread = self._engine_loop, self._thread
-        if loop is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(loop.stop)
-            except RuntimeError:
-                pass
-        if thread is not None:
-            await asyncio.to_thread(thread.join, 5.0)
+        if self._thread is not None:
+            await self._thread.close()
         self._thread = None
-        self._engine_loop = None
         self._engine = None
 
     def _close_socket(self) -> None:
@@ -343,13 +314,7 @@ class SwimMembership:
     def _from_engine(self, snapshot: Mapping[NodeId, Member], events: list[MembershipEvent],
                      counters: dict[str, Any]) -> None:
         """Called on the SWIM thread: hop to the node's loop, the only way across."""
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
-        try:
-            loop.call_soon_threadsafe(self._apply, MappingProxyType(dict(snapshot)), events, counters)
-        except RuntimeError:
-            pass  # the node's loop is closing
+        self._hop(self._loop, self._apply, MappingProxyType(dict(snapshot)), events, counters)
 
     def _apply(self, snapshot: Mapping[NodeId, Member], events: list[MembershipEvent],
                counters: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ for long and fits one append-entries batch); each command is still applied on it
 order, and each caller gets its own result. A lone command goes as it always did.
 
 Batch entries are a list of the commands' JSON strings, which the replicated entry point
-applies one by one (``_MachineConsumer.execute``). Journals written before batching hold only
+applies one by one (``replica.Replica.apply_entry``). Journals written before batching hold only
 single commands, which it still applies.
 """
 
@@ -94,7 +94,12 @@ class ProposalBatcher:
                 self._fail(one, e)
 
 
+def batch_counts(batcher: ProposalBatcher | None) -> dict[str, int]:
+    """Commands proposed here and the log entries that carried them."""
+    return {"commands": batcher.commands if batcher else 0, "entries": batcher.entries if batcher else 0}
+
+
 _INTERNAL = {"ok": False, "error": "internal", "message": "a batch entry's results did not match its commands"}
 
 
-__all__ = ["MAX_BYTES", "MAX_COMMANDS", "ProposalBatcher"]
+__all__ = ["MAX_BYTES", "MAX_COMMANDS", "ProposalBatcher", "batch_counts"]

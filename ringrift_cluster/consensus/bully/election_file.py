@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ..durable import write_json_durably
-from . import lease_rules as rules
+from ...durable import write_json_durably
+from . import rules
 
 
 class ElectionFile:

@@ -12,10 +12,9 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, Mapping, Optional
 
-from swim.protocol.member import MemberState as RawState
-
-from ..model import Member, MemberState, MembershipEvent, NodeId
-from .swim_view import RAW_ALIVE, RAW_DEAD, RAW_SUSPECT, RawObservation, SwimView
+from ...model import Member, MemberState, MembershipEvent, NodeId
+from .bridge import RawState
+from .view import RAW_ALIVE, RAW_DEAD, RAW_SUSPECT, RawObservation, SwimView
 
 Addr = tuple[str, int]
 _RAW_NAMES = {RawState.ALIVE: RAW_ALIVE, RawState.SUSPECT: RAW_SUSPECT, RawState.DEAD: RAW_DEAD}

@@ -10,9 +10,9 @@ import time
 import uuid
 from typing import Any, Mapping
 
-from ..errors import ClusterError, ClusterTimeout, CommandRejected, NoLeader, NotLeader
-from ..model import NodeId
-from .raft_types import FailReason
+from ...errors import ClusterError, ClusterTimeout, CommandRejected, NoLeader, NotLeader
+from ...model import NodeId
+from .values import FailReason
 
 # pysyncobj chunks entries above appendEntriesBatchSizeBytes (64 KiB) and mislabels the chunks;
 # pickling also inflates text. Commands are small plain data: refuse anything bigger up front.
