@@ -46,6 +46,7 @@ from .jobs import Jobs
 from .lineage import MAX_SEALS, Lineage, is_newer, of_snapshot
 from .locks import Locks
 from .models import Models
+from .frozen import FrozenState
 from .work_queue import WorkQueue
 
 VERSION = 1
@@ -340,48 +341,6 @@ class StateMachine:
         self.seals = fresh.seals
         self._swept = ([], [])
         FREEZER.restored(self.size())
-
-
-class FrozenState:
-    """A machine's state at one instant (see ``StateMachine.freeze``); immutable, any thread."""
-
-    __slots__ = ("_parts",)
-
-    def __init__(self, parts: dict[str, Any]) -> None:
-        self._parts = parts
-
-    @property
-    def changes(self) -> int:
-        return self._parts["counters"]["change"]
-
-    def snapshot(self, copy: bool = True) -> dict[str, Any]:
-        """``StateMachine.snapshot()`` as of the freeze. ``copy=False`` shares the records
-        instead of copying them: only for a consumer that never mutates (a pickler)."""
-        return self._build(clone if copy else _same)
-
-    def layout(self) -> dict[str, Any]:
-        """The snapshot's shape in O(1) per map: its large maps are left as ``Frozen`` views
-        (each yields ``items()``), for a writer that streams them instead of building dicts."""
-        return self._build(None)
-
-    def _build(self, keep: Callable[[Any], Any] | None) -> dict[str, Any]:
-        p = self._parts
-        return {
-            "format": p["format"],
-            "limits": dict(p["limits"]),
-            "clock": p["clock"],
-            "counters": dict(p["counters"]),
-            "seals": [list(seal) for seal in p["seals"]],
-            "dedup": p["dedup"] if keep is None else {rid: keep(e) for rid, e in p["dedup"].items()},
-            "work": WorkQueue.thaw(p["work"], keep),
-            "jobs": Jobs.thaw(p["jobs"], keep),
-            "models": Models.thaw(p["models"], keep),
-            "locks": Locks.thaw(p["locks"], keep),
-        }
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def _part(attr: str, method: str) -> Callable[[StateMachine, Args], dict[str, Any]]:
