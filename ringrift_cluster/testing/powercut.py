@@ -106,6 +106,11 @@ def _filesystem(backing: str, writeback_s: float | None = None) -> Any:
         def _writeback(self, period: float) -> None:
             while True:
                 time.sleep(period)
+                # The kernel's own dirty pages first (a shared mmap, like pysyncobj's journal, reaches
+                # this process only when the kernel writes it back, after about 30 s by default): as
+                # a kernel's writeback would, push them here, then persist. Outside the lock: the
+                # writes the sync sends are served by this process's other threads.
+                os.sync()
                 with self.lock:
                     for path in list(self.dirty):
                         try:
