@@ -177,7 +177,7 @@ def test_the_meta_file_survives_the_engines_own_rewrite_of_it(tmp_path: Path, du
     the log first; with none (pysyncobj alone) the same steps lose it."""
     from pysyncobj import journal as pso_journal
 
-    from ringrift_cluster.consensus.raft_durable import journal_class
+    from ringrift_cluster.consensus.raft.durable import journal_class
 
     disk = PowerCutDisk(tmp_path / "backing", tmp_path / "mount")
     disk.mount()
