@@ -7,11 +7,13 @@ log entry durable before that entry can count toward a commit:
 
 - ``fsync``: every append, truncation and clear is msynced and fdatasynced before pysyncobj
   goes on;
-- ``batch`` (group commit): appends only mark the journal dirty, and one msync + fdatasync runs
-  before the next message leaves the node. A follower's acknowledgement and the leader's own
-  AppendEntries are messages, so nothing counts toward a commit before it is on disk, and every
-  entry appended in one tick shares one fsync. (A single-member cluster sends nothing: it syncs
-  every append, as ``fsync``.)
+- ``batch`` (group commit): appends only mark the journal dirty, and one fdatasync covers every
+  entry appended since the last. A follower syncs before any message leaves it, so its
+  acknowledgement follows its disk. The leader sends its AppendEntries first and syncs right after,
+  before the engine's thread waits for replies, and again at the top of every tick, where
+  pysyncobj counts the leader toward a commit: the leader's write and its followers' overlap, as
+  Raft allows (thesis §10.2.1; etcd does the same), yet the leader never counts an entry it has not
+  synced. (A single-member cluster sends nothing: it syncs every append, as ``fsync``.)
 - ``none``: as pysyncobj does it (fast; survives process crashes only).
 
 Every write of the meta file (term, vote, commit index) is made durable in every mode but
@@ -62,9 +64,11 @@ def journal_class(journal_module: Any) -> type:
             storer.storeMeta = store_meta
 
         def sync(self) -> None:
-            self.flush()  # msync of the mapping (pysyncobj's own flush)
-            # fdatasync: the data and the size (needed to read it back), not the mtime, which
-            # fsync would commit to the filesystem's journal too (about 1.5 ms of 4 here).
+            # fdatasync writes back every dirty page of the file, those written through
+            # pysyncobj's shared mapping too (Linux tracks them; msync(MS_SYNC) is the same
+            # call on a range). Not the mapping's flush(): CPython's msync holds the GIL, which
+            # stalled the API's event loop for the whole sync. fdatasync also leaves out the
+            # mtime, which fsync would commit to the filesystem's journal (about 1.5 ms of 4 here).
             os.fdatasync(self._fd)
             self.dirty = False
             self.syncs += 1
@@ -128,16 +132,38 @@ def build_durably(mode: str, syncobj_module: Any, journal_module: Any, build: Ca
     journal = made[-1] if made else None
     _durable_snapshot_installs(syncobj._SyncObj__serializer)
     if journal is not None and effective == "batch":
-        # A reach into pysyncobj's internals: every message leaves through the transport.
-        transport = syncobj._SyncObj__transport
-        send = transport.send
-
-        def send_after_sync(node: Any, message: Any) -> Any:
-            journal.sync_if_dirty()
-            return send(node, message)
-
-        transport.send = send_after_sync
+        _group_commit(syncobj, journal)
     return syncobj, journal
+
+
+def _group_commit(syncobj: Any, journal: Any) -> None:
+    """``batch``: where the one sync per group of appends happens (see the module's docstring)."""
+    # A reach into pysyncobj's internals: every message leaves through the transport.
+    transport = syncobj._SyncObj__transport
+    send = transport.send
+
+    def send_after_sync(node: Any, message: Any) -> Any:
+        # A leader's AppendEntries may leave before the leader's own copy is durable: nothing
+        # counts it toward a commit but the leader itself, which syncs before counting (below).
+        if not (isinstance(message, dict) and message.get("type") == "append_entries"):
+            journal.sync_if_dirty()
+        return send(node, message)
+
+    transport.send = send_after_sync
+    # After the tick's sends, before its wait for replies: the overlap.
+    syncobj.addOnTickCallback(journal.sync_if_dirty)
+    tick = syncobj._onTick  # the auto-tick thread looks the method up on every tick
+
+    def tick_after_sync(*args: Any, **kwargs: Any) -> Any:
+        # The tick begins with the leader's commit count, which includes the leader itself;
+        # an entry appended while handling a message (a new leader's no-op) is synced here.
+        journal.sync_if_dirty()
+        return tick(*args, **kwargs)
+
+    syncobj._onTick = tick_after_sync
+    # pysyncobj dumps every attribute set after its constructor with the state; this one is
+    # code, not state (and cannot be pickled): count it among the engine's own.
+    syncobj._SyncObj__properies.add("_onTick")
 
 
 def _durable_snapshot_installs(serializer: Any) -> None:
