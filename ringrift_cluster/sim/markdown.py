@@ -192,7 +192,7 @@ def render(cal: dict[str, Any], hold: Optional[dict[str, Any]], rows: list[dict[
         f"{_f(sim_t99.get((10000, 'lan')))} / {_f(sim_t99.get((10000, 'large')))} |")
     add(f"| memberlist gossip bandwidth bound per node (Serf: 1,400 B x 3 / 0.2 s, x2) | "
         f"{formulas.memberlist_gossip_bytes_s():,.0f} B/s | {formulas.memberlist_gossip_bytes_s():,.0f} B/s |")
-    add(f"| seed 004 | detection 5-10 s, ≈50 msgs/s per node, ≈25 MB/s cluster (2.5 KB/s per node), ≈1 MB per node | |")
+    add("| seed 004 | detection 5-10 s, ≈50 msgs/s per node, ≈25 MB/s cluster (2.5 KB/s per node), ≈1 MB per node | |")
     add("")
     return "\n".join(L) + "\n" + _discussion(rows, top)
 

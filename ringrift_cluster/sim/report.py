@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import calibrate, formulas
+from . import calibrate
 from .params import LARGE_OVERRIDES, Model, protocol_for
 from .scenario import Scenario, run
 from .sizes import measure

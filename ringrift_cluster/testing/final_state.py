@@ -13,10 +13,9 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .api_client import OPENER as _OPENER
 from .checks.calls import FinalState
 from .netns import NetnsCluster
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class ClusterReader:

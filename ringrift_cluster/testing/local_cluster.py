@@ -6,15 +6,12 @@ port on ``base_port + 2n + i``, so nothing collides.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
+from .api_client import get_json, post_json
 from .wait import wait_until
 
 
@@ -200,31 +198,13 @@ class LocalCluster:
 
     def get(self, node_id: str, path: str, timeout: float = 1.0) -> dict[str, Any] | None:
         """GET a node's JSON endpoint; None when it does not answer."""
-        try:
-            with urllib.request.urlopen(self.nodes[node_id].url + path, timeout=timeout) as response:
-                return json.loads(response.read())
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
+        return get_json(self.nodes[node_id].url + path, timeout)
 
     def post(self, node_id: str, path: str, body: Any, timeout: float = 2.0,
              token: str | None = None, raw: bytes | None = None) -> tuple[int, Any]:
         """POST to a node; returns (status, parsed body or text)."""
-        data = raw if raw is not None else json.dumps(body).encode()
-        request = urllib.request.Request(self.nodes[node_id].url + path, data=data, method="POST",
-                                         headers={"Content-Type": "application/json"})
-        token = self.auth_token if token is None else token
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                payload = response.read()
-                status = response.status
-        except urllib.error.HTTPError as e:
-            payload, status = e.read(), e.code
-        try:
-            return status, json.loads(payload)
-        except ValueError:
-            return status, payload.decode(errors="replace")
+        return post_json(self.nodes[node_id].url + path, body, timeout,
+                         self.auth_token if token is None else token, raw)
 
     def status(self, node_id: str, timeout: float = 1.0) -> dict[str, Any] | None:
         return self.get(node_id, "/status", timeout)

@@ -21,11 +21,10 @@ import json
 import os
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from .api_client import OPENER as _OPENER
 STALL_S = 0.1  # by default a stall longer than this is a violation
 STALL_BOUNDS = (0.1, 0.25, 0.5, 1.0)  # bounds a run can be judged by: bucket bounds of the histogram
 

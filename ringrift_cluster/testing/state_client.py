@@ -13,9 +13,8 @@ import urllib.request
 import uuid
 from typing import Any, Mapping
 
+from .api_client import OPENER as _OPENER
 from .checks.calls import NOT_APPLIED, OK, REFUSED, UNKNOWN, Attempt, Call
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class Client:

@@ -123,7 +123,7 @@ def markdown(profile: str, command: str, runs: dict[str, dict[str, Any]], start:
         "",
     ]
     if busy or profile == "smoke":
-        lines += [f"> **Not for comparison with other machines or runs.** "
+        lines += ["> **Not for comparison with other machines or runs.** "
                   + (f"The 1-minute load average ({start['load'][0]:.1f}) was above the core count: other "
                      "work shared the CPUs, so latencies and failover times are inflated and noisy. "
                      if busy else "")

@@ -79,7 +79,6 @@ def run(name: str, nodes: int, kills: int, idle_s: float, detect_timeout: float,
     result: dict[str, Any] = {"config": name + (f"+{hogs}hogs" if hogs else ""), "nodes": nodes}
     hog_procs = cpu_hogs(hogs)
     try:
-        t0 = time.monotonic()
         cluster.start()
         result["converge_s"] = round(wait_for(lambda: cluster.sees_all_alive(cluster.ids, cluster.ids),
                                               120, f"{name}: convergence", cluster.summary), 2)

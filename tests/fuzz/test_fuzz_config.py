@@ -22,7 +22,7 @@ import dataclasses
 import enum
 import math
 from pathlib import Path
-from typing import Any, Callable, Iterator, get_type_hints
+from typing import Any, Callable, get_type_hints
 
 import pytest
 import yaml
@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 
 from ringrift_cluster import cli
 from ringrift_cluster.config import (
-    ENV_FILE_VARS, ENV_VARS, HOST_ENTRY_KEYS, HOST_FILE_KEYS, PRESETS, SECTION, SECTIONS, TOP_SETTINGS,
+    ENV_FILE_VARS, ENV_VARS, HOST_ENTRY_KEYS, HOST_FILE_KEYS, SECTION, SECTIONS, TOP_SETTINGS,
     ClusterConfig, load_config,
 )
 from ringrift_cluster.config.sources import cli_label  # the flag a setting is given by (one table)
@@ -406,7 +406,6 @@ RAW_YAML = st.one_of(
 def test_random_documents_load_or_raise_config_error(tmp_path_factory: pytest.TempPathFactory, document: Any,
                                                      env: dict[str, str]) -> None:
     path = tmp_path_factory.getbasetemp() / "random.yaml"
-    section = document.get(SECTION) if isinstance(document, dict) else None
     path.write_text(yaml.safe_dump(document, allow_unicode=True))
     env = {k: v.replace("\x00", "") for k, v in env.items()}  # a real environment holds no NUL
     load_or_config_error(path, env)

@@ -9,7 +9,7 @@ import yaml
 
 from ringrift_cluster.config import load_config
 from ringrift_cluster.membership.heartbeat import HeartbeatMembership
-from ringrift_cluster.model import EventKind, MemberState
+from ringrift_cluster.model import MemberState
 from ringrift_cluster.nodeinfo import NodeInfo
 from ringrift_cluster.peer_client import PeerClient
 

@@ -289,17 +289,26 @@ class SwimEngine:
         if removed:
             self.status.forgotten += removed
 
-    def _refute(self, node: Node, reason: str) -> None:
+    def _restamp(self, node: Node, state: Any, metadata: dict[str, Any]) -> Any:
+        """Our own entry in ``state`` under a new incarnation, above every one seen and at least
+        the clock in ms (so a restarted node's is above its past life's), marked for the
+        piggyback; None when the list holds no entry for us."""
         me = node.members.get_member(self.plan.self_addr)
         if me is None:
-            return
+            return None
         self._incarnation = max(self._incarnation + 1, me.incarnation + 1, _now_ms())
-        me.state = RawState.ALIVE
+        me.state = state
         me.incarnation = self._incarnation
-        me.metadata = dict(self._meta)
+        me.metadata = metadata
         me.last_state_change = time.time()
-        me.last_heartbeat = time.time()
         _record_delta(node, self.plan.self_addr)
+        return me
+
+    def _refute(self, node: Node, reason: str) -> None:
+        me = self._restamp(node, RawState.ALIVE, dict(self._meta))
+        if me is None:
+            return
+        me.last_heartbeat = time.time()
         self.status.incarnation = self._incarnation
         if reason != "pause":
             self.status.self_refutations += 1
@@ -352,15 +361,8 @@ class SwimEngine:
         task.add_done_callback(self._tasks.discard)
 
     async def _leave(self, node: Node) -> None:
-        me = node.members.get_member(self.plan.self_addr)
-        if me is None:
+        if self._restamp(node, RawState.DEAD, {**self._meta, "left": True}) is None:
             return
-        self._incarnation = max(self._incarnation + 1, me.incarnation + 1, _now_ms())
-        me.incarnation = self._incarnation
-        me.state = RawState.DEAD
-        me.metadata = {**self._meta, "left": True}
-        me.last_state_change = time.time()
-        _record_delta(node, self.plan.self_addr)
         for _ in range(2):  # datagrams may drop: say it twice
             await self._announce()
             await asyncio.sleep(0.05)

@@ -3,26 +3,23 @@
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
 import signal
 import subprocess
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
+from ..api_client import get_json, post_json
 from ..local_cluster import LocalCluster, LocalNode
 from .network import NetnsNetwork
 from .registry import API_PORT, RAFT_PORT, SWIM_PORT
 
 # Proxy settings in the environment must never route the observer's requests.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _SETPRIV = shutil.which("setpriv") if subprocess.run(
     ["sh", "-c", "setpriv --help 2>&1 | grep -q pdeathsig"], capture_output=True).returncode == 0 else None
 
@@ -173,30 +170,12 @@ class NetnsCluster(LocalCluster):
     # -- Observing (no proxies: the nodes are on a private bridge) ---------------------------------
 
     def get(self, node_id: str, path: str, timeout: float = 1.0) -> dict[str, Any] | None:
-        try:
-            with _OPENER.open(self.nodes[node_id].url + path, timeout=timeout) as response:
-                return json.loads(response.read())
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
+        return get_json(self.nodes[node_id].url + path, timeout)
 
     def post(self, node_id: str, path: str, body: Any, timeout: float = 2.0,
              token: str | None = None, raw: bytes | None = None) -> tuple[int, Any]:
-        data = raw if raw is not None else json.dumps(body).encode()
-        request = urllib.request.Request(self.nodes[node_id].url + path, data=data, method="POST",
-                                         headers={"Content-Type": "application/json"})
-        token = self.auth_token if token is None else token
-        if token:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with _OPENER.open(request, timeout=timeout) as response:
-                payload, status = response.read(), response.status
-        except urllib.error.HTTPError as e:
-            payload, status = e.read(), e.code
-        try:
-            return status, json.loads(payload)
-        except ValueError:
-            return status, payload.decode(errors="replace")
-
+        return post_json(self.nodes[node_id].url + path, body, timeout,
+                         self.auth_token if token is None else token, raw)
 
 
 __all__ = ["NetnsCluster", "NetnsNode"]

@@ -1,0 +1,39 @@
+"""JSON over HTTP to a node's API, as the harness speaks it: no proxies (test clusters live on
+loopback or a private bridge), and a node that does not answer is an answer, not an exception."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def get_json(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
+    """GET a JSON endpoint; None when it does not answer or answers with something else."""
+    try:
+        with OPENER.open(url, timeout=timeout) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def post_json(url: str, body: Any, timeout: float = 2.0, token: str | None = None,
+              raw: bytes | None = None) -> tuple[int, Any]:
+    """POST ``body`` as JSON (or ``raw`` bytes as they are); returns (status, parsed body or text).
+    A connection failure raises, as urllib does: the caller decides what a lost request means."""
+    data = raw if raw is not None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json"})
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with OPENER.open(request, timeout=timeout) as response:
+            payload, status = response.read(), response.status
+    except urllib.error.HTTPError as e:
+        payload, status = e.read(), e.code
+    try:
+        return status, json.loads(payload)
+    except ValueError:
+        return status, payload.decode(errors="replace")
