@@ -1,8 +1,8 @@
 """Cold start: N members start from the config's seed list; how long until every member holds
 every other's entry (the bench's "converged": each node sees all the others alive).
 
-What the backend does on join (``swim.py``, ``swim_engine``, ``swim_hooks.anti_entropy`` and
-swim-p2p 1.2.6):
+What the backend does on join (``membership.swim``: ``membership``, ``engine``,
+``hooks.anti_entropy``; and swim-p2p 1.2.6):
 
 * The member list starts with *every configured peer* as a seed entry (ALIVE, incarnation 1, no
   metadata). The published view ignores an entry until it carries the member's own id: a member
@@ -117,7 +117,7 @@ class ColdStart:
         self.at(self.now + self.p.protocol_period_s + self.m.cycle_overhead_s, self._cycle, i)
 
     def _sync(self, i: int) -> None:
-        """``swim_hooks.anti_entropy`` on the tick that reaches ``_next_sync``."""
+        """``membership.swim.hooks.anti_entropy`` on the tick that reaches ``_next_sync``."""
         if self.answered[i]:
             self.synced[i] = True
         if self.synced[i]:

@@ -1,9 +1,9 @@
-"""The event loop and the protocol as our backend runs it (swim-p2p 1.2.6 + ``swim_engine``).
+"""The event loop and the protocol as our backend runs it (swim-p2p 1.2.6 + ``membership.swim.engine``).
 
 Per node, what the code does, in its order:
 
 * **Protocol cycle** (library ``_protocol_loop``, ``cycle.py``): a heartbeat to
-  ``gossip_fanout`` random non-DEAD members carrying the piggyback (``swim_gossip.Piggyback``);
+  ``gossip_fanout`` random non-DEAD members carrying the piggyback (``membership.swim.gossip.Piggyback``);
   then the suspects it knows, of which only the ones *it* suspected get an indirect probe
   (``gate_indirect_probes``: once, off the loop); then one random member (DEAD included, then
   usually skipped) is pinged ``ping_retries`` times (timeout, then 0.8 x timeout); a failed ping

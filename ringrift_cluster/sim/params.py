@@ -68,7 +68,7 @@ class Model:
     stall_fraction: float = 0.0
     stall_s: float = 1.0
     stall_every_s: float = 30.0
-    # ``swim_hooks.tell_the_dead``: a member held DEAD but heard from is sent its own entry.
+    # ``membership.swim.hooks.tell_the_dead``: a member held DEAD but heard from is sent its own entry.
     tell_the_dead: bool = True
 
     def with_(self, **changes: Any) -> "Model":

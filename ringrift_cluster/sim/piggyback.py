@@ -1,4 +1,4 @@
-"""Every node's piggyback queue (``swim_gossip.Piggyback``) as two matrices.
+"""Every node's piggyback queue (``membership.swim.gossip.Piggyback``) as two matrices.
 
 The code's rule: a change is (re)queued with zero sends; a heartbeat takes the queued changes
 with the fewest sends, freshest first, up to its capacity; each taken change counts ``fanout``

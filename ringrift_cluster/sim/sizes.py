@@ -1,6 +1,6 @@
 """Message sizes, built the way the running code builds them: the library's message dicts, its
-serializer, our digest entries (``swim_gossip.entry_of``), our zlib framing (``swim_wire.frame``)
-and our piggyback selection (``swim_gossip.Piggyback``) for how many changes fit a heartbeat.
+serializer, our digest entries (``membership.swim.gossip.entry_of``), our zlib framing (``membership.swim.wire.frame``)
+and our piggyback selection (``membership.swim.gossip.Piggyback``) for how many changes fit a heartbeat.
 Measured once per (N, address style), not written down."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from .views import ALIVE, DEAD, SUSPECT
 
 _ANNOUNCE_MAX = 48
 _ANNOUNCE_GAP_S = 0.5
-_TELL_DEAD_EVERY_S = 1.0  # ``swim_hooks.tell_the_dead``: at most once per member per second
+_TELL_DEAD_EVERY_S = 1.0  # ``membership.swim.hooks.tell_the_dead``: at most once per member per second
 # A refutation's clock-ms incarnation outranks any run of +1 bumps (views keep it in an int32).
 _REFUTE_BUMP = 10**4
 
@@ -104,7 +104,7 @@ class TickWork:
 
     def _heard(self, j: int, i: int) -> None:
         """``j`` received a datagram from ``i``. If ``j`` holds ``i`` DEAD, its next tick sends
-        ``i`` its own entry (``swim_hooks.tell_the_dead``), at most once a second."""
+        ``i`` its own entry (``membership.swim.hooks.tell_the_dead``), at most once a second."""
         if not self.m.tell_the_dead or self.views.entry[j, i] & 3 != DEAD:
             return
         if self.now - self.told_dead.get((j, i), -1e9) < _TELL_DEAD_EVERY_S:
