@@ -54,9 +54,14 @@ SUITES: dict[str, dict[str, list[str]]] = {
                      "quick": ["--preset", "lan", "--sizes", "5,30", "--trials", "0", "--idle", "10", "--pause", "0",
                                "--converge-timeout", "120"],
                      "full": ["--preset", "lan", "--sizes", "5,30", "--trials", "0", "--idle", "60", "--pause", "0"]},
+    # A leader whose machine goes silent (its packets dropped), beside a SIGKILL in the same
+    # harness: real network namespaces, so it needs root.
+    "failover_blackhole": {"smoke": ["--nodes", "5", "--trials", "1"],
+                           "quick": ["--nodes", "5", "--trials", "4"],
+                           "full": ["--nodes", "5", "--trials", "10"]},
 }
 SCRIPTS = {"cluster_idle": "cluster_modes"}  # a suite run by another suite's script
-FIGURE_SUITES = {"failover": ["raft_failover", "etcd_bench", "cluster_modes"],
+FIGURE_SUITES = {"failover": ["raft_failover", "etcd_bench", "cluster_modes", "failover_blackhole"],
                  "latency": ["api_bench", "etcd_bench", "raft_latency"],
                  "throughput": ["raft_latency", "api_bench", "etcd_bench"],
                  "modes": ["cluster_modes"], "footprint": ["cluster_idle", "etcd_bench"]}

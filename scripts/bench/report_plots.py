@@ -39,6 +39,10 @@ def failover(results: dict[str, Any], path: Path, footer: str) -> bool:
         rows = mode_rows(results.get("cluster_modes"), mode)
         if rows:
             series.append((f"{mode}\nHTTP, {rows[0]['nodes']} nodes", scaled(trial_values(rows[0], "next_write_s"), 1000)))
+    silent = (results.get("failover_blackhole") or {}).get("results") or {}
+    series.append(("leader
+blackholed
+(netns, HTTP)", (silent.get("blackhole") or {}).get("samples_ms")))
     series = [(label, values) for label, values in series if values]
     if not series:
         return False
@@ -49,7 +53,7 @@ def failover(results: dict[str, Any], path: Path, footer: str) -> bool:
         ax.scatter([i] * len(values), values, s=12, alpha=0.7)
     ax.axhline(350, ls="--", lw=0.8, color="green", label="target p50 350 ms")
     ax.axhline(600, ls=":", lw=0.8, color="red", label="target max 600 ms")
-    ax.set_ylabel("leader SIGKILL -> next committed write (ms)")
+    ax.set_ylabel("leader SIGKILL (or blackholed) -> next committed write (ms)")
     ax.set_title("Leader failover")
     ax.legend(fontsize=7)
     ax.tick_params(axis="x", labelsize=7)

@@ -181,6 +181,15 @@ def targets_table(results: dict[str, Any]) -> str:
                  verdict(med(adapter), 350, "ms")])
     rows.append(["the same: max", "≤ 600 ms", fmt(top(adapter), "ms"),
                  f"raw pysyncobj {fmt(top(raw), 'ms')}; etcd {fmt(top(etcd_fo), 'ms')}", verdict(top(adapter), 600, "ms")])
+    silent = (results.get("failover_blackhole") or {}).get("results") or {}
+    hole, killed = (silent.get("blackhole") or {}).get("samples_ms"), (silent.get("kill") or {}).get("samples_ms")
+    if hole:
+        rows.append(["Raft failover, leader blackholed (every packet dropped, netns), 5 voters: p50", "≤ 350 ms",
+                     fmt(med(hole), "ms"), f"SIGKILL in the same harness {fmt(med(killed), 'ms')}",
+                     verdict(med(hole), 350, "ms")])
+        rows.append([f"the same: max of {len(hole)}", "≤ 600 ms", fmt(top(hole), "ms"),
+                     f"SIGKILL {fmt(top(killed), 'ms')}; elections when the old leader returned: "
+                     f"{(silent.get('blackhole') or {}).get('elections_on_return')}", verdict(top(hole), 600, "ms")])
     lat_a, lat_r = raft_latency_of(results, "adapter"), raft_latency_of(results, "raw")
     for q, target in ((50, 2.0), (99, 10.0)):
         ours = p(scaled(lat_a.get("latency_leader"), 1000), q)

@@ -105,3 +105,12 @@ def test_a_failed_mode_is_named_and_the_others_still_render():
     assert text.startswith("> http+bully at 30 nodes failed: WaitTimeout")
     assert "| Failure detection, 5 nodes | 60-90 s | 5-10 s | - | 2.00 s | - |" in text
     assert "idle node, swim+raft, 5 nodes" in targets_table({"cluster_modes": modes})
+
+
+def test_a_blackholed_leader_is_reported_beside_a_kill_in_the_same_harness():
+    silent = {"results": {"blackhole": {"samples_ms": [400.0, 700.0], "elections_on_return": 1},
+                          "kill": {"samples_ms": [300.0, 320.0]}}}
+    text = targets_table({"failover_blackhole": silent})
+    row = next(line for line in text.splitlines() if "leader blackholed" in line)
+    assert "550 ms" in row and "SIGKILL in the same harness 310 ms" in row, row
+    assert "missed by 100 ms" in next(line for line in text.splitlines() if "the same: max of 2" in line)
