@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
+from .costs import cycle_scan_per_member_s
 from .params import Model
 from .scenario import Scenario, run
 
@@ -93,7 +94,9 @@ def fit(reals: list[dict[str, Any]], log: Any = print) -> Model:
 
 def calibrate(log: Any = print) -> dict[str, Any]:
     reals = [real_figures(r) for r in load_rows(REAL_CALIBRATION)]
-    model = fit(reals, log)
+    # The per-member cycle cost is measured on this machine (costs.py); pinned in the fitted model
+    # so that every later run from it, in any process, repeats to the digit.
+    model = fit(reals, log).with_(cycle_overhead_per_member_s=float(f"{cycle_scan_per_member_s():.2g}"))
     FITTED.write_text(json.dumps({"model": asdict(model), "fitted_on": [r["n"] for r in reals],
                                   "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2) + "\n")
     return {"model": asdict(model), "points": [compare(r, simulate_point(r["n"], model)) for r in reals]}

@@ -195,3 +195,19 @@ def test_cold_start_converges_through_gossip_and_anti_entropy_and_is_determinist
     for r in (a, b):
         r.pop("wall_s")
     assert a == b
+
+
+
+def test_a_run_from_the_fitted_model_measures_nothing_at_run_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's figures repeat in any process: the one input measured on the machine (the
+    per-member cycle cost, costs.py) is pinned in the fitted model, so a run never measures it;
+    a run that did would vary with the machine's load, and chaotically so."""
+    from ringrift_cluster.sim import calibrate, engine
+
+    def measured(*_: object) -> float:
+        raise AssertionError("a run from the fitted model measured the cycle cost")
+
+    monkeypatch.setattr(engine, "cycle_scan_per_member_s", measured)
+    model = calibrate.fitted_model()
+    assert model.cycle_overhead_per_member_s is not None
+    assert run(Scenario(n=30, loopback=True, kills=2, seed=4, model=model))["detection_p50_s"] is not None
