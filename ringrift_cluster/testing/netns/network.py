@@ -3,7 +3,6 @@ No processes (see :mod:`.cluster`)."""
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ipaddress
 import json
@@ -15,8 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Sequence
 
-from .registry import (REGISTRY, TABLE, NetnsError, _b36, _existing, _ip, _kill_namespace_processes, _registry_lock,
-                       _run, _start_time, _used_networks, netns_unavailable_reason, sweep_stale)
+from .registry import (REGISTRY, TABLE, AtExit, NetnsError, _b36, _existing, _ip, _kill_namespace_processes,
+                       _registry_lock, _run, _start_time, _used_networks, netns_unavailable_reason, sweep_stale)
 
 # Where subnets are taken from: 10.200.0.0/24 .. 10.249.255.0/24.
 _SUBNET_FIRST, _SUBNET_COUNT = (10 << 24) | (200 << 16), 50 * 256
@@ -252,31 +251,7 @@ def _percent(value: float) -> int:
     return p
 
 
-class _Finalizers:
-    """Networks still up at interpreter exit are destroyed then (KeyboardInterrupt, errors)."""
-
-    def __init__(self) -> None:
-        self._live: set[NetnsNetwork] = set()
-        self._lock = threading.Lock()
-        atexit.register(self.run)
-
-    def add(self, network: NetnsNetwork) -> None:
-        with self._lock:
-            self._live.add(network)
-
-    def discard(self, network: NetnsNetwork) -> None:
-        with self._lock:
-            self._live.discard(network)
-
-    def run(self) -> None:
-        with self._lock:
-            live = list(self._live)
-        for network in live:
-            with contextlib.suppress(Exception):
-                network.destroy()
-
-
-_finalizers = _Finalizers()
+_finalizers: AtExit[NetnsNetwork] = AtExit(lambda network: network.destroy())
 
 
 __all__ = ["NetnsNetwork"]

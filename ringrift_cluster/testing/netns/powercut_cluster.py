@@ -11,16 +11,15 @@ Needs what :class:`~.cluster.NetnsCluster` needs plus ``/dev/fuse``, ``fusermoun
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
 from ..local_cluster import LocalNode
 from ..powercut import PowerCutDisk
 from .cluster import NetnsCluster
+from .registry import AtExit
 
 
 class PowerCutCluster(NetnsCluster):
@@ -69,31 +68,7 @@ class PowerCutCluster(NetnsCluster):
         _live.discard(self)
 
 
-class _Live:
-    """Disks still mounted at interpreter exit are unmounted then (errors, KeyboardInterrupt)."""
-
-    def __init__(self) -> None:
-        self._clusters: set[PowerCutCluster] = set()
-        self._lock = threading.Lock()
-        atexit.register(self.run)
-
-    def add(self, cluster: PowerCutCluster) -> None:
-        with self._lock:
-            self._clusters.add(cluster)
-
-    def discard(self, cluster: PowerCutCluster) -> None:
-        with self._lock:
-            self._clusters.discard(cluster)
-
-    def run(self) -> None:
-        with self._lock:
-            clusters = list(self._clusters)
-        for cluster in clusters:
-            with contextlib.suppress(Exception):
-                cluster.shutdown()
-
-
-_live = _Live()
+_live: AtExit[PowerCutCluster] = AtExit(lambda cluster: cluster.shutdown())
 
 
 __all__ = ["PowerCutCluster"]

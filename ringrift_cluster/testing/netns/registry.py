@@ -3,6 +3,7 @@ sweeps what a crashed one left behind (:func:`sweep_stale`)."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import ipaddress
@@ -12,11 +13,13 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Generic, Iterator, Sequence, TypeVar
 
 REGISTRY = Path(os.environ.get("RINGRIFT_FAULTS_REGISTRY", "/run/ringrift-faults"))
 TABLE = "rrfault"
+T = TypeVar("T")
 API_PORT, SWIM_PORT, RAFT_PORT = 8770, 7947, 4321
 # The tag of one cluster's resources; the suffix says which resource it is.
 _TAG_RE = re.compile(r"^(rr[0-9a-z]{5}[0-9a-z])(br|[h][0-9a-z]{2}|-[a-z0-9][a-z0-9_.-]*)$")
@@ -169,6 +172,31 @@ def _used_networks() -> list[ipaddress.IPv4Network]:
     return used
 
 
+class AtExit(Generic[T]):
+    """What is still up at interpreter exit (after an error or a KeyboardInterrupt) is torn down
+    then, by ``close``; a SIGKILLed runner leaves it to the next run's :func:`sweep_stale`."""
 
-__all__ = ["API_PORT", "RAFT_PORT", "REGISTRY", "SWIM_PORT", "TABLE", "NetnsError", "netns_unavailable_reason",
-           "sweep_stale"]
+    def __init__(self, close: Callable[[T], None]) -> None:
+        self._close = close
+        self._live: set[T] = set()
+        self._lock = threading.Lock()
+        atexit.register(self.run)
+
+    def add(self, item: T) -> None:
+        with self._lock:
+            self._live.add(item)
+
+    def discard(self, item: T) -> None:
+        with self._lock:
+            self._live.discard(item)
+
+    def run(self) -> None:
+        with self._lock:
+            live = list(self._live)
+        for item in live:
+            with contextlib.suppress(Exception):
+                self._close(item)
+
+
+__all__ = ["API_PORT", "RAFT_PORT", "REGISTRY", "SWIM_PORT", "TABLE", "AtExit", "NetnsError",
+           "netns_unavailable_reason", "sweep_stale"]
