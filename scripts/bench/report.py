@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_common import machine, progress
-from report_render import adr_matrix, beside_table, table, targets_table
+from report_render import adr_matrix, beside_table, table, targets_table, why_missed
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -143,6 +143,7 @@ def markdown(profile: str, command: str, runs: dict[str, dict[str, Any]], start:
               "## Targets", "",
               "Targets from issue 16 and `targets.md`; where one is missed the verdict says by how much.", "",
               targets_table(results), "",
+              *(["Why the misses:", "", why, ""] if (why := why_missed(targets_table(results))) else []),
               "## ADR-013 comparison matrix, measured", "",
               "The ADR's claims beside what real nodes did in this run (`cluster_modes.py`, `local` preset, "
               "at most 5 voters). In hybrid the killed leader is the one `/status` names; writes follow Raft's "

@@ -114,3 +114,15 @@ def test_a_blackholed_leader_is_reported_beside_a_kill_in_the_same_harness():
     row = next(line for line in text.splitlines() if "leader blackholed" in line)
     assert "550 ms" in row and "SIGKILL in the same harness 310 ms" in row, row
     assert "missed by 100 ms" in next(line for line in text.splitlines() if "the same: max of 2" in line)
+
+
+def test_each_missed_target_gets_its_why_once_and_met_ones_none():
+    from report_render import why_missed
+    text = table(["what", "target", "ours", "beside", "verdict"], [
+        ["SWIM messages sent per node per minute, 30 nodes", "< 100", "301", "", "missed by 201 (201 %)"],
+        ["idle node, swim+raft, 5 nodes: CPU", "≤ 1 %", "1.3 %", "", "missed by 0.3 points (30 %)"],
+        ["idle node, hybrid, 5 nodes: CPU", "≤ 1 %", "1.2 %", "", "missed by 0.2 points (20 %)"],
+        ["SWIM failure detection, 30 nodes: p50", "≤ 3 s", "2.1 s", "", "met"]])
+    why = why_missed(text)
+    assert why.count("**idle node**") == 1 and "**SWIM messages sent per node per minute**" in why
+    assert "SWIM failure detection" not in why
