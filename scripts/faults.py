@@ -207,7 +207,8 @@ def _soak(args: argparse.Namespace, seed: int, timings: Timings, root: Path, evi
     resource bounds (``soak:resources``), and the figures per node."""
     began = time.monotonic()
     with NetnsCluster(args.nodes, root / "soak", settings=_settings(args)) as cluster:
-        soak = run_soak(cluster, args.soak, seed=seed, timings=timings, workload=_workload(args, evidence / "soak"))
+        soak = run_soak(cluster, args.soak, seed=seed, timings=timings, workload=_workload(args, evidence / "soak"),
+                        progress=lambda line: print(line, flush=True))
     for r in soak.segments:
         _progress(r, args.verbose)
     print(f"\nsoak: {args.soak:g} min, {soak.samples} samples\n{soak_table(soak.figures)}")

@@ -22,7 +22,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .api_client import OPENER as _OPENER
 STALL_S = 0.1  # by default a stall longer than this is a violation
@@ -72,8 +72,10 @@ def read_sample(node_id: str, url: str, timeout: float = 2.0) -> Sample | None:
 class Sampler:
     """Samples every node of ``cluster`` every ``interval_s`` in a background thread."""
 
-    def __init__(self, cluster: Any, interval_s: float = 5.0) -> None:
+    def __init__(self, cluster: Any, interval_s: float = 5.0, progress: Callable[[str], None] | None = None,
+                 progress_every_s: float = 60.0) -> None:
         self.cluster, self.interval_s = cluster, interval_s
+        self.progress, self.progress_every_s = progress, progress_every_s
         self.samples: list[Sample] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="soak-sampler", daemon=True)
@@ -87,12 +89,22 @@ class Sampler:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        started = last_told = time.monotonic()
         while not self._stop.is_set():
+            latest = []
             for node_id, node in list(self.cluster.nodes.items()):
                 if getattr(node, "running", True):
                     s = read_sample(node_id, node.url)
                     if s is not None:
                         self.samples.append(s)
+                        latest.append(s)
+            if self.progress is not None and latest and time.monotonic() - last_told >= self.progress_every_s:
+                last_told = time.monotonic()
+                rss = [s.rss_kb / 1024 for s in latest]
+                self.progress(f"soak {(last_told - started) / 60:.0f} min: {len(latest)} nodes answering, RSS "
+                              f"{min(rss):.0f}-{max(rss):.0f} MB, tasks <= {max(s.tasks for s in latest)}, fds <= "
+                              f"{max(s.fds for s in latest)}, longest stall {max(s.stall_max_s for s in latest):.3f} s, "
+                              f"state records <= {max(s.records for s in latest)}")
             self._stop.wait(self.interval_s)
 
 
@@ -183,11 +195,13 @@ class SoakResult:
 
 
 def run_soak(cluster: Any, minutes: float, *, seed: int, workload: Any = None, warmup_s: float | None = None,
-             interval_s: float = 5.0, stall_s: float = STALL_S, timings: Any = None, **bounds: Any) -> SoakResult:
+             interval_s: float = 5.0, stall_s: float = STALL_S, timings: Any = None,
+             progress: Callable[[str], None] | None = None, **bounds: Any) -> SoakResult:
     """Keep ``cluster`` under ``workload`` with no fault for ``minutes`` (one scenario run, so its
     history is checked once, at the end), sampling every node meanwhile; then judge the samples
     taken while the workload ran (the final reads and checks are not steady operation). The
-    warm-up is the first ``warmup_s`` (default: a quarter of the run, at most 3 minutes)."""
+    warm-up is the first ``warmup_s`` (default: a quarter of the run, at most 3 minutes).
+    ``progress`` gets a line of the latest figures about once a minute."""
     from .nemesis import run_scenario
 
     total = minutes * 60
@@ -207,7 +221,7 @@ def run_soak(cluster: Any, minutes: float, *, seed: int, workload: Any = None, w
     if not cluster.running():
         cluster.start_all()
     cluster.wait_for_leader(60)
-    sampler = Sampler(cluster, interval_s).start()
+    sampler = Sampler(cluster, interval_s, progress).start()
     try:
         result = run_scenario(steady, cluster, seed, name="soak", timings=timings, workload=workload)
     finally:
