@@ -111,19 +111,39 @@ def check_locks(calls: list[Call], final: FinalState) -> list[str]:
     return out
 
 
-def _may_touch_after(calls: list[Call], name: str, holder: str, after: Call, ops: tuple[str, ...]) -> bool:
-    """Whether an operation of ``ops`` by ``holder`` on lock ``name`` that may have happened was
-    still in flight when ``after`` started (so it may have been applied after ``after``)."""
-    return any(c is not after and c.op in ops and c.args.get("name") == name and c.args.get("holder") == holder
-               and c.may_have_happened and (c.end is None or c.end > after.start) for c in calls)
+Touching = dict[tuple[Any, Any], list[Call]]
+
+
+def _touching(calls: list[Call], ops: tuple[str, ...]) -> Touching:
+    """The operations of ``ops`` that may have happened, by (lock name, holder): what
+    :func:`_may_touch_after` searches (an index, so that a long history is checked in linear
+    time per lock and holder, not in time cubic in its length)."""
+    out: Touching = {}
+    for c in calls:
+        if c.op in ops and c.may_have_happened:
+            out.setdefault((c.args.get("name"), c.args.get("holder")), []).append(c)
+    return out
+
+
+def _may_touch_after(touching: Touching, name: str, holder: str, after: Call) -> bool:
+    """Whether an operation of ``touching`` by ``holder`` on lock ``name`` was still in flight
+    when ``after`` started (so it may have been applied after ``after``)."""
+    return any(c is not after and (c.end is None or c.end > after.start) for c in touching.get((name, holder), ()))
 
 
 def _lost_releases(calls: list[Call]) -> list[str]:
     """A ``lock_held`` refusal naming a holder whose release of that lock was applied before it
     (a smaller machine clock) and who acquired it no more since: the release was lost."""
     out = []
-    releases = [c for c in calls if c.op == "lock.release" and c.outcome == OK and c.result is not None
-                and isinstance(c.result.get("clock"), (int, float))]
+    acquires = _touching(calls, ("lock.acquire",))
+    # Per (name, holder), the acknowledged releases no acquire by that holder may have followed.
+    untouched: dict[tuple[Any, Any], list[Call]] = {}
+    for rel in calls:
+        if rel.op == "lock.release" and rel.outcome == OK and rel.result is not None \
+                and isinstance(rel.result.get("clock"), (int, float)):
+            name, holder = rel.args.get("name"), rel.args.get("holder")
+            if not _may_touch_after(acquires, name, holder, rel):
+                untouched.setdefault((name, holder), []).append(rel)
     for c in calls:
         r = c.result or {}
         if c.op != "lock.acquire" or c.outcome != REFUSED or r.get("error") != "lock_held":
@@ -131,13 +151,11 @@ def _lost_releases(calls: list[Call]) -> list[str]:
         clock, holder, name = r.get("clock"), r.get("holder"), c.args.get("name")
         if not isinstance(clock, (int, float)):
             continue
-        for rel in releases:
+        for rel in untouched.get((name, holder), ()):
             # Strictly earlier only: the machine clock never goes back, but a command stamped
             # earlier that is applied later leaves it where it was, so an equal clock says nothing
             # about which of the two was applied first.
-            if (rel.args.get("name"), rel.args.get("holder")) != (name, holder) or rel.result["clock"] >= clock:  # type: ignore[index]
-                continue
-            if not _may_touch_after(calls, name, holder, rel, ("lock.acquire",)):
+            if rel.result["clock"] < clock:  # type: ignore[index]
                 out.append(f"lost write: lock {name} was refused as held by {holder} after {holder}'s release of "
                            f"it was acknowledged (and {holder} did not acquire it again): {rel} / {c}")
                 break
@@ -149,12 +167,14 @@ def _lost_grants_and_renewals(calls: list[Call], final: FinalState, grants: dict
     """An acknowledged grant still valid when the final state was read is held there, with the
     expiry of its last acknowledged acquire or renewal (no lock renewal lost)."""
     out = []
+    released = {(c.args.get("name"), c.args.get("fence_token")) for c in calls
+                if c.op == "lock.release" and c.may_have_happened}
+    touching = _touching(calls, ("lock.acquire", "lock.renew"))
     for token, g in grants.items():
         name, holder = g["name"], g["holder"]
         if g["released"] is not None or (name, token) in unknown_release or not g["ends"]:
             continue
-        if any(c.op == "lock.release" and c.args.get("name") == name and c.args.get("fence_token") == token
-               and c.may_have_happened for c in calls):
+        if (name, token) in released:
             continue
         held = final.locks.get(name)
         read_by = final.locks_clock if final.locks_clock is not None else final.clock
@@ -171,7 +191,7 @@ def _lost_grants_and_renewals(calls: list[Call], final: FinalState, grants: dict
         if not timed:
             continue
         last = max(timed, key=lambda c: c.result["clock"])  # type: ignore[index]
-        if _may_touch_after(calls, name, holder, last, ("lock.acquire", "lock.renew")):
+        if _may_touch_after(touching, name, holder, last):
             continue
         if held["expires_at"] < last.result["expires_at"] - 1e-6:  # type: ignore[index]
             out.append(f"lost write: lock {name} (fence {token}) expires at {held['expires_at']:.3f} in the final "
