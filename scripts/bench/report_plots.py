@@ -40,9 +40,7 @@ def failover(results: dict[str, Any], path: Path, footer: str) -> bool:
         if rows:
             series.append((f"{mode}\nHTTP, {rows[0]['nodes']} nodes", scaled(trial_values(rows[0], "next_write_s"), 1000)))
     silent = (results.get("failover_blackhole") or {}).get("results") or {}
-    series.append(("leader
-blackholed
-(netns, HTTP)", (silent.get("blackhole") or {}).get("samples_ms")))
+    series.append(("leader\nblackholed\n(netns, HTTP)", (silent.get("blackhole") or {}).get("samples_ms")))
     series = [(label, values) for label, values in series if values]
     if not series:
         return False
