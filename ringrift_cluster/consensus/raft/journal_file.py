@@ -8,15 +8,16 @@ for pwritten pages either way. The file format is pysyncobj's own, byte for byte
 bytes reach the file changes, so a journal written here opens in pysyncobj's own class (a switch
 back to ``raft.durability: none``) and the other way round.
 
-The file grows in zero-filled steps, as pysyncobj's does, so an append overwrites blocks already
-written and its sync carries data only, no allocation."""
+The file grows in steps by extending its size (a hole, as pysyncobj's mapping grows it): no
+zeros are written, so growing costs no I/O burst in the engine's thread; a sync of a write into
+the hole costs about the same as one over written blocks on this disk (0.19 against 0.25 ms)."""
 
 from __future__ import annotations
 
 import os
 
-GROW_MIN_B = 1 << 20  # at least 1 MiB per step: a few syncs carry an allocation, not one per append
-GROW_MAX_B = 64 << 20  # at most 64 MiB of zeros written in one go (the tick thread waits for them)
+GROW_MIN_B = 1 << 20  # at least 1 MiB per step: the size changes (metadata to sync) every MiB, not per append
+GROW_MAX_B = 64 << 20  # at most 64 MiB per step
 
 
 class PositionalFile:
@@ -42,10 +43,7 @@ class PositionalFile:
 
     def _grow(self, end: int) -> None:
         target = max(end, self.size + min(GROW_MAX_B, max(GROW_MIN_B, self.size // 2)))
-        zeros = bytes(min(GROW_MIN_B, target - self.size))
-        at = self.size
-        while at < target:
-            at += os.pwrite(self.fd, zeros[:target - at], at)
+        os.ftruncate(self.fd, target)  # reads as zeros, as pysyncobj's reader expects past the last record
         self.size = target
 
     def flush(self) -> None:
