@@ -114,6 +114,7 @@ def footers(runs: dict[str, dict[str, Any]], command: str) -> dict[str, str]:
 def markdown(profile: str, command: str, runs: dict[str, dict[str, Any]], start: dict[str, Any],
              end: dict[str, Any] | None, figures: dict[str, dict[str, str]], elapsed: float) -> str:
     results = {name: run.get("result") for name, run in runs.items()}
+    targets = targets_table(results)
     load = "/".join(f"{x:.2f}" for x in start["load"])
     busy = start["load"][0] > (start["nproc"] or 1)
     lines = [
@@ -142,8 +143,8 @@ def markdown(profile: str, command: str, runs: dict[str, dict[str, Any]], start:
                      for name, run in runs.items()]), "",
               "## Targets", "",
               "Targets from issue 16 and `targets.md`; where one is missed the verdict says by how much.", "",
-              targets_table(results), "",
-              *(["Why the misses:", "", why, ""] if (why := why_missed(targets_table(results))) else []),
+              targets, "",
+              *(["Why the misses:", "", why, ""] if (why := why_missed(targets)) else []),
               "## ADR-013 comparison matrix, measured", "",
               "The ADR's claims beside what real nodes did in this run (`cluster_modes.py`, `local` preset, "
               "at most 5 voters). In hybrid the killed leader is the one `/status` names; writes follow Raft's "
