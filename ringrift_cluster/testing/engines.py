@@ -25,6 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 RAFT_DRIVER = [sys.executable, "-m", "ringrift_cluster.testing.drivers.raft", "node"]
 
 
+# Answers a client retries under the same rid: no leader yet, a stale one, or no answer in time.
+_RETRIED_ERRORS = {"NoLeader", "NotLeader", "ClusterTimeout", "ClientConnectorError", "ServerDisconnectedError",
+                   "TimeoutError", "ClientOSError"}
+
+
 def free_ports(count: int) -> list[int]:
     """Distinct free loopback ports, held open together while picking so none repeats."""
     sockets, ports = [], []
@@ -163,6 +168,26 @@ class RaftCluster:
     async def submit(self, nid: str, command: dict[str, Any], timeout: float | None = None,
                      http_timeout: float = 30.0) -> dict[str, Any]:
         return await self.post(nid, "/submit", {"command": command, "timeout": timeout}, timeout=http_timeout)
+
+    async def submit_acknowledged(self, nid: str, command: dict[str, Any], within: float = 15.0,
+                                  timeout: float = 2.0) -> dict[str, Any]:
+        """Submit as a client should: retry under the command's rid (deduplicated, so a retry of a
+        write that did commit is not applied twice) until a definite answer or ``within`` seconds.
+        A leader change under load answers NoLeader/NotLeader or times out; both are retried."""
+        assert "rid" in command, "a retried write needs a rid"
+        deadline = time.monotonic() + within
+        answers: list[Any] = []
+        while True:
+            try:
+                answer: Any = await self.submit(nid, command, timeout=timeout, http_timeout=timeout + 5.0)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                answer = {"ok": False, "error": type(e).__name__}
+            if answer.get("ok") or answer.get("error") not in _RETRIED_ERRORS:
+                return answer
+            answers.append(answer.get("error"))
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{command.get('rid')}: no definite answer in {within:.0f} s: {answers}")
+            await asyncio.sleep(0.1)
 
     async def leaderships(self, nodes: list[str] | None = None) -> dict[str, Any]:
         nodes = nodes if nodes is not None else self.alive()
