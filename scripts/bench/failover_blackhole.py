@@ -74,6 +74,7 @@ def trial(cluster: NetnsCluster, fault: str, index: int, timeout_s: float = 60.0
         while writer.first_commit_after(time.monotonic() - 1.0) is None:  # the writer is committing
             if writer.stop.wait(0.05) or len(writer.attempts) > 2000:
                 raise RuntimeError(f"no write commits through {via} before the fault")
+        term_before = term_of(cluster, leader)
         if fault == "blackhole":
             cluster.isolate(leader)
         else:
@@ -96,7 +97,14 @@ def trial(cluster: NetnsCluster, fault: str, index: int, timeout_s: float = 60.0
         cluster.start(leader)
     cluster.wait_converged(90)
     agreed = cluster.wait_for_leader(60)
+    # Terms the survivors went through to elect: 1 is a clean election; more are rounds lost to
+    # split votes or to candidates whose log was behind a voter's.
     return {"failover_s": done - at, "old_leader": leader, "new_leader": new_leader, "after_heal": agreed,
+            "election_rounds": term_before_heal - term_before,
+            # The writer's attempts from the fault to its first commit (ms from the fault; ok):
+            # shows whether the time went to the election or to an attempt stuck on the old leader.
+            "attempts_ms": [(round((s - at) * 1000), round((e - at) * 1000), ok)
+                            for s, e, ok in writer.attempts if e >= at and s <= done][:12],
             "elections_on_return": max(0, term_of(cluster, agreed) - term_before_heal)}
 
 
@@ -111,10 +119,12 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             for i in range(args.trials):
                 rows.append(trial(cluster, fault, i))
                 progress(f"{fault} {i + 1}/{args.trials}: {rows[-1]['failover_s'] * 1000:.0f} ms, "
+                         f"{rows[-1]['election_rounds']} term(s) to elect, "
                          f"{rows[-1]['elections_on_return']} election(s) when the old leader came back")
             times = [r["failover_s"] * 1000 for r in rows]
             out[fault] = {"failover_ms": summary(times), "samples_ms": times,
-                          "elections_on_return": sum(r["elections_on_return"] for r in rows), "trials": rows}
+                          "elections_on_return": sum(r["elections_on_return"] for r in rows),
+                          "election_rounds": [r["election_rounds"] for r in rows], "trials": rows}
     return out
 
 

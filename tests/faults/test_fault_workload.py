@@ -218,7 +218,9 @@ def run(make_netns_cluster, name: str, seed: int, *, ambiguity: bool = True) -> 
 
 
 def test_raft_state_survives_killing_the_leader(make_netns_cluster) -> None:
-    run(make_netns_cluster, "kill-leader", seed=1)
+    # A killed node is dropped from the clients' picks at once and a new leader is named in about
+    # 0.1 s: only a call in flight at the kill is ambiguous, and there may be none (seen in CI).
+    run(make_netns_cluster, "kill-leader", seed=1, ambiguity=False)
 
 
 def test_raft_state_survives_isolating_the_leader(make_netns_cluster) -> None:
