@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import aiohttp
+
+from .local_cluster import free_base_port
 
 # The directory holding the package: the drivers run from there, whatever the caller's cwd.
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,20 +32,9 @@ _RETRIED_ERRORS = {"NoLeader", "NotLeader", "ClusterTimeout", "ClientConnectorEr
 
 
 def free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports, held open together while picking so none repeats."""
-    sockets, ports = [], []
-    try:
-        while len(ports) < count:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-            port = s.getsockname()[1]
-            if port not in ports:
-                ports.append(port)
-    finally:
-        for s in sockets:
-            s.close()
-    return ports
+    """Distinct free loopback ports, outside the kernel's ephemeral range (``free_base_port``)."""
+    base = free_base_port(count)
+    return list(range(base, base + count))
 
 
 async def poll_until(check: Callable[[], Awaitable[tuple[bool, Any]]], timeout: float, what: str,

@@ -42,16 +42,34 @@ class LocalNode:
         return self.proc is not None and self.proc.poll() is None
 
 
-def free_base_port(ports_needed: int, low: int = 20000, high: int = 60000) -> int:
-    """A base port such that ``ports_needed`` consecutive TCP and UDP ports are free now."""
+def free_base_port(ports_needed: int, low: int = 20000, high: int = 65535) -> int:
+    """A base port such that ``ports_needed`` consecutive TCP and UDP ports are free now.
+
+    Picked outside the kernel's ephemeral range where there is room: a port inside it can be
+    taken, between this check and a node's bind, as the source port of any outgoing connection
+    (another node's, already running), and that node then fails to bind (seen in CI)."""
     import random
 
+    eph_low, eph_high = ephemeral_ports()
+    spans = [(a, b) for a, b in ((low, min(high, eph_low)), (max(low, eph_high + 1), high)) if b - a > ports_needed]
+    if not spans:  # the whole range is ephemeral: checking, then binding, is all there is
+        spans = [(low, high)]
     rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(200):
-        base = rng.randrange(low, high - ports_needed)
+        a, b = rng.choices(spans, weights=[b - a for a, b in spans])[0]
+        base = rng.randrange(a, b - ports_needed)
         if all(_port_free(base + i) for i in range(ports_needed)):
             return base
-    raise RuntimeError(f"no {ports_needed} consecutive free ports in {low}-{high}")
+    raise RuntimeError(f"no {ports_needed} consecutive free ports in {spans}")
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range of source ports for outgoing connections (Linux; else its default)."""
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def _port_free(port: int) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import threading
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ from ringrift_cluster.errors import (
     BackendUnavailable, ClusterTimeout, CommandRejected, ConfigError, NoLeader, NotLeader,
 )
 from ringrift_cluster.model import ElectionOutcome
+from ringrift_cluster.testing.engines import free_ports
 from ringrift_cluster.state import StateMachine
 from ringrift_cluster.store.raft import RaftStore
 
@@ -57,15 +57,7 @@ class AppendMachine:
 
 
 def _free_ports(n: int) -> list[int]:
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
+    return free_ports(n)
 
 
 def _config(tmp_path: Path, *, members: int = 1, node: str = "a", raft: dict | None = None,
