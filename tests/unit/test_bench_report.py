@@ -73,7 +73,12 @@ def test_adr_matrix_puts_measured_beside_claimed():
     assert "Failure detection, 30 nodes" in text and "3 of 20 acknowledged writes lost" in text
     assert "| Leader failover, 5 nodes | 60-90 s | < 2 s | 1.00 s agreed / 1.20 s next write |" in text
     assert "at most 1 claiming to lead at once, 0 of 20 writes lost" in text
-    assert "| Bandwidth (30 nodes, idle) | ~900 req/min | ~60 msg/min | 950 msg/min/node | 55 msg/min/node | - |" in text
+    assert "| Bandwidth (30 nodes, idle, `local` preset) | ~900 req/min | ~60 msg/min | 950 msg/min/node | 55 msg/min/node | - |" in text
+    # With the production preset's idle run, bandwidth comes from it, at its largest size.
+    idle = {"preset": "lan", "rows": [_row("http+bully", 30, None, msgs=48), _row("swim+raft", 30, None, msgs=294)]}
+    text = adr_matrix(modes, idle)
+    assert "| Bandwidth (30 nodes, idle, `lan` preset) | ~900 req/min | ~60 msg/min | 48 msg/min/node | 294 msg/min/node | - |" in text
+    assert "Failure detection, 30 nodes | 60-90 s | 5-10 s | 4.50 s | 2.50 s" in text  # still the modes run
 
 
 def test_report_tables_render_with_suites_missing():
