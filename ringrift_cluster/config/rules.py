@@ -98,7 +98,6 @@ def _raft(s: RaftSettings, labels: Mapping[str, str]) -> None:
     more("max_timeout_s", "min_timeout_s")
     more("connection_timeout_s", "max_timeout_s", what="at least")
     more("leader_fallback_timeout_s", "append_entries_period_s")
-    more("quiet_clock_s", "tick_interval_s", what="at least")
     if s.log_compaction_min_entries < 2:
         raise ConfigError(labels["log_compaction_min_entries"], s.log_compaction_min_entries, "an integer >= 2")
 

@@ -118,9 +118,6 @@ class RaftSettings:
     leader_fallback_timeout_s: float = 3.0
     commit_timeout_s: float = 5.0
     tick_interval_s: float = 1.0  # how often the leader proposes clock ticks (expiry)
-    # With no lease or lock due, the leader advances the replicated clock only this often: an
-    # idle cluster then writes, replicates and syncs nothing (store/raft.py, the tick loop).
-    quiet_clock_s: float = 30.0
     # Log compaction (snapshot to the full-dump file) when either limit is passed.
     log_compaction_min_entries: int = 5000
     log_compaction_min_time_s: float = 300.0

@@ -120,11 +120,6 @@ class StateMachine:
             FREEZER.applied(self.size(), 256)
         return clone(result)
 
-    def next_deadline(self) -> float | None:
-        """When the next work lease or lock ends on the machine clock (None: nothing held)."""
-        due = [t for t in (self.work.next_expiry, self.locks.next_expiry) if t is not None]
-        return min(due) if due else None
-
     def size(self) -> int:
         """Records held: work items, jobs, model versions, locks and remembered commands."""
         return (len(self.work.items) + len(self.jobs.jobs) + sum(len(v) for v in self.models.models.values())

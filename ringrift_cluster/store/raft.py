@@ -157,16 +157,12 @@ class RaftStore:
     # -- Leader duties -------------------------------------------------------------------------
 
     async def _tick_loop(self) -> None:
-        """The leader proposes the clock, so expiries happen on the replicated clock: each
-        interval when a lease or lock is due, else every ``quiet_clock_s`` (an idle cluster's
-        tick would otherwise be an entry replicated and synced on every voter every second)."""
+        """The leader proposes the clock, so expiries happen on the replicated clock."""
         interval = self._settings.tick_interval_s
         while True:
             await asyncio.sleep(interval)
             current = self.raft.leadership()
             if not current.is_self:
-                continue
-            if not await self._clock_due():
                 continue
             self._ticks += 1
             command = {"v": 1, "op": "tick", "rid": f"tick:{self.raft.node_id}:{current.term}:{self._ticks}",
@@ -175,15 +171,6 @@ class RaftStore:
                 await self.submit(command, timeout=max(interval, self._settings.commit_timeout_s))
             except ClusterError as e:
                 self._log.debug("raft_tick_failed", error=str(e))
-
-    async def _clock_due(self) -> bool:
-        """A lease or lock has ended by the wall clock, or the replicated clock is quiet_clock_s old."""
-        try:
-            clock, deadline = await self.raft.read_local(lambda m: (m.core.clock, m.next_deadline()))
-        except (AttributeError, ClusterError):  # a machine without a clock (tests' drivers): tick
-            return True
-        now = time.time()
-        return (deadline is not None and deadline <= now) or now - clock >= self._settings.quiet_clock_s
 
 
 __all__ = ["RaftStore"]

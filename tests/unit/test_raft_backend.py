@@ -116,7 +116,6 @@ def test_fail_reason_mirrors_pysyncobj():
     ({"min_timeout_s": 0.4, "max_timeout_s": 0.4}, "max_timeout_s"),
     ({"log_compaction_min_entries": 1}, "log_compaction_min_entries"),
     ({"bind_port": 0}, "bind_port"),
-    ({"quiet_clock_s": 0.2}, "quiet_clock_s"),  # below the local preset's tick_interval_s (0.5)
 ])
 def test_settings_are_validated_before_pysyncobj(changes, key):
     base = RaftSettings(**{**PRESETS["local"]["raft"], "bind_host": "127.0.0.1"})

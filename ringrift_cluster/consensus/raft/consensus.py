@@ -194,9 +194,7 @@ class RaftConsensus:
         """Leader duties may run: we lead, see a quorum, and committed as leader recently."""
         current = self._tracker.current
         term, at = self._last_leader_commit
-        # An idle leader commits a clock tick only every quiet_clock_s (store/raft.py).
-        window = max(self._settings.quiet_clock_s + 2 * self._settings.tick_interval_s,
-                     self._settings.leader_fallback_timeout_s)
+        window = max(2 * self._settings.tick_interval_s, self._settings.leader_fallback_timeout_s)
         return current.is_self and term == current.term and time.monotonic() - at <= window
 
     def _derive(self, status: bridge.EngineStatus) -> Leadership:

@@ -66,18 +66,9 @@ def journal_class(journal_module: Any) -> type:
             storer = self._FileJournal__metaStorer
             meta_path = storer.getPath()
 
-            stored: dict[str, Any] = {}
-
             def store_meta(meta: Any) -> None:
-                # pysyncobj marks its meta unsaved on every commit-index update, changed or not
-                # (each follower's heartbeat): unchanged, it is durable already; three syncs a
-                # second on an idle node bought nothing.
-                if meta == stored:
-                    return
                 self.sync_if_dirty()  # the log first: a durable commit index within the durable log
                 replace_durably(meta_path, lambda f: f.write(dumps(meta)))
-                stored.clear()
-                stored.update(meta)
 
             storer.storeMeta = store_meta
 
