@@ -40,7 +40,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .checks.calls import NOT_APPLIED, OK, REFUSED, UNKNOWN, Attempt, Call, FinalState, acked_claims
+from .checks.calls import NOT_APPLIED, OK, REFUSED, UNKNOWN, Attempt, Call, FinalState, acked_claims, write_calls
 from .checks.state import check_history
 from .linearizability import Verdict, check_calls
 from .final_state import ClusterReader
@@ -143,6 +143,8 @@ class StateWorkload:
         evidence = Path(self.evidence_dir) if self.evidence_dir else Path(self.cluster.root) / "linearizability"
         self.linearizability = check_calls(self.calls, self.final, out_dir=evidence)
         found += self.linearizability.violations()
+        if found:
+            found.append(f"history: {write_calls(self.calls, evidence / 'calls.jsonl')}")
         if self.durable:
             violations += found
         else:

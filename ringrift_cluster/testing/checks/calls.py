@@ -9,8 +9,10 @@ error, or anything else: it may or may not have happened).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 OK, REFUSED, UNKNOWN, NOT_APPLIED = "ok", "refused", "unknown", "not_applied"
@@ -110,5 +112,15 @@ def acked_claims(calls: list[Call]) -> list[tuple[Call, str, int]]:
 
 
 
-__all__ = ["BAD_REFUSALS", "LEASED", "NOT_APPLIED", "OK", "REFUSED", "UNKNOWN", "Attempt", "Call", "FinalState",
+def write_calls(calls: Iterable[Call], path: Path) -> Path:
+    """Every call with its attempts, one JSON object a line (what a failed run leaves behind to
+    read by hand); returns ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as f:
+        for c in calls:
+            f.write(json.dumps(dataclasses.asdict(c), sort_keys=True, default=repr) + "\n")
+    return path
+
+
+__all__ = ["BAD_REFUSALS", "LEASED", "NOT_APPLIED", "OK", "REFUSED", "UNKNOWN", "Attempt", "Call", "FinalState", "write_calls",
            "acked_claims", "by_op"]
