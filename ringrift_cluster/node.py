@@ -31,7 +31,7 @@ from .nodeinfo import NodeInfo, host_load
 from .observability import NodeMetrics
 from .peer_client import PeerClient
 from .store import ClusterState, StateStore
-from .store.duties import ReleaseFailedMembers
+from .store.duties import KeepConfiguredLimits, ReleaseFailedMembers
 from .store.handoff import Handoff
 from .store.journal import JournalStore
 from .store.raft import RaftStore
@@ -126,6 +126,7 @@ class ClusterNode:
                 asyncio.create_task(self._follow_membership(), name="metrics-membership"),
                 asyncio.create_task(self._follow_leadership(), name="metrics-leadership"),
                 asyncio.create_task(duties.run(), name="release-failed-members"),
+                *self._limits_duty(),
                 asyncio.create_task(self._sample_state(), name="metrics-state"),
                 asyncio.create_task(watch_loop(self.metrics.observe_loop), name="loop-watch"),
             ]
@@ -219,6 +220,14 @@ class ClusterNode:
             effective_timeout=self.config.heartbeat.peer_timeout_s * self.config.jitter_factor,
             voter_node_ids=list(self.config.voters), **self._load[1],
         )
+
+    def _limits_duty(self) -> list[asyncio.Task[None]]:
+        """Nodes that hold the state keep its retention bounds the configured ones (as leader)."""
+        if self.store is None:
+            return []
+        duty = KeepConfiguredLimits(self.config.node_id, self.state, self.store, self.config.state.limits(),
+                                    every_s=self.config.state.tick_interval_s * 4)
+        return [asyncio.create_task(duty.run(), name="state-limits")]
 
     # -- Metrics, fed from events ----------------------------------------------------------------
 

@@ -246,14 +246,14 @@ async def get_state_digest(request: web.Request) -> web.Response:
         view = await store.read(lambda machine: machine.freeze())
     except ClusterError as e:
         return reply({"error": "no_state", "message": str(e)}, status=409)
-    digest, changes = await asyncio.to_thread(_digest, view)
-    return reply({"digest": digest, "changes": changes, "node_id": request.app[CONFIG].node_id})
+    digest, changes, limits = await asyncio.to_thread(_digest, view)
+    return reply({"digest": digest, "changes": changes, "limits": limits, "node_id": request.app[CONFIG].node_id})
 
 
-def _digest(view: Any) -> tuple[str, int]:
+def _digest(view: Any) -> tuple[str, int, dict[str, Any]]:
     snapshot = view.snapshot(copy=False)  # read-only here
     text = json.dumps(snapshot, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest(), snapshot["counters"]["change"]
+    return hashlib.sha256(text.encode()).hexdigest(), snapshot["counters"]["change"], dict(snapshot["limits"])
 
 
 def register(app: web.Application) -> None:

@@ -103,6 +103,9 @@ def _raft(s: RaftSettings, labels: Mapping[str, str]) -> None:
 
 
 def _state(s: Any, labels: Mapping[str, str]) -> None:
+    for name in ("max_finished_work", "max_finished_jobs", "max_versions_per_model", "dedup_max_entries"):
+        if getattr(s, name) < 1:
+            raise ConfigError(labels[name], getattr(s, name), "an integer >= 1")
     if not (s.cluster_name and len(s.cluster_name) <= 128 and s.cluster_name.isprintable()):
         raise ConfigError(labels["cluster_name"], s.cluster_name, "a printable name of 1 to 128 characters")
 

@@ -5,10 +5,11 @@ Every default lives here; every rule on the values lives in ``rules.py``."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..state._common import Limits
 from .plan import ConsensusMode, MembershipMode, Plan
 
 SECTION = "ringrift_cluster"
@@ -65,6 +66,19 @@ class StateSettings:
     # (store/reconcile.py): a member down for longer loses what only it held.
     reconcile_wait_s: float = 30.0
     cluster_name: str = "ringrift"  # written into state exports; another cluster's are refused
+    # Retention of the replicated state. Every replica must keep the same, so these are not
+    # applied locally: the leader proposes them (``state.limits``) when the state differs.
+    max_finished_work: int = Limits.max_finished_work
+    finished_work_ttl_s: float = Limits.finished_work_ttl_s
+    max_finished_jobs: int = Limits.max_finished_jobs
+    finished_jobs_ttl_s: float = Limits.finished_jobs_ttl_s
+    max_versions_per_model: int = Limits.max_versions_per_model
+    dedup_max_entries: int = Limits.dedup_max_entries
+    dedup_ttl_s: float = Limits.dedup_ttl_s
+
+    def limits(self) -> Limits:
+        """The retention bounds these settings ask of the replicated state."""
+        return Limits(**{f.name: getattr(self, f.name) for f in fields(Limits)})
 
 
 @dataclass(frozen=True, kw_only=True)

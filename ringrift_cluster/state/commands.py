@@ -181,6 +181,12 @@ def import_state(snapshot: Mapping[str, Any], *, seal: str | None = None, base: 
     return command("state.import", args, rid=rid, now=now)
 
 
+def set_limits(limits: Mapping[str, Any], *, rid: str | None = None, now: float | None = None) -> dict[str, Any]:
+    """Change the state's retention bounds (any subset of ``Limits``; what the leader proposes
+    when the configured ones differ)."""
+    return command("state.limits", dict(limits), rid=rid, now=now)
+
+
 def seal(seal_id: str, *, rid: str | None = None, now: float | None = None) -> dict[str, Any]:
     """A new leader period begins: after it, the leader serves writes (see ``lineage.py``)."""
     return command("state.seal", {"id": seal_id}, rid=rid, now=now)

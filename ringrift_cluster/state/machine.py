@@ -19,6 +19,7 @@ state that any thread may turn into a snapshot later, while applies go on.
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 from typing import Any, Callable
 
 from ..errors import ConfigError
@@ -26,6 +27,7 @@ from ..heap import FREEZER
 from ._common import (
     BAD_COMMAND,
     INTERNAL,
+    MAX_INT,
     MAX_TIME,
     RID_CONFLICT,
     STALE_IMPORT,
@@ -176,6 +178,19 @@ class StateMachine:
             del self.dedup[oldest]
 
     # -- ops that span several parts --------------------------------------------------------
+
+    def _set_limits(self, a: Args) -> dict[str, Any]:
+        """Change the retention bounds (any subset of ``Limits``); what they no longer allow is
+        compacted right after this command, as after every command."""
+        values = self.core.limits.to_dict()
+        for f in fields(Limits):
+            if f.type == "int":
+                values[f.name] = a.integer(f.name, values[f.name], lo=1, hi=MAX_INT)
+            else:
+                values[f.name] = a.duration(f.name, values[f.name])
+        a.done()
+        self.core.limits = Limits(**values)
+        return ok(limits=self.core.limits.to_dict())
 
     def _release_node(self, a: Args) -> dict[str, Any]:
         node_id = a.text("node_id")
@@ -372,6 +387,7 @@ _HANDLERS: dict[str, Callable[[StateMachine, Args], dict[str, Any]]] = {
     "tick": StateMachine._tick,
     "state.import": StateMachine._import,
     "state.seal": StateMachine._seal,
+    "state.limits": StateMachine._set_limits,
 }
 _NOT_CHANGES = frozenset({"tick", "work.expire", "state.import", "state.seal"})
 

@@ -1,16 +1,18 @@
 """What the state leader does on its own: requeue the work and free the locks of members that
-membership confirms failed (not merely suspect), once per failure."""
+membership confirms failed (not merely suspect), once per failure; keep the replicated state's
+retention bounds the configured ones."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import structlog
 
 from ..errors import ClusterError
 from ..membership.base import Membership
 from ..model import EventKind, MemberState
-from ..state import commands
+from ..state import Limits, commands
 from .facade import ClusterState
 
 
@@ -65,3 +67,44 @@ class ReleaseFailedMembers:
                 self._released.add(node_id)
                 self._log.info("failed_member_released", node_id=node_id, requeued=result.get("requeued"),
                                locks_released=result.get("locks_released"))
+
+
+class KeepConfiguredLimits:
+    """Proposes ``state.limits`` from the leader whenever the replicated state's retention bounds
+    differ from this node's ``state.*`` settings.
+
+    Every replica must compact alike, so no node applies its settings locally: they enter the
+    state through the log (or the legacy journal) like any write, and snapshots carry them.
+    Checked every ``every_s`` while this node leads, because a leader change or a state import
+    can bring other bounds."""
+
+    def __init__(self, node_id: str, state: ClusterState, store: Any, wanted: Limits, every_s: float) -> None:
+        self._node_id = node_id
+        self._state = state
+        self._store = store
+        self._wanted = wanted
+        self._every_s = every_s
+        self._log = structlog.get_logger("ringrift.store.duties")
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self._every_s)
+            try:
+                await self.check()
+            except ClusterError as e:  # no leader yet, a timeout: the next round tries again
+                self._log.debug("state_limits_deferred", reason=str(e))
+
+    async def check(self) -> bool:
+        """Propose the configured bounds if this node leads and the state holds others; True
+        when a proposal was applied."""
+        if self._state.leader() != self._node_id:
+            return False
+        current = await self._store.read_local(lambda m: m.limits)
+        if current == self._wanted:
+            return False
+        result = await self._state.execute(commands.set_limits(self._wanted.to_dict()))
+        if not result.get("ok"):
+            self._log.error("state_limits_refused", reason=result.get("message"))
+            return False
+        self._log.info("state_limits_set", old=current.to_dict(), new=self._wanted.to_dict())
+        return True

@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .api_client import OPENER as _OPENER
+# The soak's cluster keeps small retention bounds (``state.*``) and its load abandons no claim,
+# so its state stops growing within the warm-up: memory that grows after that is a leak, not data.
+STEADY_LIMITS = {"max_finished_work": 300, "max_finished_jobs": 300, "dedup_max_entries": 2000}
 STALL_S = 0.1  # by default a stall longer than this is a violation
 STALL_BOUNDS = (0.1, 0.25, 0.5, 1.0)  # bounds a run can be judged by: bucket bounds of the histogram
 
@@ -194,6 +197,21 @@ class SoakResult:
         return not self.violations and all(r.ok for r in self.segments)
 
 
+def steady_settings(settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Cluster settings with the soak's retention bounds (``STEADY_LIMITS``) added."""
+    out = dict(settings or {})
+    out["state"] = {**out.get("state", {}), **STEADY_LIMITS}
+    return out
+
+
+def steady_workload(**kwargs: Any) -> Any:
+    """The state workload as a steady load: no claim abandoned, a model version every 40 items
+    (not 4), and finished items allowed to be compacted away before the final read."""
+    from .workload import StateWorkload
+
+    return StateWorkload(**{"workers": 3, "abandon": 0.0, "model_every": 40, "compacts": True, **kwargs})
+
+
 def run_soak(cluster: Any, minutes: float, *, seed: int, workload: Any = None, warmup_s: float | None = None,
              interval_s: float = 5.0, stall_s: float = STALL_S, timings: Any = None,
              progress: Callable[[str], None] | None = None, **bounds: Any) -> SoakResult:
@@ -232,7 +250,7 @@ def run_soak(cluster: Any, minutes: float, *, seed: int, workload: Any = None, w
     return SoakResult([result], figures, violations, len(steady_samples))
 
 
-__all__ = ["HEADER", "NodeFigures", "STALL_BOUNDS", "STALL_S", "Sample", "Sampler", "SoakResult", "judge", "read_sample", "run_soak",
-           "table"]
+__all__ = ["HEADER", "NodeFigures", "STALL_BOUNDS", "STALL_S", "STEADY_LIMITS", "Sample", "Sampler", "SoakResult", "judge",
+           "read_sample", "run_soak", "steady_settings", "steady_workload", "table"]
 
 

@@ -32,6 +32,7 @@ summary (``expected_anomalies``), not as violations.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -40,7 +41,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .checks.calls import NOT_APPLIED, OK, REFUSED, UNKNOWN, Attempt, Call, FinalState, acked_claims, write_calls
+from .checks.calls import NOT_APPLIED, OK, REFUSED, UNKNOWN, Attempt, Call, FinalState, acked_claims, compactable, write_calls
 from .checks.state import check_history
 from .linearizability import Verdict, check_calls
 from .final_state import ClusterReader
@@ -61,8 +62,13 @@ class StateWorkload:
                  long_locks: tuple[str, ...] = ("lock-long",), readers: int = 1,
                  pace_s: float = 0.25, lease_s: float = 600.0, lock_ttl_s: tuple[float, float] = (1.5, 3.0),
                  request_timeout_s: float = 6.0, attempts: int = 4, backoff_s: float = 0.5,
-                 converge_s: float = 20.0, durable: bool | None = None, evidence_dir: str | None = None) -> None:
+                 converge_s: float = 20.0, durable: bool | None = None, evidence_dir: str | None = None,
+                 abandon: float = 0.15, model_every: int = 4, compacts: bool = False) -> None:
         self.workers, self.lockers, self.lock_names, self.readers = workers, lockers, locks, readers
+        # A steady load (the soak's) abandons no claim and registers few models, so that the state
+        # stops growing once its bounds are reached; ``compacts``: the cluster's retention bounds
+        # are small enough that finished items may be compacted away before the final read.
+        self.abandon, self.model_every, self.compacts = abandon, model_every, compacts
         # Locks whose TTL outlives the run: a lost grant, renewal or release of one is still
         # visible in the final state (short-TTL locks are long gone by then).
         self.long_locks = long_locks
@@ -134,6 +140,8 @@ class StateWorkload:
             model_names = sorted({c.args["name"] for c in self.calls if c.op == "model.register"})
             self.final = self._cluster_reader().read_final(work_ids, model_names, self.baseline_items,
                                                            timeout=30.0 + adds / 50)
+            if self.compacts:
+                self.final = dataclasses.replace(self.final, compacted=compactable(self.calls, self.final))
         except RuntimeError as e:
             violations.append(f"final state not readable: {e}")
         else:
@@ -236,7 +244,7 @@ class StateWorkload:
             c.call("work.add", "POST", "/raft/work",
                    {"work_id": work_id, "work_type": self.work_type, "priority": c.rng.randint(0, 3),
                     "config": {"n": n, "marker": uuid.UUID(int=c.rng.getrandbits(128)).hex[:12]}})
-            if n % 4 == 0:
+            if n % self.model_every == 0:
                 version = f"v{n}"
                 # A new name every 600 items: a name holds at most 100 versions (the oldest
                 # candidates are dropped past that), which a long run would otherwise pass.
@@ -265,10 +273,10 @@ class StateWorkload:
                 steps.append(("work.start", "/start", {}))
             if c.rng.random() < 0.3:
                 steps.append(("work.renew", "/renew", {"lease_s": self.lease_s}))
-            r = c.rng.random()
-            if r < 0.6:
+            r, kept = c.rng.random(), 1 - self.abandon  # completed : failed = 60 : 25
+            if r < kept * 0.6 / 0.85:
                 steps.append(("work.complete", "/complete", {"result": {"by": worker}}))
-            elif r < 0.85:
+            elif r < kept:
                 steps.append(("work.fail", "/fail", {"error": "synthetic", "retry": True}))
             # else: abandoned, stays claimed (its lease outlives the run)
             for op, suffix, extra in steps:

@@ -601,3 +601,22 @@ def test_recorder_health() -> None:
     assert any("got any answer" in p for p in _recorded(None, rounds=150))  # nobody ever answered
     # A malformed answer makes View.of raise: counted per round, the thread lives on.
     assert any("failed" in p and "rounds" in p for p in _recorded({"peers": ["not", "a", "dict"]}))
+
+
+def test_a_compacted_finished_item_is_excused_and_an_unfinished_one_is_not() -> None:
+    """With retention bounds, a finished item may be gone from the final state; only an item a
+    complete or fail of may have happened is excused (``compactable``), and only from the rules
+    that read the final state."""
+    from ringrift_cluster.testing.checks.calls import compactable
+
+    h = H()
+    h.work("done")
+    h.claim("done", 1)
+    h.follow("work.complete", "done", 1)
+    h.work("open")
+    h.claim("open", 2)
+    gone = final({"done": None, "open": None}, total=0)
+    assert compactable(h.calls, gone) == frozenset({"done"})
+    verdicts = check_history(h.calls, FinalState(**{**gone.__dict__, "compacted": compactable(h.calls, gone)}))
+    assert verdicts and all("open" in v and "done" not in v for v in verdicts), verdicts
+    assert any("acknowledged add of open" in v for v in verdicts), verdicts

@@ -61,6 +61,7 @@ def scenario() -> list[dict]:
         c.release_node("n2"),
         c.acquire_lock("L", "n3", 10),
         c.release_lock("L", "n3", 3),
+        c.set_limits({"max_finished_work": 5, "dedup_ttl_s": 600}),
         {"v": 1, "op": "work.add", "args": {"work_id": 5}},  # refused, still deterministic
     ]
     return [c.stamp({**command, "rid": f"r{i}"}, 100.0 + 3 * i) for i, command in enumerate(seq)]
@@ -274,6 +275,33 @@ def test_limits_validation() -> None:
     assert Limits(dedup_ttl_s=5).dedup_ttl_s == 5.0
 
 
+def test_set_limits_changes_what_is_kept_at_once_and_travels_in_snapshots() -> None:
+    m = StateMachine()
+    for i in range(5):
+        m.apply(c.stamp(c.add_work(f"w{i}", "t"), 10.0 + i))
+        claim = m.apply(c.stamp(c.claim_work("n"), 10.0 + i))
+        assert m.apply(c.stamp(c.complete_work(f"w{i}", claim["claim_token"]), 10.0 + i))["ok"]
+    result = m.apply(c.stamp(c.set_limits({"max_finished_work": 2}), 20.0))
+    assert result["ok"] and result["limits"]["max_finished_work"] == 2
+    assert result["limits"]["dedup_max_entries"] == Limits().dedup_max_entries  # the rest kept
+    assert [i["work_id"] for i in m.work_list()] == ["w3", "w4"]  # the oldest finished went
+    replica = StateMachine.from_snapshot(roundtrip(m.snapshot()))
+    assert replica.limits == m.limits == Limits(max_finished_work=2)
+
+
+@pytest.mark.parametrize("args, message", [
+    ({"max_finished_work": 0}, "args.max_finished_work: expected an integer in [1,"),
+    ({"dedup_ttl_s": -1}, "args.dedup_ttl_s: expected a number in (0,"),
+    ({"max_finished_work": True}, "args.max_finished_work"),
+    ({"max_finished": 5}, "max_finished"),
+])
+def test_bad_limits_are_refused_and_change_nothing(args: dict, message: str) -> None:
+    m = StateMachine(Limits(max_finished_work=7))
+    result = m.apply(c.stamp(c.set_limits(args), 1.0))
+    assert not result["ok"] and result["error"] == "bad_command" and message in result["message"], result
+    assert m.limits == Limits(max_finished_work=7)
+
+
 # -- commands module -----------------------------------------------------------------------
 
 def test_builders_shape() -> None:
@@ -292,7 +320,7 @@ def test_builders_shape() -> None:
            c.register_model("m", "1", "u", "s")["op"], c.promote_model("m", "1", "archived")["op"],
            c.acquire_lock("L", "n")["op"], c.renew_lock("L", "n", 1)["op"],
            c.release_lock("L", "n", 1)["op"], c.release_node("n")["op"], c.tick()["op"],
-               c.import_state({})["op"], c.seal("s")["op"]}
+               c.import_state({})["op"], c.seal("s")["op"], c.set_limits({})["op"]}
     assert ops == set(OPS)
 
 
@@ -301,7 +329,8 @@ def test_builders_shape() -> None:
 ARG_NAMES = ["work_id", "work_type", "priority", "config", "capabilities", "max_attempts",
              "timeout_s", "node_id", "work_types", "lease_s", "claim_token", "result", "error",
              "retry", "job_id", "job_type", "name", "version", "uri", "checksum", "metrics",
-             "stage", "fence", "holder", "ttl_s", "fence_token", "lock", "token"]
+             "stage", "fence", "holder", "ttl_s", "fence_token", "lock", "token",
+             "max_finished_work", "dedup_max_entries", "dedup_ttl_s"]
 
 scalars = (st.none() | st.booleans() | st.integers() | st.integers(-3, 3)
            | st.floats(allow_nan=True, allow_infinity=True) | st.floats(0, 1e4)

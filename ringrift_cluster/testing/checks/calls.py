@@ -94,6 +94,9 @@ class FinalState:
     total_items: int | None = None  # GET /raft/work stats total (phantom items beyond ours)
     clock: float = 0.0  # wall clock when it was read (the machine clock is about the same)
     locks_clock: float | None = None  # wall clock once the locks read had returned (None: ``clock``)
+    # Work ids absent from the final state that the machine may have compacted away (finished
+    # past ``state.max_finished_work``): no rule judges their final state. See ``compactable``.
+    compacted: frozenset[str] = frozenset()
 
 
 
@@ -112,6 +115,13 @@ def acked_claims(calls: list[Call]) -> list[tuple[Call, str, int]]:
 
 
 
+def compactable(calls: Iterable[Call], final: FinalState) -> frozenset[str]:
+    """The work ids absent from ``final`` that a complete or a fail of may have happened: only
+    finished items are ever compacted, so only these may be gone without a write being lost."""
+    ended = {c.args.get("work_id") for c in calls if c.op in ("work.complete", "work.fail") and c.may_have_happened}
+    return frozenset(w for w, item in final.items.items() if item is None and w in ended)
+
+
 def write_calls(calls: Iterable[Call], path: Path) -> Path:
     """Every call with its attempts, one JSON object a line (what a failed run leaves behind to
     read by hand); returns ``path``."""
@@ -122,5 +132,5 @@ def write_calls(calls: Iterable[Call], path: Path) -> Path:
     return path
 
 
-__all__ = ["BAD_REFUSALS", "LEASED", "NOT_APPLIED", "OK", "REFUSED", "UNKNOWN", "Attempt", "Call", "FinalState", "write_calls",
+__all__ = ["BAD_REFUSALS", "LEASED", "NOT_APPLIED", "OK", "REFUSED", "UNKNOWN", "Attempt", "Call", "FinalState", "compactable", "write_calls",
            "acked_claims", "by_op"]

@@ -132,6 +132,8 @@ def from_calls(calls: Iterable[Call], final: FinalState | None = None) -> dict[s
     if final is not None:
         done = final.locks_clock or final.clock
         for w, item in final.items.items():
+            if w in final.compacted:
+                continue  # finished, then compacted away: no read of it
             add(f"work:{w}", Operation("final", {"op": "read"}, final.clock, _item_view(item), done))
             if item and item.get("claim_token") is not None:
                 seen_tokens.setdefault((w, int(item["claim_token"])), final.clock)
