@@ -70,6 +70,9 @@ from ringrift_cluster.testing.scenarios import SCENARIOS, run_named
 from ringrift_cluster.testing.netns import NetnsCluster, netns_unavailable_reason
 from ringrift_cluster.testing.netns.powercut_cluster import PowerCutCluster
 from ringrift_cluster.testing.scenarios_power import needs_power_cut_disks
+from ringrift_cluster.testing.checks.calls import read_history
+from ringrift_cluster.testing.checks.state import check_history
+from ringrift_cluster.testing.linearizability import check_calls
 from ringrift_cluster.testing.soak import run_soak, steady_settings, steady_workload
 from ringrift_cluster.testing.soak import table as soak_table
 from ringrift_cluster.testing.workload import StateWorkload
@@ -111,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", help="keep configs and node logs here (default: a temp dir, removed)")
     parser.add_argument("--json", help="also write every result to this JSON file")
     parser.add_argument("-v", "--verbose", action="store_true", help="print each run's operations")
+    parser.add_argument("--recheck", metavar="CALLS_JSONL",
+                        help="run no cluster: check again the history a failed run left (its calls.jsonl) and "
+                             "print what the history checks and the linearizability search find")
     args = parser.parse_args(argv)
+    if args.recheck:
+        return _recheck(Path(args.recheck))
 
     names = list(SCENARIOS) if args.scenarios == "all" else [s.strip() for s in args.scenarios.split(",") if s.strip()]
     unknown = [n for n in names if n not in SCENARIOS]
@@ -219,6 +227,18 @@ def _soak(args: argparse.Namespace, seed: int, timings: Timings, root: Path, evi
     verdict = ScenarioResult(name="soak:resources", seed=seed, ops=[], violations=soak.violations, known=[],
                              notes=[], max_unavailable_s=0.0, duration_s=time.monotonic() - began, rounds=0)
     return soak.segments + [verdict]
+
+
+def _recheck(path: Path) -> int:
+    calls, final = read_history(path)
+    if final is None:
+        print(f"{path}: no final state was read in that run; the checks need one", file=sys.stderr)
+        return 2
+    found = check_history(calls, final) + check_calls(calls, final).violations()
+    for v in found:
+        print(f"VIOLATION {v}")
+    print(f"{path}: {len(calls)} calls, {len(found)} violations")
+    return 1 if found else 0
 
 
 def _progress(result: ScenarioResult, verbose: bool) -> None:

@@ -41,7 +41,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from .checks.calls import NOT_APPLIED, OK, REFUSED, UNKNOWN, Attempt, Call, FinalState, acked_claims, compactable, write_calls
+from .checks.calls import NOT_APPLIED, OK, REFUSED, UNKNOWN, Attempt, Call, FinalState, acked_claims, compactable, write_history
 from .checks.state import check_history
 from .linearizability import Verdict, check_calls
 from .final_state import ClusterReader
@@ -152,7 +152,7 @@ class StateWorkload:
         self.linearizability = check_calls(self.calls, self.final, out_dir=evidence)
         found += self.linearizability.violations()
         if found:
-            found.append(f"history: {write_calls(self.calls, evidence / 'calls.jsonl')}")
+            found.append(f"history: {write_history(self.calls, self.final, evidence / 'calls.jsonl')}")
         if self.durable:
             violations += found
         else:

@@ -301,6 +301,21 @@ def _window(variant: str, overlap: bool) -> Callable[[H], FinalState]:
     return build
 
 
+def _shortened(second_at: float, unknown: bool = False) -> Callable[[H], FinalState]:
+    """worker-1's lease (to 2004) shortened by its own re-acquire with a shorter TTL (to 2002.5), or
+    by one of unknown outcome (TTL 1 s, started at 2001: it may end the lease at 2002)."""
+    def build(h: H) -> FinalState:
+        h.lock("lock.acquire", "worker-1", 3, 2000.0, 2004.0)
+        if unknown:
+            c = h.add("lock.acquire", {"name": "L", "holder": "worker-1", "ttl_s": 1.0}, UNKNOWN)
+            c.start, c.end = 2001.0, None
+        else:
+            h.lock("lock.acquire", "worker-1", 3, 2000.0, 2002.5, renewed=True, clock=2001.0)
+        h.lock("lock.acquire", "worker-2", 4, second_at, second_at + 2.0)
+        return final({}, clock=3000.0)
+    return build
+
+
 def _final_lock(holder: str, token: int, release: bool = False, acquirer: str | None = None) -> Callable[[H], FinalState]:
     def build(h: H) -> FinalState:
         h.lock("lock.acquire", "worker-1", 5, 1000.0, 5000.0)
@@ -410,6 +425,10 @@ ROWS: dict[str, Row] = {
                            history(_fence_order(5)), history(_fence_order(8))),
     "window: valid until": Row("(fence {t1}) {how}", "(fence 3) valid until 2004.000",
                                history(_window("valid until", True)), history(_window("valid until", False))),
+    "window: shortened by a re-acquire": Row("(fence {t1}) {how}", "(fence 3) valid until 2002.500",
+                                             history(_shortened(2002.2)), history(_shortened(2002.6))),
+    "window: maybe shortened": Row("(fence {t1}) {how}", "(fence 3) valid until 2002.000",
+                                   history(_shortened(2001.5, unknown=True)), history(_shortened(2002.2, unknown=True))),
     "window: released at": Row("(fence {t1}) {how}", "(fence 3) released at 2004.000",
                                history(_window("released at", True)), history(_window("released at", False))),
     "window: unknown release": Row("(fence {t1}) {how}", "(fence 3) last acknowledged at",

@@ -122,15 +122,34 @@ def compactable(calls: Iterable[Call], final: FinalState) -> frozenset[str]:
     return frozenset(w for w, item in final.items.items() if item is None and w in ended)
 
 
-def write_calls(calls: Iterable[Call], path: Path) -> Path:
-    """Every call with its attempts, one JSON object a line (what a failed run leaves behind to
-    read by hand); returns ``path``."""
+def write_history(calls: Iterable[Call], final: FinalState | None, path: Path) -> Path:
+    """The final state (first line, ``{"final": ...}``), then every call with its attempts, one
+    JSON object a line: what a failed run leaves behind, to read by hand or check again
+    (:func:`read_history`); returns ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as f:
+        state = None if final is None else {**dataclasses.asdict(final), "compacted": sorted(final.compacted)}
+        f.write(json.dumps({"final": state}, sort_keys=True, default=repr) + "\n")
         for c in calls:
             f.write(json.dumps(dataclasses.asdict(c), sort_keys=True, default=repr) + "\n")
     return path
 
 
-__all__ = ["BAD_REFUSALS", "LEASED", "NOT_APPLIED", "OK", "REFUSED", "UNKNOWN", "Attempt", "Call", "FinalState", "compactable", "write_calls",
+def read_history(path: Path) -> tuple[list[Call], FinalState | None]:
+    """What :func:`write_history` wrote."""
+    calls: list[Call] = []
+    final = None
+    with path.open() as f:
+        for n, line in enumerate(f):
+            data = json.loads(line)
+            if n == 0 and "final" in data:
+                if data["final"] is not None:
+                    final = FinalState(**{**data["final"], "compacted": frozenset(data["final"]["compacted"])})
+                continue
+            attempts = [Attempt(**a) for a in data.pop("attempts")]
+            calls.append(Call(**data, attempts=attempts))
+    return calls, final
+
+
+__all__ = ["BAD_REFUSALS", "LEASED", "NOT_APPLIED", "OK", "REFUSED", "UNKNOWN", "Attempt", "Call", "FinalState", "compactable", "read_history", "write_history",
            "acked_claims", "by_op"]

@@ -22,7 +22,8 @@ def check_locks(calls: list[Call], final: FinalState) -> list[str]:
             out.append(f"lock answer without a fence token: {c}")
             continue
         g = grants.setdefault(token, {"name": name, "holder": c.args["holder"], "acquired_at": None, "ends": [],
-                                      "clocks": [], "released": None, "calls": []})
+                                      "timed_ends": [], "clocks": [], "released": None, "calls": [],
+                                      "last": None})
         g["calls"].append(c)
         if (g["name"], g["holder"]) != (name, c.args["holder"]):
             out.append(f"fence token {token} belongs to two grants: {g['name']}/{g['holder']} and "
@@ -30,6 +31,8 @@ def check_locks(calls: list[Call], final: FinalState) -> list[str]:
             continue
         if isinstance(r.get("clock"), (int, float)):
             g["clocks"].append(r["clock"])
+            if c.op != "lock.release" and (g["last"] is None or r["clock"] >= g["last"].result["clock"]):
+                g["last"] = c
         if c.op == "lock.release":
             g["released"] = r.get("clock")
         else:
@@ -39,9 +42,14 @@ def check_locks(calls: list[Call], final: FinalState) -> list[str]:
                 g["acquired_at"] = r["acquired_at"]
             if isinstance(r.get("expires_at"), (int, float)):
                 g["ends"].append(r["expires_at"])
+                if isinstance(r.get("clock"), (int, float)):
+                    g["timed_ends"].append((r["clock"], r["expires_at"]))
 
     unknown_release = {(c.args["name"], c.args.get("fence_token")) for c in calls
                        if c.op == "lock.release" and c.outcome == UNKNOWN}
+    unknown_renewals = _touching([c for c in calls if c.outcome == UNKNOWN], ("lock.acquire", "lock.renew"))
+    for token, g in grants.items():
+        g["until"] = _valid_until(g, token, unknown_renewals)
 
     # Fence tokens strictly increase in real-time order: a fresh grant acknowledged after another
     # lock answer completed carries a larger token.
@@ -75,7 +83,8 @@ def check_locks(calls: list[Call], final: FinalState) -> list[str]:
                 elif (name, t1) in unknown_release:
                     end, how = last_seen, "last acknowledged at (a release of unknown outcome followed)"
                 else:
-                    end, how = max(g1["ends"], default=last_seen), "valid until"
+                    end, how = g1["until"], "valid until"
+                    end = last_seen if end is None else end
                 if end is not None and end > start:
                     out.append(f"lock {name}: {g1['holder']} (fence {t1}) {how} {end:.3f}, but {g2['holder']} "
                                f"(fence {t2}) acquired it at {start:.3f}: {g1['calls'][-1]} / {g2['calls'][0]}")
@@ -112,6 +121,25 @@ def check_locks(calls: list[Call], final: FinalState) -> list[str]:
 
 
 Touching = dict[tuple[Any, Any], list[Call]]
+
+
+def _valid_until(grant: dict[str, Any], token: int, unknown: Touching) -> float | None:
+    """The end of a grant's lease as its last applied acquire or renewal (the largest machine
+    clock) set it. Not the largest expiry: a holder that re-acquires or renews with a shorter TTL
+    shortens its own lease, and the lock is free again once that shorter lease ends. A renewal
+    of unknown outcome still in flight after that answer may have shortened it too: it counts
+    with the earliest end it could have set (its start plus its TTL)."""
+    if not grant["timed_ends"]:
+        return max(grant["ends"], default=None)
+    end = max(grant["timed_ends"])[1]
+    last = grant["last"]
+    for c in unknown.get((grant["name"], grant["holder"]), ()):
+        ttl = c.args.get("ttl_s")
+        if c.op == "lock.renew" and c.args.get("fence_token") != token:
+            continue
+        if isinstance(ttl, (int, float)) and (last is None or c.end is None or c.end > last.start):
+            end = min(end, c.start + ttl)
+    return end
 
 
 def _touching(calls: list[Call], ops: tuple[str, ...]) -> Touching:
@@ -179,9 +207,10 @@ def _lost_grants_and_renewals(calls: list[Call], final: FinalState, grants: dict
         held = final.locks.get(name)
         read_by = final.locks_clock if final.locks_clock is not None else final.clock
         if held is None:
-            if max(g["ends"]) > read_by + 0.5:
+            until = g["until"]
+            if until is not None and until > read_by + 0.5:
                 out.append(f"lost write: acknowledged grant of lock {name} to {holder} (fence {token}) valid until "
-                           f"{max(g['ends']):.3f} is not held when the final state was read (by {read_by:.3f}): "
+                           f"{until:.3f} is not held when the final state was read (by {read_by:.3f}): "
                            f"{g['calls'][0]}")
             continue
         if held.get("fence_token") != token or not isinstance(held.get("expires_at"), (int, float)):
