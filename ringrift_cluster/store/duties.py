@@ -93,6 +93,8 @@ class KeepConfiguredLimits:
                 await self.check()
             except ClusterError as e:  # no leader yet, a timeout: the next round tries again
                 self._log.debug("state_limits_deferred", reason=str(e))
+            except Exception:  # a bug must not end the duty for the life of the node
+                self._log.exception("state_limits_check_failed")
 
     async def check(self) -> bool:
         """Propose the configured bounds if this node leads and the state holds others; True
