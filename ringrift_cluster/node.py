@@ -21,6 +21,7 @@ from .consensus.bully import BullyElection
 from .consensus.raft import RaftConsensus, RaftObserver
 from .discovery import Discovery
 from .errors import BackendUnavailable, ClusterError
+from .heap import FREEZER
 from .loop_watch import watch_loop
 from .membership.base import Membership
 from .membership.heartbeat import HeartbeatMembership
@@ -134,6 +135,7 @@ class ClusterNode:
             await self._unwind()
             raise
         self._started_at = time.monotonic()
+        FREEZER.baseline()
         self.refresh_metrics()
         self._log.info("node_started", api=f"http://{self.config.api.bind_host}:{self.config.api.port}",
                        membership=self.membership.name, consensus=self.consensus.name,

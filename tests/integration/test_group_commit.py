@@ -98,4 +98,6 @@ def test_no_entry_is_acknowledged_or_counted_before_it_is_synced(tmp_path: Path,
     assert not violations, violations[:10]
     leader_journal = owner[id(leader._SyncObj__transport)]
     assert leader_journal.syncs < 400, f"{leader_journal.syncs} syncs on the leader for 400 entries: no grouping"
+    # What GET /raft/status reports as engine_stalls.longest_journal_sync_ms / longest_meta_write_ms.
+    assert 0 < leader_journal.longest_sync_s < 30 and leader_journal.longest_meta_s < 30
     print(f"leader: {leader_journal.syncs} syncs for 400 entries; {acks[0]} acknowledgements")

@@ -52,6 +52,17 @@ def test_a_restored_state_is_frozen_when_large() -> None:
         gc.unfreeze()
 
 
+def test_the_baseline_freezes_what_is_alive_at_start_whatever_the_state() -> None:
+    freezer = HeapFreezer(floor=10**9)  # no state large enough: only the baseline freezes
+    before = gc.get_freeze_count()
+    try:
+        kept = [{"module": i} for i in range(1000)]
+        freezer.baseline()
+        assert freezer.freezes == 1 and gc.get_freeze_count() >= before + len(kept)
+    finally:
+        gc.unfreeze()
+
+
 def test_the_state_machine_reports_its_size() -> None:
     machine = StateMachine()
     for i in range(5):

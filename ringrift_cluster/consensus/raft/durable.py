@@ -35,6 +35,7 @@ Used only by ``bridge`` (the one module that touches pysyncobj's objects).
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Callable, ContextManager
 
 from ...durable import fsync_dir, replace_durably
@@ -60,6 +61,8 @@ def journal_class(journal_module: Any) -> type:
             self.path = path
             self.dirty = False
             self.syncs = 0
+            self.longest_sync_s = 0.0  # the longest fdatasync of the journal
+            self.longest_meta_s = 0.0  # the longest durable rewrite of the meta file
             os.fsync(self._file.fd)  # what pysyncobj created or extended, before any entry counts
             fsync_dir(os.path.dirname(path) or ".")
             # A reach into the journal: its meta storer writes through the durable rule.
@@ -68,14 +71,18 @@ def journal_class(journal_module: Any) -> type:
 
             def store_meta(meta: Any) -> None:
                 self.sync_if_dirty()  # the log first: a durable commit index within the durable log
+                started = time.monotonic()
                 replace_durably(meta_path, lambda f: f.write(dumps(meta)))
+                self.longest_meta_s = max(self.longest_meta_s, time.monotonic() - started)
 
             storer.storeMeta = store_meta
 
         def sync(self) -> None:
             # fdatasync: the data and the size (needed to read it back), not the mtime, which
             # fsync would commit to the filesystem's journal too (about 1.5 ms of 4 here).
+            started = time.monotonic()
             os.fdatasync(self._file.fd)
+            self.longest_sync_s = max(self.longest_sync_s, time.monotonic() - started)
             self.dirty = False
             self.syncs += 1
 
