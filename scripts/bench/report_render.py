@@ -332,11 +332,14 @@ WHY = {
         "the old leader until its 0.5 s attempt ran out (`attempts_ms` in the JSON). pysyncobj has no "
         "pre-vote or check-quorum; a shorter timeout would elect falsely under load, which the targets forbid (0 leader changes)."),
     "API p99 at": (
-        "A write through a follower crosses two processes' threads (the follower's event loop and tick "
-        "thread, the leader's tick thread, and back) on 2 cores shared by 3 nodes and the load generator. "
-        "When its p99 sits far above its p50 and close to its max, the tail is one stall that held every "
-        "request arriving during it (at 200/s a 250 ms stall is 4 % of a 6 s window); which process "
-        "stalled, and why, was not traced, and quick runs differ (21 ms and 203 ms in two of them)."),
+        "A write through a follower waits on two members' Raft threads (the leader's commit, then the "
+        "follower's own apply of the entry), and with `raft.durability: batch` each of them fdatasyncs "
+        "the journal before the entry counts. Traced with `engine_stalls` in `GET /raft/status`: a sync "
+        "that waits behind the filesystem's own journal commit takes up to about 40 ms "
+        "(`longest_journal_sync_ms`) while every request in flight waits with it; with "
+        "`durability: none` the same load's p99 is 4-6 ms. The 200-250 ms tail of earlier reports was "
+        "CPython's full garbage collections walking the node's whole heap (45-60 ms a pass, the Raft "
+        "thread stopped mid-apply), gone since a node freezes its start-up heap (`heap.py`)."),
 }
 
 
