@@ -65,8 +65,9 @@ class History:
 
     def lock(self, op: str, name: str, holder: str, token: int, acquired_at: float, expires_at: float | None,
              outcome: str = OK, renewed: bool = False) -> Call:
+        # A renewal is applied after the grant, on the machine clock: a second after it here.
         result = {"ok": True, "name": name, "holder": holder, "fence_token": token, "acquired_at": acquired_at,
-                  "expires_at": expires_at, "clock": acquired_at if not renewed else self.t, "renewed": renewed}
+                  "expires_at": expires_at, "clock": acquired_at + (1.0 if renewed else 0.0), "renewed": renewed}
         if op == "lock.release":
             result = {"ok": True, "name": name, "holder": holder, "fence_token": token, "clock": expires_at}
         args = {"name": name, "holder": holder, "ttl_s": 2.0}

@@ -111,11 +111,14 @@ class DumpWriter:
         return {k: v for k, v in so.__dict__.items() if k not in known}
 
 
-def stall_report(consumer: Any, dumper: "DumpWriter | None") -> dict[str, Any]:
-    """The longest the tick thread spent in one apply and in one snapshot (ms), and the dumps."""
+def stall_report(consumer: Any, dumper: "DumpWriter | None", journal: Any = None) -> dict[str, Any]:
+    """The longest the tick thread spent in one apply, one snapshot, one journal sync and one
+    durable meta write (ms; the last two None without a durable journal), and the dumps."""
     return {
         "longest_apply_ms": round(1000 * consumer.longest_apply_s, 3) if consumer is not None else 0.0,
         "longest_snapshot_ms": round(1000 * dumper.longest_stall_s, 3) if dumper is not None else None,
         "dumps_written": dumper.dumps if dumper is not None else None,
         "dump_error": dumper.last_error if dumper is not None else None,
+        "longest_journal_sync_ms": round(1000 * journal.longest_sync_s, 3) if journal is not None else None,
+        "longest_meta_write_ms": round(1000 * journal.longest_meta_s, 3) if journal is not None else None,
     }
