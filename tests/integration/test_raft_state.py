@@ -11,16 +11,10 @@ from collections import Counter
 import pytest
 
 from ringrift_cluster.testing import LocalCluster, wait_until
+from state_calls import START_S, ok
 
 pytestmark = pytest.mark.integration
-START_S = 30.0
 RAFT = {"consensus_mode": "raft"}
-
-
-def ok(response: tuple[int, dict]) -> dict:
-    status, body = response
-    assert status == 200, body
-    return body
 
 
 def digests(cluster: LocalCluster, nodes: list[str]) -> dict[str, str | None]:

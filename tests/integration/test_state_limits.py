@@ -7,15 +7,9 @@ from __future__ import annotations
 import pytest
 
 from ringrift_cluster.testing import LocalCluster, wait_until
+from state_calls import START_S, ok
 
 pytestmark = pytest.mark.integration
-START_S = 30.0
-
-
-def ok(response: tuple[int, dict]) -> dict:
-    status, body = response
-    assert status == 200, body
-    return body
 
 
 def digests(cluster: LocalCluster) -> dict[str, dict | None]:

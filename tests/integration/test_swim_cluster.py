@@ -180,16 +180,18 @@ def test_graceful_stop_is_left_everywhere_and_restart_joins(cluster: SwimCluster
     survivors = [n for n in cluster.ids if n != victim]
     marks = {n: len(cluster.events(n)) for n in survivors}
     cluster.stop(victim, graceful=True)
-    wait_for(lambda: all(cluster.view(n).get(victim) == "left" for n in survivors), 5.0,
-             f"{victim} left on every survivor", lambda: cluster.summary(survivors))
-    for n in survivors:
-        kinds = [e["kind"] for e in cluster.events(n)[marks[n]:] if e["node_id"] == victim]
-        assert kinds == ["left"], f"{n} saw {kinds} for a graceful stop"
-    # The library probes dead members now and then: that must not turn left into failed.
-    stays_true(lambda: all(cluster.view(n).get(victim) == "left" for n in survivors), 1.0,
-               what=f"{victim} stays left", describe=lambda: cluster.summary(survivors))
-    cluster.spawn(victim)
-    converged(cluster, 10.0)
+    try:
+        wait_for(lambda: all(cluster.view(n).get(victim) == "left" for n in survivors), 5.0,
+                 f"{victim} left on every survivor", lambda: cluster.summary(survivors))
+        for n in survivors:
+            kinds = [e["kind"] for e in cluster.events(n)[marks[n]:] if e["node_id"] == victim]
+            assert kinds == ["left"], f"{n} saw {kinds} for a graceful stop"
+        # The library probes dead members now and then: that must not turn left into failed.
+        stays_true(lambda: all(cluster.view(n).get(victim) == "left" for n in survivors), 1.0,
+                   what=f"{victim} stays left", describe=lambda: cluster.summary(survivors))
+    finally:
+        cluster.spawn(victim)  # whatever failed above, the next tests start from ten live nodes
+        converged(cluster, 10.0)
     for n in survivors:
         assert [e["kind"] for e in cluster.events(n)[marks[n]:] if e["node_id"] == victim] == ["left", "joined"]
 

@@ -28,9 +28,16 @@ def hook_member_list(self: Any, node: Any) -> None:
       restarts every suspicion timer: measured, one survivor in three reported a death 3 s
       late. A failed ping never revives a DEAD member here. A suspicion this node raises
       itself (no incarnation given: its own ping failed) is remembered for indirect probes.
+    * ``mark_alive``: swim-p2p resurrects a DEAD member that answers a ping (direct or
+      indirect), with a higher incarnation. A member that announced its leave answers the pings
+      it received just before: a reply arriving after the leave turned it ALIVE again, and that
+      spread (survivors saw ``left``, ``joined``, then ``left`` once it was probed dead). A left
+      member comes back only by its own word: a restart announces a new, higher incarnation
+      without the leave marker (a digest merge, not this call).
     """
     members = node.members
     original_dead, original_suspect = members.mark_dead, members.mark_suspect
+    original_alive = members.mark_alive
     self_addr = self.plan.self_addr
 
     async def mark_dead(addr: Addr, *args: Any, **kwargs: Any) -> bool:
@@ -54,7 +61,14 @@ def hook_member_list(self: Any, node: Any) -> None:
             self._own_task(self._send_digest([addr], [addr]))
         return changed
 
+    async def mark_alive(addr: Addr, *args: Any, **kwargs: Any) -> bool:
+        member = members.get_member(addr)
+        if member is not None and member.is_dead and member.metadata.get("left") and addr != self_addr:
+            return False
+        return bool(await original_alive(addr, *args, **kwargs))
+
     members.mark_dead = mark_dead  # type: ignore[method-assign]
+    members.mark_alive = mark_alive  # type: ignore[method-assign]
     members.mark_suspect = mark_suspect  # type: ignore[method-assign]
 
 def gate_indirect_probes(self: Any, node: Any) -> None:
