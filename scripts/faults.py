@@ -71,8 +71,7 @@ from ringrift_cluster.testing.netns import NetnsCluster, netns_unavailable_reaso
 from ringrift_cluster.testing.netns.powercut_cluster import PowerCutCluster
 from ringrift_cluster.testing.scenarios_power import needs_power_cut_disks
 from ringrift_cluster.testing.checks.calls import read_history
-from ringrift_cluster.testing.checks.state import check_history
-from ringrift_cluster.testing.linearizability import check_calls
+from ringrift_cluster.testing.judge import judge_history
 from ringrift_cluster.testing.soak import run_soak, steady_settings, steady_workload
 from ringrift_cluster.testing.soak import table as soak_table
 from ringrift_cluster.testing.workload import StateWorkload
@@ -234,7 +233,7 @@ def _recheck(path: Path) -> int:
     if final is None:
         print(f"{path}: no final state was read in that run; the checks need one", file=sys.stderr)
         return 2
-    found = check_history(calls, final) + check_calls(calls, final).violations()
+    found, _ = judge_history(calls, final)
     for v in found:
         print(f"VIOLATION {v}")
     print(f"{path}: {len(calls)} calls, {len(found)} violations")

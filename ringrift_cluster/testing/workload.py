@@ -43,7 +43,8 @@ from typing import Any
 
 from .checks.calls import NOT_APPLIED, OK, REFUSED, UNKNOWN, Attempt, Call, FinalState, acked_claims, compactable, write_history
 from .checks.state import check_history
-from .linearizability import Verdict, check_calls
+from .judge import judge_history
+from .linearizability import Verdict
 from .final_state import ClusterReader
 from .netns import NetnsCluster
 from .state_client import Client
@@ -144,13 +145,11 @@ class StateWorkload:
                 self.final = dataclasses.replace(self.final, compacted=compactable(self.calls, self.final))
         except RuntimeError as e:
             violations.append(f"final state not readable: {e}")
-        else:
-            found += check_history(self.calls, self.final)
-        # The independent judge: a search for one linearization of each key's history (without
-        # the final reads when the final state could not be read).
+            self.final = None
+        # Our history rules and the independent judge, a search for one linearization of each
+        # key's history (without the final reads when the final state could not be read).
         evidence = Path(self.evidence_dir) if self.evidence_dir else Path(self.cluster.root) / "linearizability"
-        self.linearizability = check_calls(self.calls, self.final, out_dir=evidence)
-        found += self.linearizability.violations()
+        found, self.linearizability = judge_history(self.calls, self.final, out_dir=evidence)
         if found:
             found.append(f"history: {write_history(self.calls, self.final, evidence / 'calls.jsonl')}")
         if self.durable:
