@@ -3,6 +3,7 @@ loopback or a private bridge), and a node that does not answer is an answer, not
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -37,3 +38,35 @@ def post_json(url: str, body: Any, timeout: float = 2.0, token: str | None = Non
         return status, json.loads(payload)
     except ValueError:
         return status, payload.decode(errors="replace")
+
+
+class JsonConnection:
+    """JSON POSTs over one kept-alive HTTP connection (``http.client``, no opener machinery): the
+    benchmarks' client, so that every system measured pays the same, small client cost."""
+
+    def __init__(self, url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> None:
+        host, port = url.removeprefix("http://").split(":")
+        self.host, self.port, self.timeout = host, int(port), timeout
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
+        self.conn: http.client.HTTPConnection | None = None
+
+    def call(self, path: str, body: Any, timeout: float | None = None) -> tuple[int, Any]:
+        """POST ``body`` to ``path``; (status, parsed body), (0, None) when the server is gone."""
+        try:
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
+            self.conn.timeout = timeout or self.timeout
+            if self.conn.sock is not None:
+                self.conn.sock.settimeout(self.conn.timeout)
+            self.conn.request("POST", path, json.dumps(body), self.headers)
+            response = self.conn.getresponse()
+            payload = response.read()
+            return response.status, json.loads(payload or b"{}")
+        except (OSError, http.client.HTTPException, ValueError):
+            self.close()
+            return 0, None
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None

@@ -6,14 +6,13 @@ gateway. Every process it starts is SIGKILLed by ``stop()``.
 from __future__ import annotations
 
 import base64
-import http.client
-import json
 import shutil
 import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from .api_client import JsonConnection
 from .local_cluster import free_base_port
 from .wait import wait_until
 
@@ -26,37 +25,11 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-class EtcdClient:
+class EtcdClient(JsonConnection):
     """One kept-alive HTTP connection to a member's v3 gateway (no reconnect cost per call)."""
-
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
-        host, port = url.removeprefix("http://").split(":")
-        self.host, self.port, self.timeout = host, int(port), timeout
-        self.conn: http.client.HTTPConnection | None = None
-
-    def call(self, path: str, body: dict[str, Any], timeout: float | None = None) -> tuple[int, Any]:
-        """POST ``body`` to ``path``; (status, parsed body), (0, None) when the member is gone."""
-        try:
-            if self.conn is None:
-                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
-            self.conn.timeout = timeout or self.timeout
-            if self.conn.sock is not None:
-                self.conn.sock.settimeout(self.conn.timeout)
-            self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-            response = self.conn.getresponse()
-            payload = response.read()
-            return response.status, json.loads(payload or b"{}")
-        except (OSError, http.client.HTTPException, ValueError):
-            self.close()
-            return 0, None
 
     def put(self, key: str, value: str = "v", timeout: float | None = None) -> bool:
         return self.call("/v3/kv/put", {"key": b64(key), "value": b64(value)}, timeout)[0] == 200
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
 
 
 class EtcdCluster:

@@ -1,13 +1,14 @@
 """What durability costs: commit latency, throughput and failover per ``raft.durability``, beside
 etcd (which fsyncs its log before it acknowledges), on the same machine in the same run.
 
-Both systems are measured the same way, from outside through their HTTP APIs on loopback:
+Both systems are measured the same way, from outside through their HTTP APIs on loopback, by
+the same client code (``JsonConnection``: ``http.client``, a new connection per write):
 
 * latency: sequential writes to the leader (ours: ``POST /raft/work``; etcd: ``/v3/kv/put``);
 * throughput: ``--concurrency`` clients writing to the leader for ``--seconds``;
 * failover: SIGKILL the leader, time until a write through another member succeeds.
 
-    .venv/bin/python scripts/bench/durability.py --nodes 3 --n 300 --seconds 8 --trials 3
+    .venv/bin/python scripts/bench/durability.py --nodes 3 --n 300 --seconds 8 --trials 3 --repeat 3
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ringrift_cluster.testing import LocalCluster
+from ringrift_cluster.testing.api_client import JsonConnection
 from ringrift_cluster.testing.etcd import EtcdClient, EtcdCluster
 
 TOKEN = "bench-token"
@@ -38,6 +40,15 @@ def put_once(url: str, key: str) -> bool:
     client = EtcdClient(url)
     try:
         return client.put(key)
+    finally:
+        client.close()
+
+
+def work_once(url: str, key: str) -> bool:
+    """Ours the same way: one write on a connection of its own, through the same client code."""
+    client = JsonConnection(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        return client.call("/raft/work", {"work_id": key, "work_type": "t"})[0] == 200
     finally:
         client.close()
 
@@ -95,11 +106,13 @@ def ours(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         leader = [cluster.wait_for_leader(60)]
 
         def write(key: str, via: str | None = None) -> bool:
-            status, _ = cluster.post(via or leader[0], "/raft/work", {"work_id": key, "work_type": "t"}, timeout=5)
-            return status == 200
+            return work_once(cluster.nodes[via or leader[0]].url, key)
 
         out = measure(write, args.n, args.seconds, args.concurrency)
-        out["term_changes_under_load"] = cluster.get(leader[0], "/raft/status")["term"]
+        status = cluster.get(leader[0], "/raft/status", timeout=5) or {}
+        out["term_after_load"] = status.get("term", 0)
+        batching = status.get("batching") or {}
+        out["commands_per_entry"] = batching.get("commands", 0) / max(1, batching.get("entries", 0))
 
         def kill() -> str:
             victim = cluster.wait_for_leader(60)
@@ -155,28 +168,43 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--trials", type=int, default=3, help="leader kills for the failover figures")
     parser.add_argument("--modes", default="fsync,batch,none")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run every system this many times, in turn, and add the medians: the "
+                             "systems then share whatever else the machine was doing")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
-    results: dict[str, Any] = {}
+    if not EtcdCluster.available():
+        print("etcd not installed (apt-get install etcd-server): skipped in this benchmark run")
+    systems = [f"ringrift {mode}" for mode in args.modes.split(",")] + (["etcd"] if EtcdCluster.available() else [])
+    runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        for mode in args.modes.split(","):
-            print(f"... ringrift raft durability={mode}", flush=True)
-            load = os.getloadavg()  # the machine may be shared: each figure says how busy it was
-            results[f"ringrift {mode}"] = {**ours(mode, args, root), "load_avg_1m": load[0]}
-        if EtcdCluster.available():
-            print("... etcd", flush=True)
-            load = os.getloadavg()
-            results["etcd"] = {**etcd(args, root), "load_avg_1m": load[0]}
-        else:
-            print("etcd not installed (apt-get install etcd-server): skipped in this benchmark run")
-    print(f"\n{args.nodes} members on loopback, through each system's HTTP API")
+        for r in range(args.repeat):
+            results: dict[str, Any] = {}
+            for name in systems:
+                print(f"... round {r + 1}/{args.repeat}: {name}", flush=True)
+                root = Path(tmp) / f"round-{r}"
+                load = os.getloadavg()  # the machine may be shared: each figure says how busy it was
+                measured = etcd(args, root) if name == "etcd" else ours(name.split()[1], args, root)
+                results[name] = {**measured, "load_avg_1m": load[0]}
+            runs.append(results)
+            print_table(f"round {r + 1}", results)
+    if args.repeat > 1:
+        print_table(f"medians of {args.repeat} rounds", medians(runs))
+    print(f"({args.nodes} members on loopback, through each system's HTTP API)")
+    if args.json:
+        args.json.write_text(json.dumps({"rounds": runs, "medians": medians(runs)}, indent=2))
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {name: {k: statistics.median(run[name][k] for run in runs) for k in runs[0][name]} for name in runs[0]}
+
+
+def print_table(title: str, results: dict[str, Any]) -> None:
+    print(f"\n{title}")
     print(f"{'system':<18}{'p50 ms':>8}{'p99 ms':>8}{'ops/s':>8}{'failover p50 s':>16}{'max s':>7}{'load 1m':>9}")
     for name, r in results.items():
         print(f"{name:<18}{r['p50_ms']:>8.2f}{r['p99_ms']:>8.2f}{r['ops_s']:>8.0f}"
-              f"{r['failover_p50_s']:>16.2f}{r['failover_max_s']:>7.2f}{r['load_avg_1m']:>9.1f}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+              f"{r['failover_p50_s']:>16.2f}{r['failover_max_s']:>7.2f}{r['load_avg_1m']:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ringrift_cluster.consensus.raft.batch import MAX_BYTES, MAX_COMMANDS, ProposalBatcher
+from ringrift_cluster.consensus.raft.batch import MAX_BYTES, MAX_COMMANDS, ProposalBatcher, batch_counts
 
 
 class FakeEngine:
@@ -83,7 +83,7 @@ async def test_a_failed_entry_fails_each_command_with_its_code() -> None:
 
 async def test_batches_are_bounded_in_commands_and_bytes() -> None:
     engine = FakeEngine()
-    b = _batcher(asyncio.get_running_loop(), engine)
+    b = _batcher(asyncio.get_running_loop(), engine, max_in_flight=None)
     await _propose(b, [f"c{i}" for i in range(MAX_COMMANDS + 1)])
     assert [len(e) if isinstance(e, list) else 1 for e, _ in engine.entries] == [MAX_COMMANDS, 1]
     engine.entries.clear()
@@ -94,7 +94,7 @@ async def test_batches_are_bounded_in_commands_and_bytes() -> None:
 
 async def test_order_is_kept_across_entries() -> None:
     engine = FakeEngine()
-    b = _batcher(asyncio.get_running_loop(), engine)
+    b = _batcher(asyncio.get_running_loop(), engine, max_in_flight=None)
     await _propose(b, ["a", "b"])
     await _propose(b, ["c"])
     assert [e for e, _ in engine.entries] == [["a", "b"], "c"]
@@ -117,3 +117,56 @@ async def test_an_engine_that_refuses_fails_every_command_of_the_entry() -> None
     for f in futs:
         with pytest.raises(RuntimeError, match="engine gone"):
             f.result()
+
+
+async def _settle_callbacks() -> None:
+    for _ in range(3):  # a future's done callbacks run on the loop's next passes
+        await asyncio.sleep(0)
+
+
+async def test_proposals_wait_for_the_entry_in_flight_and_then_go_together() -> None:
+    engine = FakeEngine()
+    b = _batcher(asyncio.get_running_loop(), engine, hold_s=60)
+    first = await _propose(b, ["a"])
+    later = await _propose(b, ["b", "c"])
+    later += await _propose(b, ["d"])
+    assert [e for e, _ in engine.entries] == ["a"]  # b, c and d wait while a commits
+    engine.answer(0)
+    await _settle_callbacks()
+    assert [e for e, _ in engine.entries] == ["a", ["b", "c", "d"]]
+    assert first[0].result()[0]["echo"] == "a" and not any(f.done() for f in later)
+    engine.answer(1)
+    assert [f.result()[0]["echo"] for f in later] == ["b", "c", "d"]
+    assert batch_counts(b) == {"commands": 4, "entries": 2, "held": 1}
+
+
+async def test_a_failed_entry_in_flight_releases_the_next_batch_too() -> None:
+    engine = FakeEngine()
+    b = _batcher(asyncio.get_running_loop(), engine, hold_s=60)
+    await _propose(b, ["a"])
+    await _propose(b, ["b"])
+    engine.answer(0, error=4)
+    await _settle_callbacks()
+    assert [e for e, _ in engine.entries] == ["a", "b"]
+
+
+async def test_a_held_batch_goes_after_hold_s_if_the_entry_never_settles() -> None:
+    engine = FakeEngine()
+    b = _batcher(asyncio.get_running_loop(), engine, hold_s=0.05)
+    await _propose(b, ["a"])  # never answered
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await _propose(b, ["b"])
+    assert [e for e, _ in engine.entries] == ["a"]
+    while len(engine.entries) < 2 and loop.time() - started < 5:
+        await asyncio.sleep(0.01)
+    assert [e for e, _ in engine.entries] == ["a", "b"], engine.entries
+    assert loop.time() - started >= 0.05
+
+
+async def test_a_full_batch_goes_even_while_an_entry_is_in_flight() -> None:
+    engine = FakeEngine()
+    b = _batcher(asyncio.get_running_loop(), engine, hold_s=60)
+    await _propose(b, ["a"])
+    await _propose(b, [f"c{i}" for i in range(MAX_COMMANDS + 1)])
+    assert [len(e) if isinstance(e, list) else e for e, _ in engine.entries] == ["a", MAX_COMMANDS]

@@ -244,17 +244,24 @@ class BullyElection:
                 return
             self._deferral_timed_out = False
             epoch = self._voter.next_epoch()
-            for _ in range(2):
+            for attempt in range(2):
                 lease_id = rules.lease_id(self._config.node_id, self._wall(), secrets.token_hex(4))
                 round_started = self._clock()
                 granted, seen_epoch = await self._lease_round(epoch, lease_id)
                 self._voter.saw(seen_epoch, save=True)
                 won = len(granted) >= quorum_size(len(self._config.voters))
-                if won and seen_epoch > epoch:
-                    # We won with a lower epoch than some voter has seen: those voters would
-                    # refuse us and their nodes reject our announcements. Win again above it.
+                # Won below an epoch some voter has seen: those voters would refuse us and their
+                # nodes reject our announcements. Or won without our own vote: while this round
+                # ran, our ledger granted another candidate this same epoch, and in a ledger an
+                # epoch has one leader for good, so we could never count ourselves: every renewal
+                # would need a majority of the others, and losing two of four (a one-way drop)
+                # ended a leader that still reached a quorum. Either way, win again above it.
+                stale = seen_epoch > epoch
+                without_own_vote = self._voter.ledger is not None and self._config.node_id not in granted
+                if won and (stale or (without_own_vote and attempt == 0)):
                     await self._revoke(granted, lease_id, self._settings.request_timeout_s)
-                    epoch = seen_epoch + 1
+                    epoch = max(seen_epoch, epoch) + 1
+                    won = False  # unless the next attempt wins
                     continue
                 break
             if won:
