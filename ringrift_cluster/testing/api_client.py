@@ -40,29 +40,33 @@ def post_json(url: str, body: Any, timeout: float = 2.0, token: str | None = Non
         return status, payload.decode(errors="replace")
 
 
-class JsonConnection:
-    """JSON POSTs over one kept-alive HTTP connection (``http.client``, no opener machinery): the
-    benchmarks' client, so that every system measured pays the same, small client cost."""
 
-    def __init__(self, url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> None:
+class JsonClient:
+    """One kept-alive HTTP connection sending JSON (``http.client``, no opener machinery): the
+    benchmarks' client, so that a timed call pays no TCP handshake and every system measured pays
+    the same, small client cost."""
+
+    def __init__(self, url: str, token: str = "", timeout: float = 5.0) -> None:
         host, port = url.removeprefix("http://").split(":")
         self.host, self.port, self.timeout = host, int(port), timeout
-        self.headers = {"Content-Type": "application/json", **(headers or {})}
+        self.headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
         self.conn: http.client.HTTPConnection | None = None
 
-    def call(self, path: str, body: Any, timeout: float | None = None) -> tuple[int, Any]:
-        """POST ``body`` to ``path``; (status, parsed body), (0, None) when the server is gone."""
+    def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> tuple[int, Any]:
+        """(status, parsed body); (0, None) when nothing answered in time."""
         try:
             if self.conn is None:
                 self.conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
-            self.conn.timeout = timeout or self.timeout
-            if self.conn.sock is not None:
-                self.conn.sock.settimeout(self.conn.timeout)
-            self.conn.request("POST", path, json.dumps(body), self.headers)
+            elif self.conn.sock is not None:
+                self.conn.sock.settimeout(timeout or self.timeout)
+            self.conn.request(method, path, None if body is None else json.dumps(body), self.headers)
             response = self.conn.getresponse()
             payload = response.read()
-            return response.status, json.loads(payload or b"{}")
-        except (OSError, http.client.HTTPException, ValueError):
+            try:
+                return response.status, json.loads(payload or b"{}")
+            except ValueError:
+                return response.status, None
+        except (OSError, http.client.HTTPException):
             self.close()
             return 0, None
 

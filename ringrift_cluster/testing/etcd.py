@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from .api_client import JsonConnection
+from .api_client import JsonClient
 from .local_cluster import free_base_port
 from .wait import wait_until
 
@@ -25,11 +25,11 @@ def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-class EtcdClient(JsonConnection):
+class EtcdClient(JsonClient):
     """One kept-alive HTTP connection to a member's v3 gateway (no reconnect cost per call)."""
 
     def put(self, key: str, value: str = "v", timeout: float | None = None) -> bool:
-        return self.call("/v3/kv/put", {"key": b64(key), "value": b64(value)}, timeout)[0] == 200
+        return self.call("POST", "/v3/kv/put", {"key": b64(key), "value": b64(value)}, timeout)[0] == 200
 
 
 class EtcdCluster:
@@ -75,7 +75,7 @@ class EtcdCluster:
         return i in self.procs and self.procs[i].poll() is None
 
     def status(self, i: int) -> dict[str, Any] | None:
-        status, body = EtcdClient(self.clients[i], timeout=2.0).call("/v3/maintenance/status", {})
+        status, body = EtcdClient(self.clients[i], timeout=2.0).call("POST", "/v3/maintenance/status", {})
         return body if status == 200 else None
 
     def leader(self, timeout: float = 60.0) -> int:

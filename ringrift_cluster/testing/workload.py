@@ -145,7 +145,6 @@ class StateWorkload:
                 self.final = dataclasses.replace(self.final, compacted=compactable(self.calls, self.final))
         except RuntimeError as e:
             violations.append(f"final state not readable: {e}")
-            self.final = None
         # Our history rules and the independent judge, a search for one linearization of each
         # key's history (without the final reads when the final state could not be read).
         evidence = Path(self.evidence_dir) if self.evidence_dir else Path(self.cluster.root) / "linearizability"

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ringrift_cluster.testing.api_client import JsonClient  # noqa: F401  (the benchmarks' client, from here)
+
 
 def percentile(values: Iterable[float], q: float) -> float | None:
     """The q-th percentile (0-100) by linear interpolation between closest ranks; None when empty."""
@@ -85,43 +87,6 @@ def write_json(path: Path | None, result: dict[str, Any]) -> None:
         return
     result = {"machine": machine(), "command": " ".join(["python", *sys.argv]), **result}
     path.write_text(json.dumps(result, indent=1, default=float))
-
-
-class JsonClient:
-    """One kept-alive HTTP connection sending JSON (so a timed call pays no TCP handshake, for us
-    and for etcd alike)."""
-
-    def __init__(self, url: str, token: str = "", timeout: float = 5.0) -> None:
-        import http.client
-
-        host, port = url.removeprefix("http://").split(":")
-        self._http = http.client
-        self.host, self.port, self.timeout = host, int(port), timeout
-        self.headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
-        self.conn: Any = None
-
-    def call(self, method: str, path: str, body: Any = None, timeout: float | None = None) -> tuple[int, Any]:
-        """(status, parsed body); (0, None) when nothing answered in time."""
-        try:
-            if self.conn is None:
-                self.conn = self._http.HTTPConnection(self.host, self.port, timeout=timeout or self.timeout)
-            elif self.conn.sock is not None:
-                self.conn.sock.settimeout(timeout or self.timeout)
-            self.conn.request(method, path, None if body is None else json.dumps(body), self.headers)
-            response = self.conn.getresponse()
-            payload = response.read()
-            try:
-                return response.status, json.loads(payload or b"{}")
-            except ValueError:
-                return response.status, None
-        except (OSError, self._http.HTTPException):
-            self.close()
-            return 0, None
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
 
 
 def timed(call: Any) -> tuple[float, Any]:

@@ -2,7 +2,7 @@
 etcd (which fsyncs its log before it acknowledges), on the same machine in the same run.
 
 Both systems are measured the same way, from outside through their HTTP APIs on loopback, by
-the same client code (``JsonConnection``: ``http.client``, a new connection per write):
+the same client code (``JsonClient``: ``http.client``, a new connection per write):
 
 * latency: sequential writes to the leader (ours: ``POST /raft/work``; etcd: ``/v3/kv/put``);
 * throughput: ``--concurrency`` clients writing to the leader for ``--seconds``;
@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ringrift_cluster.testing import LocalCluster
-from ringrift_cluster.testing.api_client import JsonConnection
-from ringrift_cluster.testing.etcd import EtcdClient, EtcdCluster
+from ringrift_cluster.testing.api_client import JsonClient
+from ringrift_cluster.testing.etcd import EtcdCluster, b64
 
 TOKEN = "bench-token"
 
@@ -35,22 +35,22 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-def put_once(url: str, key: str) -> bool:
-    """One put on a connection of its own (the throughput clients run in parallel threads)."""
-    client = EtcdClient(url)
+def post_once(url: str, path: str, body: dict[str, Any], token: str = "") -> bool:
+    """One write on a connection of its own (the throughput clients run in parallel threads),
+    through the same client code for both systems."""
+    client = JsonClient(url, token)
     try:
-        return client.put(key)
+        return client.call("POST", path, body)[0] == 200
     finally:
         client.close()
+
+
+def put_once(url: str, key: str) -> bool:
+    return post_once(url, "/v3/kv/put", {"key": b64(key), "value": b64("v")})
 
 
 def work_once(url: str, key: str) -> bool:
-    """Ours the same way: one write on a connection of its own, through the same client code."""
-    client = JsonConnection(url, headers={"Authorization": f"Bearer {TOKEN}"})
-    try:
-        return client.call("/raft/work", {"work_id": key, "work_type": "t"})[0] == 200
-    finally:
-        client.close()
+    return post_once(url, "/raft/work", {"work_id": key, "work_type": "t"}, TOKEN)
 
 
 def measure(write: Callable[[str], bool], n: int, seconds: float, concurrency: int) -> dict[str, float]:
