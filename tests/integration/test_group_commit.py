@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj import SyncObj, SyncObjConf
 from pysyncobj import journal as pso_journal
 from pysyncobj import syncobj as pso_syncobj
 from pysyncobj.transport import TCPTransport
@@ -20,18 +20,9 @@ from ringrift_cluster.consensus.raft.durable import build_durably
 from ringrift_cluster.testing import wait_until
 from ringrift_cluster.testing.local_cluster import free_base_port
 
+from pso_counter import Counter
+
 pytestmark = pytest.mark.integration
-
-
-class Counter(SyncObjConsumer):
-    def __init__(self) -> None:
-        super().__init__()
-        self.value = 0
-
-    @replicated
-    def add(self) -> int:
-        self.value += 1
-        return self.value
 
 
 def last_index(journal: Any) -> int:

@@ -2,13 +2,11 @@
 
 Threads involved:
 
-* the **owner thread** (``raft-owner``): constructs the ``SyncObj`` and then only waits for the
-  stop signal. pysyncobj's autoTick thread exits when the thread that constructed the object
-  dies, so the constructor must run on a thread that lives as long as the node (never inside a
-  short executor job);
-* the **tick thread** (pysyncobj's own, started by the constructor): socket I/O, elections,
-  applying committed entries (``_MachineConsumer.execute``, ``replica.py``), command callbacks and the
-  ``_on_tick`` hook below;
+* the **owner thread** (``raft-owner``): constructs the ``SyncObj``, then only waits for the stop
+  signal (pysyncobj's tick thread exits when the thread that constructed the object dies, so that
+  thread lives as long as the node, never a short executor job);
+* the **tick thread** (pysyncobj's own): socket I/O, elections, applying committed entries
+  (``_MachineConsumer.execute``, ``replica.py``), command callbacks and the ``_on_tick`` hook;
 * the **loop thread**: everything else.
 
 Rules, enforced here and nowhere else:
@@ -21,8 +19,7 @@ Rules, enforced here and nowhere else:
   state lock only with ``blocking=False`` and otherwise hand the read to the tick thread;
 * callbacks and the tick hook never raise (an exception in a pysyncobj callback makes the node
   apply the entry twice; one in an applied method wedges the cluster);
-* the replicated entry point is total: it parses one JSON command and returns the state
-  machine's result, or ``{"ok": False, "error": ...}``, whatever happens;
+* the replicated entry point is total: one JSON command in, the machine's result out, or ``{"ok": False, ...}``;
 * log compaction never serializes on the tick thread when the machine can ``freeze()``: the tick
   thread freezes it (milliseconds) and a ``raft-dump`` thread writes the dump (``dump``).
 """
@@ -57,6 +54,7 @@ from .batch import MAX_COMMANDS as MAX_BATCH_COMMANDS, ProposalBatcher, batch_co
 from .dump import DumpWriter, stall_report
 from .durable import build_durably
 from .hints import LeaderLossHints, hint_counts
+from .pacing import Pacing
 from .replica import Replica
 from .values import BARRIER, BARRIER_RESULT, EngineError, EngineStatus, FailReason, RaftRole, read_status
 
@@ -156,6 +154,7 @@ class RaftEngine:
         self._dumper: Any = None
         self._batch = batch  # proposals of one loop pass as one entry (batch.py)
         self._batcher: ProposalBatcher | None = None
+        self._pacing: Pacing | None = None
         self.started = False
 
     # ----------------------------------------------------------------------------- lifecycle
@@ -207,6 +206,7 @@ class RaftEngine:
             if self._dumper is not None:
                 self._dumper.syncobj = syncobj
             self._syncobj = syncobj
+            self._pacing = Pacing(syncobj, self._batcher.waiting, _pso_syncobj.monotonicTime, solo=not self.other_addresses)
             if self._hint_settings:
                 # The deadline is on pysyncobj's clock (CLOCK_MONOTONIC_RAW), not time.monotonic.
                 self.hints = LeaderLossHints(syncobj, clock=_pso_syncobj.monotonicTime, **self._hint_settings)
@@ -371,7 +371,7 @@ class RaftEngine:
         return getattr(self._journal, "syncs", 0)
 
     def batch_counts(self) -> dict[str, int]:
-        return batch_counts(self._batcher)
+        return {**batch_counts(self._batcher), "notices_skipped": getattr(self._pacing, "notices_skipped", 0)}
 
     def hint_counts(self) -> dict[str, Any]:
         """Elections started early on a leader-loss hint."""
