@@ -8,8 +8,9 @@ log entry durable before that entry can count toward a commit:
 - ``fsync``: every append, truncation and clear is fdatasynced before pysyncobj
   goes on;
 - ``batch`` (group commit): appends only mark the journal dirty, and one fdatasync covers every
-  entry appended since the last. A follower syncs before any message leaves it, so its
-  acknowledgement follows its disk. The leader sends its AppendEntries first and syncs right after,
+  entry appended since the last. A member syncs before any message that claims something of its
+  log leaves it (an acknowledgement, a vote), so its acknowledgement follows its disk. The leader
+  sends its AppendEntries first (and its answer to a forwarded command) and syncs right after,
   before the engine's thread waits for replies, and again at the top of every tick, where
   pysyncobj counts the leader toward a commit: the leader's write and its followers' overlap, as
   Raft allows (thesis §10.2.1; etcd does the same), yet the leader never counts an entry it has not
@@ -148,6 +149,15 @@ def build_durably(mode: str, syncobj_module: Any, journal_module: Any, build: Ca
     return syncobj, journal
 
 
+# Messages that may leave before the sender's journal is durable, because none says anything of
+# what the sender holds: a leader's AppendEntries (nothing counts the leader's copy toward a commit
+# but the leader itself, which syncs before counting, below), a command a follower forwards to the
+# leader, and the leader's answer naming the index it gave that command (the follower's caller
+# still waits for the commit). Every other message (an acknowledgement, a vote, a request for
+# votes) leaves only after a sync: it is a claim about the sender's log.
+_CLAIM_NOTHING = frozenset({"append_entries", "apply_command", "apply_command_response"})
+
+
 def _group_commit(syncobj: Any, journal: Any) -> None:
     """``batch``: where the one sync per group of appends happens (see the module's docstring)."""
     # A reach into pysyncobj's internals: every message leaves through the transport.
@@ -155,9 +165,7 @@ def _group_commit(syncobj: Any, journal: Any) -> None:
     send = transport.send
 
     def send_after_sync(node: Any, message: Any) -> Any:
-        # A leader's AppendEntries may leave before the leader's own copy is durable: nothing
-        # counts it toward a commit but the leader itself, which syncs before counting (below).
-        if not (isinstance(message, dict) and message.get("type") == "append_entries"):
+        if not (isinstance(message, dict) and message.get("type") in _CLAIM_NOTHING):
             journal.sync_if_dirty()
         return send(node, message)
 
