@@ -40,7 +40,6 @@ def post_json(url: str, body: Any, timeout: float = 2.0, token: str | None = Non
         return status, payload.decode(errors="replace")
 
 
-
 class JsonClient:
     """One kept-alive HTTP connection sending JSON (``http.client``, no opener machinery): the
     benchmarks' client, so that a timed call pays no TCP handshake and every system measured pays

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import wrk_load
-from bench_common import JsonClient, progress, summary, timed, write_json
+from bench_common import progress, summary, timed, write_json
 
 from ringrift_cluster.testing import LocalCluster, wait_until
+from ringrift_cluster.testing.api_client import JsonClient
 
 TOKEN = "bench-token"
 

@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from ringrift_cluster.testing.api_client import JsonClient  # noqa: F401  (the benchmarks' client, from here)
-
 
 def percentile(values: Iterable[float], q: float) -> float | None:
     """The q-th percentile (0-100) by linear interpolation between closest ranks; None when empty."""

@@ -29,10 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import JsonClient, footprint, progress, write_json
+from bench_common import footprint, progress, write_json
 
 from ringrift_cluster.demo.load import lost_writes
 from ringrift_cluster.testing import LocalCluster, wait_until
+from ringrift_cluster.testing.api_client import JsonClient
 
 TOKEN = "bench-token"
 MODES = {"http+bully": ("http", "bully"), "swim+raft": ("swim", "raft"), "hybrid": ("hybrid", "hybrid")}

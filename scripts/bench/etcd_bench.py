@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import wrk_load
-from bench_common import JsonClient, footprint, progress, summary, timed, write_json
+from bench_common import footprint, progress, summary, timed, write_json
 
 from ringrift_cluster.testing import wait_until
+from ringrift_cluster.testing.api_client import JsonClient
 from ringrift_cluster.testing.etcd import LOW_LATENCY, EtcdCluster, b64
 
 PUT_BODY = '{"key": "{id64}", "value": "dmFsdWU="}'

@@ -20,7 +20,7 @@ from ringrift_cluster.consensus.raft.durable import build_durably
 from ringrift_cluster.testing import wait_until
 from ringrift_cluster.testing.local_cluster import free_base_port
 
-from pso_counter import Counter
+from pso_counter import Counter, await_all
 
 pytestmark = pytest.mark.integration
 
@@ -75,18 +75,11 @@ def test_no_entry_is_acknowledged_or_counted_before_it_is_synced(tmp_path: Path,
             members.append((syncobj, counter))
         wait_until(lambda: any(s._isLeader() for s, _ in members), 30, what="a leader")
         leader, counter = next(m for m in members if m[0]._isLeader())
-        done = threading.Semaphore(0)
-        for _ in range(400):
-            counter.add(callback=lambda *_: done.release())
-        for _ in range(400):
-            assert done.acquire(timeout=30), "a command was not answered within 30 s"
+        await_all([counter.add] * 400, 30)
         # Commands forwarded through a follower: the leader answers with their index before its
         # sync (that answer claims nothing of its log); acknowledgements and commits still wait.
         follower_counter = next(c for s, c in members if s is not leader)
-        for _ in range(50):
-            follower_counter.add(callback=lambda *_: done.release())
-        for _ in range(50):
-            assert done.acquire(timeout=30), "a forwarded command was not answered within 30 s"
+        await_all([follower_counter.add] * 50, 30, what="a forwarded command")
         wait_until(lambda: all(c.value == 450 for _, c in members), 30,
                    what="every member applied 450", describe=lambda: [c.value for _, c in members])
     finally:

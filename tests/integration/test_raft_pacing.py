@@ -4,7 +4,6 @@ for its next tick."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from ringrift_cluster.consensus.raft.pacing import Pacing
 from ringrift_cluster.testing import wait_until
 from ringrift_cluster.testing.local_cluster import free_base_port
 
-from pso_counter import Counter
+from pso_counter import Counter, await_all
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +34,6 @@ def _members(tmp_path: Path, n: int, entry_waiting: Any, **conf: Any) -> list[tu
     return members
 
 
-def _await_all(calls: list[Any], timeout: float) -> None:
-    done = threading.Semaphore(0)
-    for call in calls:
-        call(callback=lambda *_: done.release())
-    for _ in calls:
-        assert done.acquire(timeout=timeout), f"a command was not answered within {timeout} s"
-
-
 def test_skipped_commit_notices_still_reach_every_follower(tmp_path: Path) -> None:
     """A leader that always has 'an entry waiting' skips every commit-only broadcast; followers
     still learn each commit (from the next append or the heartbeat), and a command forwarded
@@ -52,12 +43,12 @@ def test_skipped_commit_notices_still_reach_every_follower(tmp_path: Path) -> No
     try:
         wait_until(lambda: any(s._isLeader() for s, _, _ in members), 30, what="a leader")
         leader, counter, pacing = next(m for m in members if m[0]._isLeader())
-        _await_all([counter.add] * 200, 30)  # pipelined
+        await_all([counter.add] * 200, 30)  # pipelined
         for _ in range(100):  # one at a time: every commit would have had a broadcast of its own
-            _await_all([counter.add], 30)
+            await_all([counter.add], 30)
         follower_counter = next(c for s, c, _ in members if s is not leader)
         for _ in range(5):  # each waits for the heartbeat (0.5 s) to tell its follower the commit
-            _await_all([follower_counter.add], 30)
+            await_all([follower_counter.add], 30)
         wait_until(lambda: all(c.value == 305 for _, c, _ in members), 30,
                    what="every member applied 305", describe=lambda: [c.value for _, c, _ in members])
     finally:
@@ -78,7 +69,7 @@ def test_an_idle_leader_still_sends_commit_notices(tmp_path: Path) -> None:
         wait_until(lambda: any(s._isLeader() for s, _, _ in members), 60, what="a leader")
         leader, counter, pacing = next(m for m in members if m[0]._isLeader())
         for round_ in range(1, 4):
-            _await_all([counter.add], 30)
+            await_all([counter.add], 30)
             wait_until(lambda: all(c.value == round_ for _, c, _ in members), 1.0,
                        what=f"every member applied write {round_} well before the next heartbeat",
                        describe=lambda: [c.value for _, c, _ in members])
@@ -96,7 +87,7 @@ def test_a_single_member_commits_without_waiting_for_its_next_tick(tmp_path: Pat
         wait_until(syncobj._isLeader, 30, what="the single member to lead")
         started = time.monotonic()
         for _ in range(20):
-            _await_all([counter.add], 30)
+            await_all([counter.add], 30)
         took = time.monotonic() - started
     finally:
         syncobj.destroy()

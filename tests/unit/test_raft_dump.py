@@ -15,6 +15,7 @@ from ringrift_cluster.consensus.raft.dump import DumpWriter
 from ringrift_cluster.consensus.raft import RaftConsensus
 from ringrift_cluster.store.raft import RaftStore
 from ringrift_cluster.state import StateMachine, commands as c
+from ringrift_cluster.testing import wait_until
 
 from test_raft_backend import _config, _free_ports, _wait  # noqa: E402 (rootdir-relative, as pytest imports)
 
@@ -61,8 +62,8 @@ def test_dump_ignores_commands_applied_while_it_is_written(tmp_path):
     writer.serialize(path + ".tmp", ((), (), set()))
     for i in range(300):  # the engine keeps applying while the writer runs
         machine.apply(c.claim_work("n1", rid=f"c{i}", now=5000.0 + i))
-    while writer.check() == SERIALIZER_STATE.SERIALIZING:
-        time.sleep(0.01)
+    wait_until(lambda: writer.check() != SERIALIZER_STATE.SERIALIZING, 10, interval=0.01,
+               what="the dump thread finished")
     with gzip.open(path) as f:
         assert pickle.load(f)[0][1]["machine"] == expected
     assert machine.work_stats()["claimed"] == 300

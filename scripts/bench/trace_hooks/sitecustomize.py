@@ -13,17 +13,16 @@ import os
 import time
 
 _DIR = os.environ.get("RINGRIFT_TRACE_DIR")
+_fd = os.open(os.path.join(_DIR, f"t-{os.getpid()}.txt"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644) if _DIR else None
 
 
 def event(name: str) -> None:
     """Record one event (a no-op unless tracing is on)."""
-
-
-if _DIR:
-    _fd = os.open(os.path.join(_DIR, f"t-{os.getpid()}.txt"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-
-    def event(name: str) -> None:  # noqa: F811 (the real one)
+    if _fd is not None:
         os.write(_fd, f"{time.monotonic_ns()} {name}\n".encode())
+
+
+if _fd is not None:
 
     def _around(owner: object, attr: str, before: str, after: str | None = None) -> None:
         original = getattr(owner, attr)
@@ -43,7 +42,7 @@ if _DIR:
         import aiohttp.web_protocol as _web_protocol
         import pysyncobj.syncobj as _syncobj
         import pysyncobj.transport as _transport
-    except ImportError:  # the benchmark's own process may lack neither; a node always has both
+    except ImportError:  # not a node's interpreter: its syncs are traced, nothing else
         pass
     else:
         _receive = _syncobj.SyncObj._SyncObj__onMessageReceived
