@@ -31,6 +31,7 @@ from .model import EventKind, Leadership
 from .nodeinfo import NodeInfo, host_load
 from .observability import NodeMetrics
 from .peer_client import PeerClient
+from .slow_stop import reported_if_slow
 from .store import ClusterState, StateStore
 from .store.duties import KeepConfiguredLimits, ReleaseFailedMembers
 from .store.handoff import Handoff
@@ -145,23 +146,24 @@ class ClusterNode:
     async def stop(self, graceful: bool = True) -> None:
         """Stop in reverse order. Graceful: hand back the leader lease and announce leaving."""
         self._undo.clear()
-        if self.store is not None:
-            snapshot = await self.store.final_snapshot() if graceful else None
-            await self.store.stop()
-            if graceful:
-                await self.handoff.export(snapshot)
-        await self.consensus.stop()
-        await stop_lingering()
-        await self.discovery.stop()
-        await self.membership.stop(graceful=graceful)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        await self.client.close()
-        self._log.info("node_stopped", graceful=graceful)
+        async with reported_if_slow(self._log):
+            if self.store is not None:
+                snapshot = await self.store.final_snapshot() if graceful else None
+                await self.store.stop()
+                if graceful:
+                    await self.handoff.export(snapshot)
+            await self.consensus.stop()
+            await stop_lingering()
+            await self.discovery.stop()
+            await self.membership.stop(graceful=graceful)
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self._runner is not None:
+                await self._runner.cleanup()
+                self._runner = None
+            await self.client.close()
+            self._log.info("node_stopped", graceful=graceful)
 
     async def _start_api(self) -> None:
         api = self.config.api

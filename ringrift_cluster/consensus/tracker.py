@@ -11,6 +11,7 @@ from typing import Callable, Optional
 from ..errors import NoLeader
 from ..events import EventHub, Subscription
 from ..model import ElectionOutcome, Leadership, LeadershipEvent
+from ..timeouts import within
 
 NO_LEADER = Leadership(leader=None, term=0, is_self=False)
 
@@ -52,7 +53,7 @@ class LeadershipTracker:
             if remaining <= 0:
                 raise NoLeader(no_leader(self.current))
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining if poll_s is None else min(remaining, poll_s))
+                await within(self._changed.wait(), remaining if poll_s is None else min(remaining, poll_s))
             except asyncio.TimeoutError:
                 pass
 

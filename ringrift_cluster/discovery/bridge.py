@@ -17,6 +17,7 @@ import structlog
 
 from ..events import Subscription
 from ..model import EventKind, Member, MembershipEvent, MemberState, NodeId
+from ..timeouts import within
 from .base import DiscoveryBackend, DiscoveryError, Target
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ class DiscoveryBridge:
             deadline = self.next_deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.clock())
             try:
-                event = await asyncio.wait_for(subscription.__anext__(), timeout)
+                event = await within(subscription.__anext__(), timeout)
             except asyncio.TimeoutError:
                 event = None
             except StopAsyncIteration:

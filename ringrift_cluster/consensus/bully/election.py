@@ -23,6 +23,7 @@ from ...membership.base import Membership
 from ...model import ElectionOutcome, Leadership, LeadershipEvent, MemberState
 from ...peer_client import PeerClient
 from ...quorum import has_quorum, quorum_size
+from ...timeouts import within
 from . import rules
 from .election_file import ElectionFile
 from .peers import Peers
@@ -127,7 +128,7 @@ class BullyElection:
                 if remaining <= 0:
                     raise NoLeader(f"no leader within {timeout:.1f}s")
                 try:
-                    await asyncio.wait_for(events.__anext__(), min(remaining, self._settings.check_interval_s))
+                    await within(events.__anext__(), min(remaining, self._settings.check_interval_s))
                 except (asyncio.TimeoutError, StopAsyncIteration):
                     pass
         finally:
@@ -201,7 +202,7 @@ class BullyElection:
             except Exception:  # the election loop must outlive any single bad round
                 self._log.exception("election_round_failed")
             try:
-                await asyncio.wait_for(self._wake.wait(), self._settings.check_interval_s)
+                await within(self._wake.wait(), self._settings.check_interval_s)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
@@ -235,7 +236,7 @@ class BullyElection:
             if higher and not self._deferral_timed_out and await self._peers.someone_higher_answers(higher):
                 self._coordinator_seen.clear()
                 try:
-                    await asyncio.wait_for(self._coordinator_seen.wait(), self._settings.election_timeout_s)
+                    await within(self._coordinator_seen.wait(), self._settings.election_timeout_s)
                 except asyncio.TimeoutError:
                     pass
                 adopted = self._leader_valid(self._clock())

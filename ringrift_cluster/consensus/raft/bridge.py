@@ -46,10 +46,9 @@ try:  # pysyncobj is imported here and in no other module of the package.
     PYSYNCOBJ_AVAILABLE = True
     HAS_CRYPTO = bool(getattr(_pso, "HAS_CRYPTO", False))
 except ImportError:  # pragma: no cover - exercised only where the engine is missing
-    PYSYNCOBJ_AVAILABLE = False
-    PYSYNCOBJ_VERSION = ""
-    HAS_CRYPTO = False
+    PYSYNCOBJ_AVAILABLE, PYSYNCOBJ_VERSION, HAS_CRYPTO = False, "", False
 
+from ...timeouts import within
 from .batch import MAX_COMMANDS as MAX_BATCH_COMMANDS, ProposalBatcher, batch_counts
 from .dump import DumpWriter, stall_report
 from .durable import build_durably
@@ -178,7 +177,7 @@ class RaftEngine:
         self._owner = threading.Thread(target=self._own, args=(ready,), name="raft-owner", daemon=True)
         self._owner.start()
         try:
-            outcome = await asyncio.wait_for(ready, timeout)
+            outcome = await within(ready, timeout)
         except asyncio.TimeoutError:
             self._stop.set()
             raise EngineError(f"pysyncobj did not bind within {timeout:.1f} s") from None

@@ -30,6 +30,7 @@ from ...config import ClusterConfig, RaftSettings
 from ...errors import BackendUnavailable, ClusterTimeout
 from ...events import Subscription
 from ...model import ElectionOutcome, Leadership, LeadershipEvent, NodeId
+from ...timeouts import within
 from ..tracker import LeadershipTracker
 from . import bridge
 from .conf import RaftFiles, hint_settings, ids_by_address, pysyncobj_conf
@@ -288,7 +289,7 @@ class RaftConsensus:
         if mutations.active("raft-ack-before-commit"):
             return {"ok": True}
         try:
-            result, code = await asyncio.wait_for(fut, timeout)
+            result, code = await within(fut, timeout)
         except asyncio.TimeoutError:
             self._failed += 1
             error = ClusterTimeout(f"no Raft outcome within {timeout:.2f} s; it may still commit, "

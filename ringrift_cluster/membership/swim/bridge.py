@@ -18,6 +18,8 @@ import io
 import threading
 from typing import Any, Callable, Optional
 
+from ...timeouts import within
+
 with contextlib.redirect_stdout(io.StringIO()):  # the library prints on import
     from swim.protocol.member import MemberList, MemberState as RawState
     from swim.protocol.node import Node
@@ -69,7 +71,7 @@ class EngineThread:
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            return await within(asyncio.wrap_future(future), timeout)
         except asyncio.TimeoutError:
             future.cancel()
             raise

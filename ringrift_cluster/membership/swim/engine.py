@@ -49,6 +49,7 @@ from typing import Any, Callable, Mapping, Optional
 
 from ...config import HostConfig, SwimSettings
 from ...model import Member, MembershipEvent, NodeId
+from ...timeouts import within
 from . import gossip, hooks
 from .bridge import Node, RawState, serialize_message
 # Re-exported: membership.py reaches the engine only through this module (imported lazily).
@@ -210,7 +211,7 @@ class SwimEngine:
         if node is None:
             return
         try:
-            await asyncio.wait_for(node.stop(), 5.0)
+            await within(node.stop(), 5.0)
         except BaseException as e:  # includes a timeout: the transport is closed below regardless
             if isinstance(e, asyncio.CancelledError):
                 raise

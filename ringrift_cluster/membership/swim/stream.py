@@ -11,6 +11,8 @@ import asyncio
 import socket
 from typing import Any, Callable, Optional
 
+from ...timeouts import within
+
 MAX_FRAME = 16 * 1024 * 1024
 
 
@@ -65,8 +67,7 @@ class StreamLink:
         future: asyncio.Future[asyncio.StreamWriter] = asyncio.get_running_loop().create_future()
         self._connecting[dest] = future
         try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(dest[0], dest[1]),
-                                                    self._connect_timeout_s)
+            reader, writer = await within(asyncio.open_connection(dest[0], dest[1]), self._connect_timeout_s)
             self._out[dest] = writer
             self._own(self._watch(dest, reader, writer))
             future.set_result(writer)
@@ -96,7 +97,7 @@ class StreamLink:
         writer = await self._connection(dest)
         try:
             writer.write(len(data).to_bytes(4, "big") + data)
-            await asyncio.wait_for(writer.drain(), self._connect_timeout_s)
+            await within(writer.drain(), self._connect_timeout_s)
         except BaseException:
             if self._out.get(dest) is writer:
                 del self._out[dest]
@@ -116,7 +117,7 @@ class StreamLink:
             await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             try:
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+                await within(self._server.wait_closed(), 1.0)
             except (asyncio.TimeoutError, Exception):
                 pass
             self._server = None

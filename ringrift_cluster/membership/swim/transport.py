@@ -39,6 +39,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from ...timeouts import within
 from .bridge import Transport
 from .sockets import parse_addr, valid_dest
 from .stream import StreamLink
@@ -132,12 +133,12 @@ class _EngineTransport(Transport):
             waiter = _PongWaiter(target, msg_id, future)
             self._pong_waiters.append(waiter)
             try:
-                return await asyncio.wait_for(future, timeout)
+                return await within(future, timeout)
             finally:
                 self._pong_waiters.remove(waiter)
         if msg_type == "PING-REQ-ACK":
-            return await asyncio.wait_for(self._acks.get(), timeout)
-        _, data, sender = await asyncio.wait_for(self._inbox.get(), timeout)
+            return await within(self._acks.get(), timeout)
+        _, data, sender = await within(self._inbox.get(), timeout)
         return data, sender
 
     async def send(self, data: bytes, dest: tuple[str, int]) -> None:
