@@ -70,11 +70,6 @@ class ProposalBatcher:
         elif first:
             self._loop.call_soon(self._flush_unless_busy)  # after every ready callback of this pass has proposed
 
-    def waiting(self) -> bool:
-        """Whether proposals wait to leave as the next entry (read by the tick thread: no lock,
-        a list's length is one atomic read)."""
-        return bool(self._payloads)
-
     def _flush_unless_busy(self) -> None:
         if self._max_in_flight is None or self._in_flight < self._max_in_flight:
             self.flush()

@@ -205,7 +205,7 @@ class RaftEngine:
             if self._dumper is not None:
                 self._dumper.syncobj = syncobj
             self._syncobj = syncobj
-            self._pacing = Pacing(syncobj, self._batcher.waiting, _pso_syncobj.monotonicTime, solo=not self.other_addresses)
+            self._pacing = Pacing(syncobj, _pso_syncobj.monotonicTime, solo=not self.other_addresses)
             if self._hint_settings:
                 # The deadline is on pysyncobj's clock (CLOCK_MONOTONIC_RAW), not time.monotonic.
                 self.hints = LeaderLossHints(syncobj, clock=_pso_syncobj.monotonicTime, **self._hint_settings)
@@ -370,7 +370,8 @@ class RaftEngine:
         return getattr(self._journal, "syncs", 0)
 
     def batch_counts(self) -> dict[str, int]:
-        return {**batch_counts(self._batcher), "notices_skipped": getattr(self._pacing, "notices_skipped", 0)}
+        return {**batch_counts(self._batcher), "notices_deferred": getattr(self._pacing, "notices_deferred", 0),
+                "notices_alone": getattr(self._pacing, "notices_alone", 0)}
 
     def hint_counts(self) -> dict[str, Any]:
         """Elections started early on a leader-loss hint."""

@@ -1,21 +1,26 @@
 """When pysyncobj's tick thread sends and wakes: two adjustments to its pacing, by wrapping.
 
-- **A commit notice rides on the next append when one is about to leave.** After applying newly
-  committed entries, pysyncobj's leader sends every follower an AppendEntries with no entries,
-  only to tell it the new commit index. Under a pipelined load the next entry leaves a moment
-  later (the proposals held while this one committed, ``batch.py``) and carries the same index,
-  so that notice costs the leader four more messages out and four replies in per entry, and
-  every follower one more wake-up, for nothing. Here a broadcast that carries no entry is skipped
-  while the heartbeat is not due and ``entry_waiting()`` says proposals are waiting to leave;
-  otherwise, as on an idle leader or for commands forwarded by followers, it goes as before.
-  Measured: about 10 % less CPU per write on the leader and 15 % on each follower.
+- **A commit notice waits a moment for the next append.** After applying newly committed
+  entries, pysyncobj's leader sends every follower an AppendEntries with no entries, only to tell
+  it the new commit index: four messages out and four replies in per write with five voters, and
+  a wake-up of every follower, while the write's own answer is on its way to the client. The next
+  append carries the same index. So a broadcast that would carry no entry to any follower is
+  deferred by at most ``NOTICE_DELAY_S`` (the heartbeat deadline is brought forward to then, and
+  the tick thread's wait is cut to reach it): a write that follows within that time carries the
+  notice; otherwise it goes alone, as before, a few milliseconds later. Followers only apply a
+  commit that much later; commits themselves are not delayed (they count the leader's and the
+  followers' acknowledgements, not the notice). A notice that a follower is waiting for, because
+  a command it forwarded has just committed (its caller is answered when the follower applies
+  it), is never deferred.
+  Measured with five voters and sequential writes (``batch``): 1.9 ms a write against 1.6 ms,
+  and a third less CPU per write summed over the cluster.
 - **A single-member cluster commits at once.** pysyncobj's leader counts commits at the top of a
   tick and appends new commands later in the same tick; with no follower to answer, nothing wakes
   the tick thread in between, so every write waited for the next tick (about 50 ms). Here a tick
   that leaves the solo leader's log ahead of its commit index wakes the next one at once.
 
-Reaches into pysyncobj's internals (its name-mangled attributes), as ``durable.py`` does; used
-only by ``bridge``.
+Reaches into pysyncobj's internals (its name-mangled attributes, its transport and poller), as
+``durable.py`` does; used only by ``bridge``. Everything here runs on the tick thread.
 """
 
 from __future__ import annotations
@@ -23,37 +28,55 @@ from __future__ import annotations
 from typing import Any, Callable
 
 _LEADER = 2  # pysyncobj's _RAFT_STATE.LEADER
+# Long enough for the next write of a client that waits for each answer (a few hundred
+# microseconds on one machine, a round trip more across a network), short beside any heartbeat.
+NOTICE_DELAY_S = 0.005
 
 
 class Pacing:
     """Installed on a constructed SyncObj; counts what it changed."""
 
-    def __init__(self, syncobj: Any, entry_waiting: Callable[[], bool], clock: Callable[[], float],
-                 solo: bool) -> None:
+    def __init__(self, syncobj: Any, clock: Callable[[], float], solo: bool) -> None:
         self._so = syncobj
-        self._entry_waiting = entry_waiting
         self._clock = clock  # pysyncobj's own (its heartbeat deadline is on that clock)
         self._send = syncobj._SyncObj__sendAppendEntries
-        self.notices_skipped = 0  # commit-only broadcasts left to the next append
+        self.notices_deferred = 0  # commit-only broadcasts held back for the next append
+        self.notices_alone = 0  # of those, the ones no append came for in time: they went alone
         self.solo_wakes = 0
         self._woke_for = -1  # the last log index a wake was for: one wake per append, never a spin
-        # The instance attribute shadows the method for pysyncobj's own calls
-        # (``self.__sendAppendEntries()``); it is code, not state: keep it out of the dumps.
+        self._notice_due: float | None = None  # a deferred notice's deadline, while one is pending
+        self._told = -1  # the commit index the last broadcast carried
+        self._forwarded = -1  # the highest index given to a command a follower forwarded
+        # The instance attributes shadow the methods for pysyncobj's own calls
+        # (``self.__sendAppendEntries()``); they are code, not state: keep them out of the dumps.
         syncobj._SyncObj__sendAppendEntries = self._send_append_entries
         syncobj._SyncObj__properies.add("_SyncObj__sendAppendEntries")
+        transport = syncobj._SyncObj__transport
+        self._transport_send = transport.send
+        transport.send = self._watch_send
+        poller = syncobj._poller
+        self._poll = poller.poll
+        poller.poll = self._poll_until_notice
         if solo:
             syncobj.addOnTickCallback(self._wake_if_uncommitted)
 
     def _send_append_entries(self) -> None:
         so = self._so
         try:
-            skip = (so._SyncObj__raftState == _LEADER and self._clock() <= so._SyncObj__newAppendEntriesTime
-                    and not self._carries_entries() and self._entry_waiting())
+            if so._SyncObj__raftState == _LEADER and not self._carries_entries():
+                now = self._clock()
+                if now <= so._SyncObj__newAppendEntriesTime and not self._forwarder_waits():
+                    if self._notice_due is None:
+                        self._notice_due = now + NOTICE_DELAY_S
+                        self.notices_deferred += 1
+                    so._SyncObj__newAppendEntriesTime = min(so._SyncObj__newAppendEntriesTime, self._notice_due)
+                    return
+                if self._notice_due is not None:
+                    self.notices_alone += 1
+            self._told = so._SyncObj__raftCommitIndex
         except Exception:  # never in the engine's way: when in doubt, send
-            skip = False
-        if skip:
-            self.notices_skipped += 1
-            return
+            pass
+        self._notice_due = None
         self._send()
 
     def _carries_entries(self) -> bool:
@@ -62,6 +85,28 @@ class Pacing:
         last = so._SyncObj__raftLog[-1][1]
         next_index = so._SyncObj__raftNextIndex
         return any(next_index.get(node, 0) <= last for node in so._SyncObj__connectedNodes)
+
+    def _forwarder_waits(self) -> bool:
+        """A command forwarded by a follower has committed, and no broadcast has said so yet."""
+        return self._told < self._forwarded <= self._so._SyncObj__raftCommitIndex
+
+    def _watch_send(self, node: Any, message: Any) -> Any:
+        try:
+            if isinstance(message, dict) and message.get("type") == "apply_command_response" \
+                    and "log_idx" in message:
+                self._forwarded = max(self._forwarded, message["log_idx"])
+        except Exception:
+            pass
+        return self._transport_send(node, message)
+
+    def _poll_until_notice(self, timeout: float) -> Any:
+        due = self._notice_due
+        if due is not None:
+            if self._so._SyncObj__raftState != _LEADER:  # no longer ours to send: never a spin
+                self._notice_due = None
+            else:  # the next tick sends it (its heartbeat deadline is ``due`` at the latest)
+                timeout = max(0.0, min(timeout, due - self._clock()))
+        return self._poll(timeout)
 
     def _wake_if_uncommitted(self) -> None:
         try:  # a tick callback never raises
@@ -75,4 +120,4 @@ class Pacing:
             pass
 
 
-__all__ = ["Pacing"]
+__all__ = ["NOTICE_DELAY_S", "Pacing"]
