@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from ringrift_cluster.api.app import create_app
 from ringrift_cluster.config import load_config
 from ringrift_cluster.model import EventKind, MembershipEvent
 from ringrift_cluster.node import ClusterNode
+from ringrift_cluster.testing.engines import poll_until
 
 
 @pytest.fixture
@@ -53,11 +53,11 @@ async def test_membership_events_are_kept_newest_first(client) -> None:
     async def events() -> list[dict]:
         return (await (await client.get("/membership/events")).json())["events"]
 
-    for _ in range(100):
-        if len(await events()) == 2:
-            break
-        await asyncio.sleep(0.01)  # the follower task takes them off its subscription
-    got = await events()
+    async def both() -> tuple[bool, list[dict]]:  # the follower task takes them off its subscription
+        got = await events()
+        return len(got) == 2, got
+
+    got = await poll_until(both, 5.0, "both events in /membership/events", interval=0.01)
     assert [(e["kind"], e["node_id"], e["after_s"]) for e in got] == [("failed", "peer-1", 4.007), ("joined", "peer-1", None)]
     assert len((await (await client.get("/membership/events?limit=1")).json())["events"]) == 1
     for bad in ("0", "x", "100000"):

@@ -17,6 +17,7 @@ from ringrift_cluster.membership.swim.sockets import bind_exclusive  # noqa: E40
 from ringrift_cluster.membership.swim.transport import make_transport  # noqa: E402
 from ringrift_cluster.membership.swim.wire import TransportStats, frame, message_type  # noqa: E402
 from ringrift_cluster.observability import NodeMetrics  # noqa: E402
+from ringrift_cluster.testing.engines import poll_until  # noqa: E402
 
 
 def _message(kind: str, size: int, sender: str) -> bytes:
@@ -70,10 +71,10 @@ def test_over_budget_goes_over_tcp_refused_is_counted_not_sent() -> None:
             sender = f"127.0.0.1:{port_a}"
             await a.send(_message("PING", 100, sender), ("127.0.0.1", port_b))
             await a.send(_message("SYNC-RESP", 60_000, sender), ("127.0.0.1", port_b))  # ~9 KB zlib: TCP
-            for _ in range(100):
-                if len(got) == 2:
-                    break
-                await asyncio.sleep(0.05)
+            async def both() -> tuple[bool, list[Any]]:
+                return len(got) == 2, list(got)
+
+            await poll_until(both, 5.0, "both messages at b")
             assert [k for k, _ in got] == ["PING", "COMPRESSED"] and got[1][1] == ("127.0.0.1", port_a)
             assert stats_a.oversize == 1 and stats_a.largest_datagram <= 1400 and stats_a.messages_sent == 2
             assert stats_a.by_type["sent:SYNC-RESP"][0] == 1 and stats_b.by_type["received:SYNC-RESP"][0] == 1
