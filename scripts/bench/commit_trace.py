@@ -27,7 +27,7 @@ from typing import Any
 from ringrift_cluster.testing import LocalCluster
 
 from bench_common import summary
-from durability import TOKEN, work_once
+from durability import TOKEN, work_add
 
 HOOKS = Path(__file__).resolve().parent / "trace_hooks"
 Event = tuple[int, str, str]  # (ns, pid, name)
@@ -133,7 +133,7 @@ def main() -> int:
             failed = 0
             for i in range(args.n):
                 hooks.event("client0")
-                failed += not work_once(cluster.nodes[leader].url, f"trace-{i}")
+                failed += not work_add(cluster.nodes[leader].url)(f"trace-{i}")
                 hooks.event("client1")
         finally:
             cluster.shutdown()

@@ -2,7 +2,9 @@
 etcd (which fsyncs its log before it acknowledges), on the same machine in the same run.
 
 Both systems are measured the same way, from outside through their HTTP APIs on loopback, by
-the same client code (``JsonClient``: ``http.client``, a new connection per write):
+the same client code (``JsonClient``: ``http.client``), either with a new connection per write
+(the default: every write pays a TCP handshake and a server's connection setup) or, with
+``--kept``, one connection kept for all of a client's writes (as a real client's pool does):
 
 * latency: sequential writes to the leader (ours: ``POST /raft/work``; etcd: ``/v3/kv/put``);
 * throughput: ``--concurrency`` clients writing to the leader for ``--seconds``;
@@ -35,41 +37,57 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-def post_once(url: str, path: str, body: dict[str, Any], token: str = "") -> bool:
-    """One write on a connection of its own (the throughput clients run in parallel threads),
-    through the same client code for both systems."""
-    client = JsonClient(url, token)
-    try:
-        return client.call("POST", path, body)[0] == 200
-    finally:
-        client.close()
+class Writer:
+    """One client's writes: through a new connection each (``kept`` False) or one kept for all,
+    by the same client code for every system."""
+
+    def __init__(self, url: str, path: str, body: Callable[[str], dict[str, Any]], token: str = "",
+                 kept: bool = False) -> None:
+        self.url, self.path, self.body, self.token, self.kept = url, path, body, token, kept
+        self.client = JsonClient(url, token) if kept else None
+
+    def __call__(self, key: str) -> bool:
+        client = self.client or JsonClient(self.url, self.token)
+        try:
+            return client.call("POST", self.path, self.body(key))[0] == 200
+        finally:
+            if not self.kept:
+                client.close()
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
 
 
-def put_once(url: str, key: str) -> bool:
-    return post_once(url, "/v3/kv/put", {"key": b64(key), "value": b64("v")})
+def etcd_put(url: str, kept: bool = False) -> Writer:
+    return Writer(url, "/v3/kv/put", lambda key: {"key": b64(key), "value": b64("v")}, kept=kept)
 
 
-def work_once(url: str, key: str) -> bool:
-    return post_once(url, "/raft/work", {"work_id": key, "work_type": "t"}, TOKEN)
+def work_add(url: str, kept: bool = False) -> Writer:
+    return Writer(url, "/raft/work", lambda key: {"work_id": key, "work_type": "t"}, TOKEN, kept)
 
 
-def measure(write: Callable[[str], bool], n: int, seconds: float, concurrency: int) -> dict[str, float]:
+def measure(writer: Callable[[], Writer], n: int, seconds: float, concurrency: int) -> dict[str, float]:
+    """Sequential latency through one writer, then ``concurrency`` writers (threads) at once."""
     latencies = []
+    write = writer()
     for i in range(n):
         started = time.perf_counter()
         if write(f"lat-{i}"):
             latencies.append((time.perf_counter() - started) * 1000)
+    write.close()
     done = [0]
     stop = time.monotonic() + seconds
     lock = threading.Lock()
 
     def client(c: int) -> None:
-        i = 0
+        write, i = writer(), 0
         while time.monotonic() < stop:
             i += 1
             if write(f"tp-{c}-{i}"):
                 with lock:
                     done[0] += 1
+        write.close()
 
     threads = [threading.Thread(target=client, args=(c,)) for c in range(concurrency)]
     for t in threads:
@@ -105,10 +123,8 @@ def ours(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
         cluster.wait_converged(60)
         leader = [cluster.wait_for_leader(60)]
 
-        def write(key: str, via: str | None = None) -> bool:
-            return work_once(cluster.nodes[via or leader[0]].url, key)
-
-        out = measure(write, args.n, args.seconds, args.concurrency)
+        out = measure(lambda: work_add(cluster.nodes[leader[0]].url, args.kept), args.n, args.seconds,
+                      args.concurrency)
         status = cluster.get(leader[0], "/raft/status", timeout=5) or {}
         out["term_after_load"] = status.get("term", 0)
         batching = status.get("batching") or {}
@@ -119,8 +135,8 @@ def ours(mode: str, args: argparse.Namespace, root: Path) -> dict[str, Any]:
             cluster.kill(victim)
             return victim
 
-        def elsewhere(victim: str, key: str) -> bool:
-            return write(key, next(n for n in cluster.nodes if n != victim))
+        def elsewhere(victim: str, key: str) -> bool:  # a new connection each try: the old one may be dead
+            return work_add(cluster.nodes[next(n for n in cluster.nodes if n != victim)].url)(key)
 
         def restore(victim: str) -> None:
             cluster.start(victim)
@@ -139,7 +155,7 @@ def etcd(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     try:
         cluster.start_all()
         leader = [cluster.leader()]
-        out = measure(lambda key: put_once(cluster.clients[leader[0]], key), args.n, args.seconds, args.concurrency)
+        out = measure(lambda: etcd_put(cluster.clients[leader[0]], args.kept), args.n, args.seconds, args.concurrency)
 
         def kill() -> str:
             victim = cluster.leader()
@@ -147,7 +163,7 @@ def etcd(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             return str(victim)
 
         def elsewhere(victim: str, key: str) -> bool:
-            return put_once(cluster.clients[next(i for i in range(args.nodes) if str(i) != victim)], key)
+            return etcd_put(cluster.clients[next(i for i in range(args.nodes) if str(i) != victim)])(key)
 
         def restore(victim: str) -> None:
             cluster.start(int(victim), state="existing")
@@ -171,6 +187,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run every system this many times, in turn, and add the medians: the "
                              "systems then share whatever else the machine was doing")
+    parser.add_argument("--kept", action="store_true",
+                        help="each client keeps one connection for all its writes (default: a new one per write)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not EtcdCluster.available():
@@ -190,9 +208,10 @@ def main() -> None:
             print_table(f"round {r + 1}", results)
     if args.repeat > 1:
         print_table(f"medians of {args.repeat} rounds", medians(runs))
-    print(f"({args.nodes} members on loopback, through each system's HTTP API)")
+    connections = "one kept connection per client" if args.kept else "a new connection per write"
+    print(f"({args.nodes} members on loopback, through each system's HTTP API, {connections})")
     if args.json:
-        args.json.write_text(json.dumps({"rounds": runs, "medians": medians(runs)}, indent=2))
+        args.json.write_text(json.dumps({"kept": args.kept, "rounds": runs, "medians": medians(runs)}, indent=2))
 
 
 def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
