@@ -53,12 +53,33 @@ def machine() -> dict[str, Any]:
             "at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
 
 
+def _stat(path: str) -> tuple[str, list[str]]:
+    """A /proc stat file: (the command name, the fields after it)."""
+    with open(path) as f:
+        text = f.read()
+    return text[text.index("(") + 1:text.rindex(")")], text[text.rindex(")") + 2:].split()
+
+
+def _cpu_s(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # user + system ticks
+
+
 def proc_usage(pid: int) -> tuple[float, int]:
     """(CPU seconds used so far, RSS bytes) of a process, from /proc/<pid>/stat."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return cpu, int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+    _, fields = _stat(f"/proc/{pid}/stat")
+    return _cpu_s(fields), int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by each thread of ``pid``, by ``name/tid``."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name, fields = _stat(f"/proc/{pid}/task/{tid}/stat")
+        except OSError:
+            continue  # the thread ended
+        out[f"{name}/{tid}"] = _cpu_s(fields)
+    return out
 
 
 def footprint(pids: dict[str, int], seconds: float) -> dict[str, dict[str, float]]:

@@ -15,31 +15,14 @@ import argparse
 import os
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import percentile, write_json
-from durability import TOKEN, work_add
+from bench_common import percentile, thread_cpu, write_json
+from durability import TOKEN, concurrent_writes, sequential_writes, work_add
 
 from ringrift_cluster.testing import LocalCluster
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) of each thread of ``pid``, by ``name/tid``."""
-    out = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
-        except OSError:
-            continue  # the thread ended
-        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        out[f"{name}/{tid}"] = (int(fields[11]) + int(fields[12])) / TICKS
-    return out
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,30 +73,9 @@ def main() -> None:
 def run(url: str, args: argparse.Namespace) -> tuple[list[float], int]:
     """Sequential writes (latencies in ms), or ``--clients`` writers for ``--seconds``."""
     if args.clients == 1:
-        write, latencies = work_add(url, args.kept), []
-        for i in range(args.writes):
-            t = time.perf_counter()
-            if write(f"w-{i}"):
-                latencies.append((time.perf_counter() - t) * 1000)
-        write.close()
+        latencies = sequential_writes(work_add(url, args.kept), args.writes)
         return latencies, len(latencies)
-    done, lock, stop = [0], threading.Lock(), time.monotonic() + args.seconds
-
-    def client(c: int) -> None:
-        write, i = work_add(url, args.kept), 0
-        while time.monotonic() < stop:
-            i += 1
-            if write(f"c{c}-{i}"):
-                with lock:
-                    done[0] += 1
-        write.close()
-
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(args.clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return [], done[0]
+    return [], concurrent_writes(lambda: work_add(url, args.kept), args.clients, args.seconds)
 
 
 def print_result(r: dict[str, Any]) -> None:

@@ -67,15 +67,19 @@ def work_add(url: str, kept: bool = False) -> Writer:
     return Writer(url, "/raft/work", lambda key: {"work_id": key, "work_type": "t"}, TOKEN, kept)
 
 
-def measure(writer: Callable[[], Writer], n: int, seconds: float, concurrency: int) -> dict[str, float]:
-    """Sequential latency through one writer, then ``concurrency`` writers (threads) at once."""
+def sequential_writes(write: Writer, n: int) -> list[float]:
+    """``n`` writes one after another through ``write``: the latency of each that succeeded, in ms."""
     latencies = []
-    write = writer()
     for i in range(n):
         started = time.perf_counter()
         if write(f"lat-{i}"):
             latencies.append((time.perf_counter() - started) * 1000)
     write.close()
+    return latencies
+
+
+def concurrent_writes(writer: Callable[[], Writer], concurrency: int, seconds: float) -> int:
+    """``concurrency`` writers (threads) writing for ``seconds``: how many writes succeeded."""
     done = [0]
     stop = time.monotonic() + seconds
     lock = threading.Lock()
@@ -94,7 +98,14 @@ def measure(writer: Callable[[], Writer], n: int, seconds: float, concurrency: i
         t.start()
     for t in threads:
         t.join()
-    return {"p50_ms": statistics.median(latencies), "p99_ms": pct(latencies, 0.99), "ops_s": done[0] / seconds}
+    return done[0]
+
+
+def measure(writer: Callable[[], Writer], n: int, seconds: float, concurrency: int) -> dict[str, float]:
+    """Sequential latency through one writer, then ``concurrency`` writers (threads) at once."""
+    latencies = sequential_writes(writer(), n)
+    done = concurrent_writes(writer, concurrency, seconds)
+    return {"p50_ms": statistics.median(latencies), "p99_ms": pct(latencies, 0.99), "ops_s": done / seconds}
 
 
 def failover(kill: Callable[[], str], write_elsewhere: Callable[[str, str], bool], restore: Callable[[str], None],
