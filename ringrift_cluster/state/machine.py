@@ -172,8 +172,8 @@ class StateMachine:
         limits = self.core.limits
         horizon = self.core.clock - limits.dedup_ttl_s
         while self.dedup:
-            oldest = next(iter(self.dedup))
-            if len(self.dedup) <= limits.dedup_max_entries and self.dedup[oldest]["at"] > horizon:
+            oldest, entry = self.dedup.first()
+            if len(self.dedup) <= limits.dedup_max_entries and entry["at"] > horizon:
                 break
             del self.dedup[oldest]
 

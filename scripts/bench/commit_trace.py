@@ -79,6 +79,10 @@ def phases(events: list[Event], client_pid: str, nodes: int) -> dict[str, list[f
         sent = [t for t, p, n in window if p == leader and n == "send append_entries" and t >= proposed]
         acks = sorted(t for t, p, n in window if p != leader and n == "send next_node_idx" and proposed <= t <= applied)
         synced = at(leader, "sync1", proposed)
+        # The leader's receipt of the acknowledgements (the k-th it handled): with the send above,
+        # the transit, which on a busy machine is mostly the wait for a core.
+        got = sorted(t for t, p, n in window if p == leader and n == "recv next_node_idx" and proposed <= t <= applied)
+        first_in = next((t for t, p, n in window if p != leader and n == "recv append_entries" and t >= proposed), None)
         for name, start, end in (("call start -> connection accepted", t0, accepted),
                                  ("accepted -> proposed", accepted, proposed),
                                  ("proposed -> applied on the leader", proposed, applied),
@@ -87,8 +91,13 @@ def phases(events: list[Event], client_pid: str, nodes: int) -> dict[str, list[f
             out[name].append((end - start) / 1e3)
         if sent:
             out["proposed -> last AppendEntries sent"].append((sent[min(len(sent), nodes - 1) - 1] - proposed) / 1e3)
+        if sent and first_in:
+            out["first AppendEntries sent -> a follower has it"].append((first_in - sent[0]) / 1e3)
         if len(acks) >= acks_needed:
             out["proposed -> majority's last acknowledgement sent"].append((acks[acks_needed - 1] - proposed) / 1e3)
+            if len(got) >= acks_needed:
+                out["that acknowledgement sent -> the leader has it"].append(
+                    (got[acks_needed - 1] - acks[acks_needed - 1]) / 1e3)
             if synced:
                 out["leader's sync end - that acknowledgement"].append((synced - acks[acks_needed - 1]) / 1e3)
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ringrift_cluster.state import Limits, StateMachine, commands as c
@@ -278,6 +279,11 @@ def test_cow_dict_behaves_like_a_dict_and_views_stay_put(ops: list) -> None:
         elif op == "freeze":
             views.append((cow.freeze(), list(plain.items())))
     assert list(cow.items()) == list(plain.items()) and len(cow) == len(plain)
+    if plain:
+        assert cow.first() == next(iter(plain.items()))  # the oldest, as a dict iterates
+    else:
+        with pytest.raises(KeyError):
+            cow.first()
     for view, then in views:
         assert list(view.items()) == then
 
