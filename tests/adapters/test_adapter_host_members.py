@@ -10,30 +10,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from adapter_hosts import LegacyHost
+from adapter_hosts import D, H, L, M, Clock, LegacyHost
 
 import adapters.leader_election as le
-from adapters.leader_election import LeaderElectionMixin, QuorumHealthLevel
-
-H, D, M, L = (QuorumHealthLevel.HEALTHY, QuorumHealthLevel.DEGRADED, QuorumHealthLevel.MINIMUM,
-              QuorumHealthLevel.LOST)
-
-
-class Clock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clocks(monkeypatch: pytest.MonkeyPatch) -> tuple[Clock, Clock]:
-    mono, wall = Clock(1000.0), Clock(1_700_000_000.0)
-    monkeypatch.setattr(le, "_monotonic", mono)
-    monkeypatch.setattr(le, "_wall", wall)
-    return mono, wall
-
+from adapters.leader_election import LeaderElectionMixin
 
 class Events:
     """The host's ``_emit_event(event_type, payload)`` hook, recording."""

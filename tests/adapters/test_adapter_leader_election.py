@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import prometheus_client
 import pytest
-from adapter_hosts import LegacyHost
+from adapter_hosts import D, H, L, M, Clock, LegacyHost
 
 import adapters.leader_election as le
 from adapters.leader_election import (
@@ -26,27 +26,6 @@ from adapters.leader_election import (
     should_block_election,
 )
 from ringrift_cluster.quorum import QuorumHealth
-
-H, D, M, L = (QuorumHealthLevel.HEALTHY, QuorumHealthLevel.DEGRADED, QuorumHealthLevel.MINIMUM,
-              QuorumHealthLevel.LOST)
-
-
-class Clock:
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clocks(monkeypatch: pytest.MonkeyPatch) -> tuple[Clock, Clock]:
-    """(monotonic, wall) clocks of the adapter, moved by hand."""
-    mono, wall = Clock(1000.0), Clock(1_700_000_000.0)
-    monkeypatch.setattr(le, "_monotonic", mono)
-    monkeypatch.setattr(le, "_wall", wall)
-    return mono, wall
-
 
 def voters(n: int) -> list[str]:
     return [f"node-{i}" for i in range(1, n + 1)]
