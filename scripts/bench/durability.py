@@ -25,16 +25,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from bench_common import percentile
+
 from ringrift_cluster.testing import LocalCluster
 from ringrift_cluster.testing.api_client import JsonClient
 from ringrift_cluster.testing.etcd import EtcdCluster, b64
 
 TOKEN = "bench-token"
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 class Writer:
@@ -105,7 +102,7 @@ def measure(writer: Callable[[], Writer], n: int, seconds: float, concurrency: i
     """Sequential latency through one writer, then ``concurrency`` writers (threads) at once."""
     latencies = sequential_writes(writer(), n)
     done = concurrent_writes(writer, concurrency, seconds)
-    return {"p50_ms": statistics.median(latencies), "p99_ms": pct(latencies, 0.99), "ops_s": done / seconds}
+    return {"p50_ms": statistics.median(latencies), "p99_ms": percentile(latencies, 99), "ops_s": done / seconds}
 
 
 def failover(kill: Callable[[], str], write_elsewhere: Callable[[str, str], bool], restore: Callable[[str], None],

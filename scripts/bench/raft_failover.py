@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench_common import write_json
+from bench_common import percentile, write_json
 
 from ringrift_cluster.testing.engines import RaftCluster, parse_overrides, poll_until
 
@@ -32,11 +32,6 @@ HERE = Path(__file__).resolve().parent
 
 os.environ["RAFT_DRIVER_NO_STATE"] = "1"  # both kinds of node apply the same test ops only
 RAW_NODE = [sys.executable, str(HERE / "raft_rawnode.py")]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 async def _trial(cluster: RaftCluster, trial: int, kind: str) -> dict[str, Any]:
@@ -117,7 +112,7 @@ def table(rows: list[tuple[str, list[float]]]) -> str:
     for name, values in rows:
         ms = [v * 1000 for v in values]
         lines.append(f"| {name} | {len(ms)} | {min(ms):.0f} | {statistics.median(ms):.0f} | "
-                     f"{pct(ms, 0.9):.0f} | {max(ms):.0f} |")
+                     f"{percentile(ms, 90):.0f} | {max(ms):.0f} |")
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bench_common import write_json
+from bench_common import percentile, write_json
 
 from ringrift_cluster.testing.engines import RaftCluster, parse_overrides
 
@@ -29,11 +29,6 @@ HERE = Path(__file__).resolve().parent
 
 os.environ["RAFT_DRIVER_NO_STATE"] = "1"  # both kinds of node apply the same test ops only
 RAW_NODE = [sys.executable, str(HERE / "raft_rawnode.py")]
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 async def run(kind: str, args: argparse.Namespace, base: Path, raft: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +46,7 @@ async def run(kind: str, args: argparse.Namespace, base: Path, raft: dict[str, A
             pipe = await cluster.post(nid, "/bench/pipeline", {"n": args.pipeline, "inflight": args.inflight},
                                       timeout=600)
             out[f"pipeline_{role}"] = pipe
-            print(f"  {kind}/{role}: p50 {statistics.median(lat) * 1000:.2f} ms, p99 {pct(lat, 0.99) * 1000:.2f} ms; "
+            print(f"  {kind}/{role}: p50 {statistics.median(lat) * 1000:.2f} ms, p99 {percentile(lat, 99) * 1000:.2f} ms; "
                   f"pipelined {pipe['ops_per_s']:.0f} ops/s ({pipe['errors']} errors)", flush=True)
         leader_after, term_after = await cluster.wait_agreed_leader(15.0)
         out["terms"] = (term_before, term_after)
@@ -81,7 +76,7 @@ async def main() -> None:
         for role in ("leader", "follower"):
             lat = results[kind][f"latency_{role}"]
             pipe = results[kind][f"pipeline_{role}"]
-            print(f"| {label} | {role} | {statistics.median(lat) * 1000:.2f} | {pct(lat, 0.99) * 1000:.2f} | "
+            print(f"| {label} | {role} | {statistics.median(lat) * 1000:.2f} | {percentile(lat, 99) * 1000:.2f} | "
                   f"{pipe['ops_per_s']:.0f} |")
     write_json(args.json, {"nodes": args.nodes, "raft": raft, "n": args.n, "pipeline": args.pipeline,
                            "inflight": args.inflight, "results": results})
