@@ -32,6 +32,9 @@ crossing back to the node's loop). What we add to the library, each for a measur
 * **Telling the dead.** A member held DEAD that is still heard from is sent its own entry, so
   that it refutes (``hooks.tell_the_dead``); otherwise the side of a healed partition stayed
   failed in the other side's views until a full sync happened to reach it.
+* **Reaching the dead.** Every 2 s (jittered) our own entry goes to one member held DEAD (not
+  left): the two sides of a healed partition hold each other DEAD and otherwise waited for the
+  library's resurrection probe, 30 s to 5 min apart (``hooks.reach_the_dead``).
 * **Tombstones.** A member DEAD for ``tombstone_s`` is removed from the library's list (the
   library never removes anyone), so the list does not grow with address churn.
 * **Supervision** (``supervise.py``). If a library task dies or the protocol loop stops advancing, the node is torn
@@ -93,6 +96,7 @@ class EngineStatus:
     announces: int = 0
     deaths_originated: int = 0
     dead_told: int = 0  # members held dead but still heard from, told so (they refute)
+    dead_reached: int = 0  # our entry sent to a member held dead (a healed partition comes back)
     unknown_addresses: set[str] = field(default_factory=set)
     mismatched_ids: set[str] = field(default_factory=set)
     protocol_cycles: int = 0
@@ -129,6 +133,7 @@ class SwimEngine:
         self._suspected_here: set[Addr] = set()  # members whose suspicion this node originated
         self._probes: dict[Addr, asyncio.Task[Any]] = {}  # indirect probes in flight
         self._told_dead: dict[Addr, float] = {}  # members told they are dead here, and when
+        self._next_reach_dead = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._next_sync = 0.0
         self._synced = False  # a full sync answered since the node (re)started
@@ -276,6 +281,7 @@ class SwimEngine:
             self.publisher.observe(now)
             await hooks.expire_suspects(self, node)
             hooks.tell_the_dead(self, node, now)
+            hooks.reach_the_dead(self, node, now)
             if self._pending_announce and time.monotonic() - self._last_announce >= _ANNOUNCE_MIN_GAP_S:
                 await self._announce()
             if s.bounded_gossip and now >= self._next_sync:

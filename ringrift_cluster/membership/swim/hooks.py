@@ -158,6 +158,7 @@ def counters(self: Any) -> dict[str, Any]:
         "announces": st.announces,
         "deaths_originated": st.deaths_originated,
         "dead_told": st.dead_told,
+        "dead_reached": st.dead_reached,
         "protocol_cycles": st.protocol_cycles,
         "syncs": st.syncs,
         "indirect_probes": st.indirect_probes,
@@ -193,3 +194,22 @@ def tell_the_dead(self: Any, node: Any, now: float, every_s: float = 1.0) -> int
         self.status.dead_told += 1
         told += 1
     return told
+
+
+def reach_the_dead(self: Any, node: Any, now: float, every_s: float = 2.0) -> bool:
+    """After a partition heals, each side holds the other DEAD, and nothing crosses: the library
+    probes only live members (a DEAD one at its resurrection probe, 30 s to 5 min apart) and
+    ``tell_the_dead`` needs to hear from the dead member first. So every ``every_s`` (jittered)
+    send our own entry to one random member held DEAD (not left): if it is alive it hears from us
+    and tells us (``tell_the_dead``), we refute and announce, and it does the same the other way,
+    within a round trip or two. (memberlist gossips to the dead for the same reason.) Stops once
+    the dead are forgotten (tombstones). Returns whether one was sent."""
+    if now < self._next_reach_dead:
+        return False
+    self._next_reach_dead = now + every_s * random.uniform(0.5, 1.5)
+    dead = [m.addr for m in node.members.get_all_members(exclude_self=True) if m.is_dead and not m.metadata.get("left")]
+    if not dead:
+        return False
+    self._own_task(self._send_digest([self.plan.self_addr], [random.choice(dead)]))
+    self.status.dead_reached += 1
+    return True

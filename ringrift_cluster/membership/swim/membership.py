@@ -215,7 +215,8 @@ class SwimMembership:
             "packet_budget": s.packet_budget_bytes,
             **{key: c.get(key, 0) for key in (
                 "oversize", "oversize_dropped", "compressed", "largest_datagram", "piggyback_depth",
-                "piggyback_entries", "syncs", "indirect_probes", "forgotten", "library_members")},
+                "piggyback_entries", "syncs", "indirect_probes", "forgotten", "library_members", "dead_told",
+                "dead_reached")},
             "datagram_size_buckets": c.get("datagram_size_buckets", []),
             "datagram_sizes": c.get("datagram_sizes", []),
             "by_type": c.get("by_type", {}),
