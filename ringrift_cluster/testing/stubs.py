@@ -1,7 +1,8 @@
 """In-memory stand-ins for the three roles, for a host's own tests and the contract suite
 (``tests/contract``): ``StaticMembership`` (members you set), ``ManualElection`` (a leader you
 name) and ``MemoryStore`` (the state machine in memory, served by the elected node). They keep
-the roles' contracts, with no sockets, threads or files."""
+the roles' contracts, with no sockets, threads or files. And ``ManualClock``, a clock moved by
+hand, for any part that takes its clock as a callable."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ T = TypeVar("T")
 
 _EVENT_OF_STATE = {MemberState.ALIVE: EventKind.ALIVE, MemberState.SUSPECT: EventKind.SUSPECT,
                    MemberState.FAILED: EventKind.FAILED, MemberState.LEFT: EventKind.LEFT}
+
+
+class ManualClock:
+    """A clock that says ``now`` until a test moves it (``clock.now += 5``)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class StaticMembership:

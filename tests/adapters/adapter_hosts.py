@@ -14,16 +14,6 @@ from adapters.peer_manager import PeerManagerMixin
 H, D, M, L = (QuorumHealthLevel.HEALTHY, QuorumHealthLevel.DEGRADED, QuorumHealthLevel.MINIMUM,
               QuorumHealthLevel.LOST)
 
-
-class Clock:
-    """A clock moved by hand (the ``clocks`` fixture installs two as the adapter's)."""
-
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
 # Every host attribute the adapters may read: legacy-contract.md §1, plus what the host's own
 # leader_election.py / peer_manager.py (and their base class) read from the orchestrator.
 CONTRACT_ATTRS = frozenset({

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from adapter_hosts import D, H, L, M, Clock, LegacyHost
+from adapter_hosts import D, H, L, M, LegacyHost
 
 import adapters.leader_election as le
 from adapters.leader_election import LeaderElectionMixin
+from ringrift_cluster.testing.stubs import ManualClock
+
 
 class Events:
     """The host's ``_emit_event(event_type, payload)`` hook, recording."""
@@ -44,7 +46,7 @@ def make_host(tmp_path: Path, n: int = 3, alive: int | None = None, me: str = "n
 # -- Election timing ----------------------------------------------------------------------------
 
 
-def test_check_election_timeout(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+def test_check_election_timeout(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     mono, _ = clocks
     host, events = make_host(tmp_path)
     idle = {"election_stuck": False, "duration_seconds": 0.0, "should_escalate": False, "action_taken": None}
@@ -96,7 +98,7 @@ def test_update_quorum_metrics_and_on_quorum_health_changed(tmp_path: Path) -> N
     assert host._last_quorum_health_level is M
 
 
-def test_quorum_tracking_attributes_and_no_grace(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+def test_quorum_tracking_attributes_and_no_grace(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     _, wall = clocks
     host, _ = make_host(tmp_path, n=3)
     assert host._check_quorum_health() is D
@@ -178,7 +180,7 @@ def dynamic(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(le, "DYNAMIC_VOTER_ENABLED", True)
 
 
-def candidate_host(tmp_path: Path, clocks: tuple[Clock, Clock]) -> LegacyHost:
+def candidate_host(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> LegacyHost:
     _, wall = clocks
     host, _ = make_host(tmp_path, n=3)
     for name, age, errors, requests, seen in (("node-7", 7200, 0, 100, 12), ("node-8", 3600, 1, 100, 3),
@@ -204,7 +206,7 @@ def test_should_promote_voter(tmp_path: Path, dynamic: None, monkeypatch: pytest
     assert host._should_promote_voter() is False
 
 
-def test_rank_voter_candidates(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+def test_rank_voter_candidates(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     host = candidate_host(tmp_path, clocks)
     ranked = host._rank_voter_candidates()
     # node-9 too young, node-10 too many errors, node-11 dead, the SWIM address never a candidate
@@ -214,7 +216,7 @@ def test_rank_voter_candidates(tmp_path: Path, clocks: tuple[Clock, Clock]) -> N
     assert ranked[1]["error_rate"] == pytest.approx(0.01)
 
 
-async def test_promote_to_voter(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+async def test_promote_to_voter(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     host = candidate_host(tmp_path, clocks)
     events = host._emit_event  # type: ignore[attr-defined]
     saved: list[bool] = []
@@ -238,7 +240,7 @@ async def test_promote_to_voter(tmp_path: Path, clocks: tuple[Clock, Clock]) -> 
     assert await host._promote_to_voter("node-8") is False  # 2 of 4 voters alive: no majority
 
 
-async def test_maybe_promote_voter_goes_through_the_circuit_breaker(tmp_path: Path, clocks: tuple[Clock, Clock],
+async def test_maybe_promote_voter_goes_through_the_circuit_breaker(tmp_path: Path, clocks: tuple[ManualClock, ManualClock],
                                                                     dynamic: None) -> None:
     _, wall = clocks
     host = candidate_host(tmp_path, clocks)
@@ -302,7 +304,7 @@ async def test_broadcast_voter_change(tmp_path: Path, peer_servers: list[Threadi
         "promote", "node-3", ["node-1", "node-2"], "node-1")
 
 
-def test_check_dynamic_voter_health(tmp_path: Path, clocks: tuple[Clock, Clock], dynamic: None) -> None:
+def test_check_dynamic_voter_health(tmp_path: Path, clocks: tuple[ManualClock, ManualClock], dynamic: None) -> None:
     host = candidate_host(tmp_path, clocks)
     report = host._check_dynamic_voter_health()
     assert {k: v for k, v in report.items() if k != "top_candidate"} == {
@@ -325,7 +327,7 @@ def test_check_leader_consistency(tmp_path: Path) -> None:
     assert host._check_leader_consistency() == (False, "role=leader but leader_id!=self")
 
 
-def test_check_lease_expiry(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+def test_check_lease_expiry(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     _, wall = clocks
     host, events = make_host(tmp_path)
     assert host._check_lease_expiry()["lease_stale"] is False  # no leader
@@ -440,7 +442,7 @@ def test_get_raft_leader_node_id(raft_host: tuple[LegacyHost, Events]) -> None:
     assert host._get_raft_leader_node_id() is None
 
 
-def test_sync_leader_from_raft(raft_host: tuple[LegacyHost, Events], clocks: tuple[Clock, Clock]) -> None:
+def test_sync_leader_from_raft(raft_host: tuple[LegacyHost, Events], clocks: tuple[ManualClock, ManualClock]) -> None:
     _, wall = clocks
     host, events = raft_host
     host.role, host.leader_id, host.leader_lease_id = "leader", "node-1", "l1"
@@ -471,7 +473,7 @@ def test_health_check_is_the_host_base_answer(tmp_path: Path) -> None:
     assert (report["healthy"], report["message"]) == (False, "No quorum")
 
 
-def test_leader_candidates(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+def test_leader_candidates(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     _, wall = clocks
     host, _ = make_host(tmp_path, n=3, alive=2)
     host._start_time = wall.now - 50  # type: ignore[attr-defined]
@@ -506,7 +508,7 @@ def test_compute_leader_priority_is_the_same_everywhere(tmp_path: Path) -> None:
         __import__("hashlib").sha256(b"node-1").digest()[:8], "big") % 1_000_000
 
 
-async def test_every_member_reads_only_what_the_hosts_module_reads(tmp_path: Path, clocks: tuple[Clock, Clock],
+async def test_every_member_reads_only_what_the_hosts_module_reads(tmp_path: Path, clocks: tuple[ManualClock, ManualClock],
                                                                     dynamic: None) -> None:
     host = candidate_host(tmp_path, clocks)
 

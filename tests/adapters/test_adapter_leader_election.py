@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import prometheus_client
 import pytest
-from adapter_hosts import D, H, L, M, Clock, LegacyHost
+from adapter_hosts import D, H, L, M, LegacyHost
 
 import adapters.leader_election as le
 from adapters.leader_election import (
@@ -26,6 +26,7 @@ from adapters.leader_election import (
     should_block_election,
 )
 from ringrift_cluster.quorum import QuorumHealth
+from ringrift_cluster.testing.stubs import ManualClock
 
 def voters(n: int) -> list[str]:
     return [f"node-{i}" for i in range(1, n + 1)]
@@ -161,7 +162,7 @@ def test_voter_addresses_are_mapped_to_node_ids(tmp_path: Path) -> None:
     assert status["total_voters"] == 3 and status["missing_voters"] == ["10.9.9.9:7947"]
 
 
-def test_quorum_health_status_and_failure_events(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+def test_quorum_health_status_and_failure_events(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     host = cluster_host(tmp_path, 5, 5)
     status = host.get_quorum_health_status()
     assert {k: status[k] for k in ("level", "level_value", "has_quorum", "alive_voters", "total_voters",
@@ -187,7 +188,7 @@ def test_quorum_health_status_and_failure_events(tmp_path: Path, clocks: tuple[C
 # -- Election timing --------------------------------------------------------------------------------
 
 
-def test_election_latency_is_timed_and_summarised(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+def test_election_latency_is_timed_and_summarised(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     mono, _ = clocks
     host = LegacyHost(tmp_path / "p2p.db", "node-1")
     assert host._record_election_latency("won") == 0.0  # never started: nothing recorded
@@ -234,7 +235,7 @@ def test_voter_config_version_and_hash(tmp_path: Path) -> None:
     assert a._get_voter_config_version() == 2 and a._get_voter_config_hash() != before
 
 
-def test_voter_promotion_circuit_breaker(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+def test_voter_promotion_circuit_breaker(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     _, wall = clocks
     host = LegacyHost(tmp_path / "p2p.db", "node-1")
     assert host._get_voter_promotion_cb() is host._get_voter_promotion_cb() is host._voter_promotion_cb
@@ -363,7 +364,7 @@ def test_notify_does_not_block_the_loop(tmp_path: Path, voter_servers: list[Thre
     assert count == 2 and ticks > 20, ticks
 
 
-def test_authoritative_leader_is_the_leased_leader_as_a_node_id(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+def test_authoritative_leader_is_the_leased_leader_as_a_node_id(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     _, wall = clocks
     host = LegacyHost(tmp_path / "p2p.db", "node-1", voters=voters(3))
     host.add_peer("node-3", "10.0.0.3", 8770)
@@ -383,7 +384,7 @@ def test_authoritative_leader_is_the_leased_leader_as_a_node_id(tmp_path: Path, 
     assert host.get_authoritative_leader() == "node-1"
 
 
-def test_election_health_check(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+def test_election_health_check(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     _, wall = clocks
     host = cluster_host(tmp_path, 3, 3)
     report = host.election_health_check()
@@ -408,7 +409,7 @@ def test_election_health_check(tmp_path: Path, clocks: tuple[Clock, Clock]) -> N
 # -- Metrics ----------------------------------------------------------------------------------------
 
 
-def test_metrics_are_updated_in_the_object_and_never_globally(tmp_path: Path, clocks: tuple[Clock, Clock]) -> None:
+def test_metrics_are_updated_in_the_object_and_never_globally(tmp_path: Path, clocks: tuple[ManualClock, ManualClock]) -> None:
     mono, wall = clocks
     before = {m.name for m in prometheus_client.REGISTRY.collect()}
     host = cluster_host(tmp_path, 5, 5)

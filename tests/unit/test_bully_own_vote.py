@@ -14,24 +14,17 @@ from ringrift_cluster.config import load_config
 from ringrift_cluster.consensus.bully import BullyElection
 from ringrift_cluster.consensus.bully.rules import VoterLedger
 from ringrift_cluster.peer_client import PeerUnreachable
+from ringrift_cluster.testing.stubs import ManualClock
 
 IDS = "abcde"
 ME = "c"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Voters:
     """The other four voters' ledgers behind a fake peer client; ``during_first_round`` runs once,
     when the first lease request of the candidate reaches a voter (before its own vote)."""
 
-    def __init__(self, config: Any, clock: Clock) -> None:
+    def __init__(self, config: Any, clock: ManualClock) -> None:
         self.by_url = {config.hosts[n].api_url: n for n in IDS if n != ME}
         self.ledgers = {n: VoterLedger() for n in IDS if n != ME}
         self.clock = clock
@@ -71,7 +64,7 @@ def _config(tmp_path: Path) -> Any:
 def test_a_win_without_its_own_vote_is_won_again_above_and_renewals_count_it(tmp_path: Path) -> None:
     async def run() -> None:
         config = _config(tmp_path)
-        clock = Clock()
+        clock = ManualClock(1000.0)
         voters = Voters(config, clock)
         election = BullyElection(config, voters, NoMembers(), clock=clock)  # type: ignore[arg-type]
         election._voter.load()
@@ -98,7 +91,7 @@ def test_a_win_without_its_own_vote_is_won_again_above_and_renewals_count_it(tmp
 def test_a_win_with_its_own_vote_keeps_its_epoch(tmp_path: Path) -> None:
     async def run() -> None:
         config = _config(tmp_path)
-        clock = Clock()
+        clock = ManualClock(1000.0)
         election = BullyElection(config, Voters(config, clock), NoMembers(), clock=clock)  # type: ignore[arg-type]
         election._voter.load()
         election._deferral_timed_out = True

@@ -24,6 +24,7 @@ from ringrift_cluster.errors import ConfigError
 from ringrift_cluster.events import EventHub
 from ringrift_cluster.model import EventKind, Member, MembershipEvent, MemberState
 from ringrift_cluster.node import ClusterNode
+from ringrift_cluster.testing.stubs import ManualClock
 
 IDS = ("a", "b", "c")
 
@@ -54,14 +55,6 @@ _KIND = {MemberState.ALIVE: EventKind.JOINED, MemberState.SUSPECT: EventKind.SUS
          MemberState.FAILED: EventKind.FAILED, MemberState.LEFT: EventKind.LEFT}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _config(tmp_path: Path, **discovery: Any):
     hosts = {n: {"p2p_host": "127.0.0.1", "p2p_port": 9000 + i, "swim_port": 9100 + i, "raft_port": 9200 + i,
                  "role": "worker", "gpu": "H100" if n == "b" else ""} for i, n in enumerate(IDS)}
@@ -73,7 +66,7 @@ def _config(tmp_path: Path, **discovery: Any):
 @pytest.fixture
 def parts(tmp_path: Path):
     config = _config(tmp_path, file_path="sd/targets.json", damping_s=2.0, inconsistency_threshold=1)
-    membership, clock, registry = FakeMembership(), Clock(), CollectorRegistry()
+    membership, clock, registry = FakeMembership(), ManualClock(100.0), CollectorRegistry()
     file_sd, http_sd = FileSd(tmp_path / "sd" / "targets.json"), HttpSd()
     metrics = DiscoveryMetrics(registry)
     bridge = DiscoveryBridge(config, membership, [file_sd, http_sd], metrics=metrics, clock=clock)

@@ -12,14 +12,7 @@ from ringrift_cluster.membership.heartbeat import HeartbeatMembership
 from ringrift_cluster.model import MemberState
 from ringrift_cluster.nodeinfo import NodeInfo
 from ringrift_cluster.peer_client import PeerClient
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from ringrift_cluster.testing.stubs import ManualClock
 
 
 @pytest.fixture
@@ -28,13 +21,13 @@ def membership(tmp_path: Path):
     path.write_text(yaml.safe_dump({"hosts": {n: {"p2p_host": "127.0.0.1", "p2p_port": 9000 + i, "swim_port": 9100 + i,
                                                   "raft_port": 9200 + i} for i, n in enumerate(["a", "b", "c"])}}))
     config = load_config(path, env={"RINGRIFT_NODE_ID": "a"})
-    clock = FakeClock()
+    clock = ManualClock(1000.0)
     me = NodeInfo(node_id="a", host="127.0.0.1", port=9000)
     hb = HeartbeatMembership(config, PeerClient("a"), lambda: me, clock=clock)
     return hb, clock
 
 
-def advance(hb: HeartbeatMembership, clock: FakeClock, seconds: float, step: float = 0.25) -> None:
+def advance(hb: HeartbeatMembership, clock: ManualClock, seconds: float, step: float = 0.25) -> None:
     """Time passes with the sweep running on schedule (as it does in a live node)."""
     end = clock.now + seconds
     while clock.now < end:

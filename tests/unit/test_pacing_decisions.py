@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ringrift_cluster.consensus.raft.pacing import NOTICE_DELAY_S, Pacing
+from ringrift_cluster.testing.stubs import ManualClock
 
 LEADER, FOLLOWER = 2, 0
 
@@ -56,16 +57,8 @@ class FakeSyncObj:
         self.callbacks.append(callback)
 
 
-class Clock:
-    def __init__(self, now: float = 50.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _pacing(now: float = 50.0, solo: bool = False) -> tuple[FakeSyncObj, Pacing, Clock]:
-    so, clock = FakeSyncObj(), Clock(now)
+def _pacing(now: float = 50.0, solo: bool = False) -> tuple[FakeSyncObj, Pacing, ManualClock]:
+    so, clock = FakeSyncObj(), ManualClock(now)
     return so, Pacing(so, clock, solo=solo), clock
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ringrift_cluster.consensus.raft.hints import LeaderLossHints
+from ringrift_cluster.testing.stubs import ManualClock
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,12 @@ class _SyncObj:
         return self._SyncObj__raftElectionDeadline
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 VOTERS = ["10.0.0.1:4321", "10.0.0.2:4321", "10.0.0.3:4321", "10.0.0.4:4321", "10.0.0.5:4321"]
 
 
-def _follower(me: str, leader: str = "10.0.0.5:4321") -> tuple[_SyncObj, LeaderLossHints, _Clock]:
+def _follower(me: str, leader: str = "10.0.0.5:4321") -> tuple[_SyncObj, LeaderLossHints, ManualClock]:
     so = _SyncObj(me, [a for a in VOTERS if a != me], leader, connected={a for a in VOTERS if a != me})
-    clock = _Clock()
+    clock = ManualClock(100.0)
     hints = LeaderLossHints(so, clock=clock, confirm_s=0.05, step_s=0.1, jitter_s=0.05, rand=lambda: 0.5)
     return so, hints, clock
 
@@ -128,6 +121,6 @@ def test_without_the_private_deadline_hints_stay_off() -> None:
     class Other:
         pass
 
-    hints = LeaderLossHints(Other(), clock=_Clock(), confirm_s=0.05, step_s=0.1, jitter_s=0.05)
+    hints = LeaderLossHints(Other(), clock=ManualClock(100.0), confirm_s=0.05, step_s=0.1, jitter_s=0.05)
     assert not hints.enabled
     hints.on_tick()  # touches nothing
