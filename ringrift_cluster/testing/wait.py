@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Callable, TypeVar
+from typing import Callable, Generator, TypeVar
 
 T = TypeVar("T")
 
@@ -25,6 +26,37 @@ def wait_until(
     On timeout raise WaitTimeout with ``describe()`` (or the last probe value) so a failure shows
     what the cluster looked like.
     """
+    looks = _looks(probe, timeout, what, describe)
+    while True:
+        try:
+            next(looks)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        time.sleep(interval)
+
+
+async def until(
+    probe: Callable[[], T],
+    timeout: float,
+    *,
+    interval: float = 0.02,
+    what: str = "condition",
+    describe: Callable[[], object] | None = None,
+) -> T:
+    """``wait_until`` inside a coroutine: the loop runs between looks."""
+    looks = _looks(probe, timeout, what, describe)
+    while True:
+        try:
+            next(looks)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        await asyncio.sleep(interval)
+
+
+def _looks(probe: Callable[[], T], timeout: float, what: str,
+           describe: Callable[[], object] | None) -> Generator[None, None, T]:
+    """Look at ``probe`` until it is truthy (the generator's return value) or the deadline (WaitTimeout);
+    it yields between looks, for the caller to wait its own way."""
     deadline = time.monotonic() + timeout
     last: object = None
     while True:
@@ -38,7 +70,7 @@ def wait_until(
         if time.monotonic() >= deadline:
             seen = describe() if describe is not None else last
             raise WaitTimeout(f"{what}: not true after {timeout:.1f}s; last seen: {seen}")
-        time.sleep(interval)
+        yield
 
 
 def stays_true(

@@ -18,6 +18,7 @@ from ringrift_cluster.config import load_config
 from ringrift_cluster.host_bridge import alive_peer_ids, attach, attached_node, detach, split_address, to_node_id
 from ringrift_cluster.node import ClusterNode
 from ringrift_cluster.nodeinfo import NodeInfo
+from ringrift_cluster.testing import wait
 
 PORTS = {"node-1": (28001, 28101, 28201), "node-2": (28002, 28102, 28202), "node-3": (28003, 28103, 28203)}
 
@@ -168,10 +169,7 @@ def claimed(node: ClusterNode, name: str, leader: str, term: int) -> None:
 
 
 async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.01)
+    await wait.until(condition, timeout, interval=0.01)
 
 
 async def test_split_brain_is_two_leaders_at_once_and_the_backend_steps_down(host: LegacyHost, node: ClusterNode) -> None:

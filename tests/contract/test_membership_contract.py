@@ -14,6 +14,7 @@ from ringrift_cluster.config import MembershipBackend
 from ringrift_cluster.membership.base import Membership
 from ringrift_cluster.model import EventKind, Member, MemberState, node_id_problem
 from ringrift_cluster.testing.stubs import StaticMembership
+from ringrift_cluster.testing import wait
 
 WITHIN_S = 20.0
 
@@ -49,10 +50,7 @@ BACKENDS: dict[str, Callable[[Any], Awaitable[Subject]]] = {
 
 
 async def until(condition: Callable[[], bool], what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + WITHIN_S
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, f"not within {WITHIN_S} s: {what}"
-        await asyncio.sleep(0.05)
+    await wait.until(condition, WITHIN_S, interval=0.05, what=what)
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS))

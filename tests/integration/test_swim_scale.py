@@ -14,6 +14,7 @@ import pytest
 
 
 from ringrift_cluster.testing.swim_clusters import PackCluster, wait_for, write_cluster_yaml
+from ringrift_cluster.testing.wait import until
 
 from ringrift_cluster.config import load_config
 from ringrift_cluster.membership.swim import SwimMembership, failure_bound_s
@@ -77,11 +78,7 @@ def _inject(membership: SwimMembership, start: int, count: int) -> None:
 
 
 async def _wait(condition: Any, timeout: float, what: str, seen: Any) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for: {what}; seen {seen()}")
-        await asyncio.sleep(0.2)
+    await until(condition, timeout, interval=0.2, what=what, describe=seen)
 
 
 def test_member_list_far_bigger_than_a_datagram_converges_through_anti_entropy(tmp_path: Path) -> None:

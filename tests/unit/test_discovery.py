@@ -4,7 +4,6 @@ config section and /sd/targets."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 from pathlib import Path
@@ -25,6 +24,7 @@ from ringrift_cluster.events import EventHub
 from ringrift_cluster.model import EventKind, Member, MembershipEvent, MemberState
 from ringrift_cluster.node import ClusterNode
 from ringrift_cluster.testing.stubs import ManualClock
+from ringrift_cluster.testing.wait import until
 
 IDS = ("a", "b", "c")
 
@@ -291,16 +291,7 @@ async def test_the_running_bridge_follows_events_and_batches_writes(tmp_path: Pa
 
 
 async def _until(probe: Any, timeout: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        try:
-            if probe():
-                return
-        except DiscoveryError:
-            pass
-        assert loop.time() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
+    await until(probe, timeout, interval=0.01)  # a DiscoveryError now may clear later
 
 
 # -- Config and API --------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from ringrift_cluster.errors import (
 )
 from ringrift_cluster.model import ElectionOutcome
 from ringrift_cluster.testing.engines import free_ports
+from ringrift_cluster.testing.wait import until
 from ringrift_cluster.state import StateMachine
 from ringrift_cluster.store.raft import RaftStore
 
@@ -76,14 +77,7 @@ def _config(tmp_path: Path, *, members: int = 1, node: str = "a", raft: dict | N
 
 
 async def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        seen = predicate()
-        if seen:
-            return seen
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+    return await until(predicate, timeout, what=what)
 
 
 # ------------------------------------------------------------------------------------ pure

@@ -19,6 +19,7 @@ import pytest
 from ringrift_cluster.config import PRESETS, SwimSettings, validate_swim_settings
 from ringrift_cluster.errors import ConfigError
 from ringrift_cluster.membership.swim.membership import _load_engine, failure_bound_s
+from ringrift_cluster.testing import wait
 
 ROOT = Path(__file__).resolve().parents[2]
 engine = _load_engine()  # imports swim-p2p with its import-time prints swallowed
@@ -89,10 +90,7 @@ def _msg(kind: str, sender: tuple[str, int], msg_id: str, **extra: Any) -> bytes
 
 async def until(probe, what: str, timeout: float = 5.0) -> None:
     """Yield to the loop until ``probe()`` holds (a deadline, never a fixed sleep)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not probe():
-        assert asyncio.get_running_loop().time() < deadline, f"not within {timeout}s: {what}"
-        await asyncio.sleep(0.005)
+    await wait.until(probe, timeout, interval=0.005, what=what)
 
 async def test_pongs_go_to_the_ping_that_asked_and_stale_ones_are_dropped() -> None:
     stats = TransportStats()
