@@ -79,6 +79,7 @@ def phases(events: list[Event], client_pid: str, nodes: int) -> dict[str, list[f
         sent = [t for t, p, n in window if p == leader and n == "send append_entries" and t >= proposed]
         acks = sorted(t for t, p, n in window if p != leader and n == "send next_node_idx" and proposed <= t <= applied)
         synced = at(leader, "sync1", proposed)
+        syncing = at(leader, "sync0", proposed)
         # The leader's receipt of the acknowledgements (the k-th it handled): with the send above,
         # the transit, which on a busy machine is mostly the wait for a core.
         got = sorted(t for t, p, n in window if p == leader and n == "recv next_node_idx" and proposed <= t <= applied)
@@ -98,6 +99,10 @@ def phases(events: list[Event], client_pid: str, nodes: int) -> dict[str, list[f
             if len(got) >= acks_needed:
                 out["that acknowledgement sent -> the leader has it"].append(
                     (got[acks_needed - 1] - acks[acks_needed - 1]) / 1e3)
+            if syncing and synced and sent:
+                out["last AppendEntries sent -> the leader's sync starts"].append(
+                    (syncing - sent[min(len(sent), nodes - 1) - 1]) / 1e3)
+                out["the leader's sync starts -> it ends"].append((synced - syncing) / 1e3)
             if synced:
                 out["leader's sync end - that acknowledgement"].append((synced - acks[acks_needed - 1]) / 1e3)
     return out
