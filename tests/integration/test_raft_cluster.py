@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from ringrift_cluster.config.settings import PRESETS
 from ringrift_cluster.testing.engines import RaftCluster, poll_until
 
 pytestmark = pytest.mark.integration
@@ -167,6 +168,28 @@ async def test_leader_sigkill_under_load(tmp_path):
         missing = [value for value, _, _ in acked if value not in set(log)]
         assert not missing, f"acknowledged writes lost: {missing[:10]}"
         print(f"failover to next committed write: {failover:.3f} s; {len(acked)} acknowledged writes")
+
+
+async def test_a_leader_lost_after_its_followers_sat_idle_is_replaced_in_the_next_term(tmp_path):
+    """Followers send each other nothing until an election, and pysyncobj drops a link (with the
+    message on it) when it sends on one it has read nothing from for its connection timeout: the
+    first vote request was lost and the election needed another term (pacing.py keeps the links
+    alive). Three voters: the survivors' one link carries the only vote either can get."""
+    async with RaftCluster(3, tmp_path) as cluster:
+        await cluster.start_all()
+        await cluster.wait_full_mesh(10.0)
+        leader, term = await cluster.wait_agreed_leader(10.0)
+        followers = [n for n in cluster.ids if n != leader]
+        # The stimulus: the followers' link idle for twice the connection timeout (1.5 s, local).
+        idle_s = 2 * PRESETS["local"]["raft"]["connection_timeout_s"]
+        await asyncio.sleep(idle_s)
+        kept = {nid: (await cluster.get(nid, "/describe"))["leader_hints"]["keepalives"] for nid in followers}
+        assert all(count > 0 for count in kept.values()), f"keepalives sent by the followers: {kept}"
+        cluster.kill(leader, signal.SIGKILL)
+        new_leader, new_term = await cluster.wait_agreed_leader(10.0, nodes=followers, exclude=leader)
+        assert new_term == term + 1, (f"term {term} -> {new_term}: an election failed after {idle_s:.1f} s "
+                                      f"of idle links (keepalives {kept})")
+        print(f"{leader} killed in term {term}; {new_leader} leads in term {new_term}; keepalives {kept}")
 
 
 async def _count_ge(acked: list[Any], n: int) -> tuple[bool, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ringrift_cluster.consensus.raft.pacing import NOTICE_DELAY_S, Pacing
+from ringrift_cluster.consensus.raft.pacing import KEEPALIVE, NOTICE_DELAY_S, Pacing
 from ringrift_cluster.testing.stubs import ManualClock
 
 LEADER, FOLLOWER = 2, 0
@@ -29,6 +29,10 @@ class FakeSyncObj:
         self._SyncObj__connectedNodes = {"b", "c"}
         self._SyncObj__raftCommitIndex = 2
         self._SyncObj__properies: set[str] = set()
+        self.conf = type("Conf", (), {"connectionTimeout": 1.5})()
+        self.otherNodes = {"b", "c", "d"}
+        self.connected = {"b", "c", "d"}
+        self.leader: str | None = "b"
         fake = self
 
         class Notifier:
@@ -55,6 +59,15 @@ class FakeSyncObj:
 
     def addOnTickCallback(self, callback: Any) -> None:  # noqa: N802 (pysyncobj's name)
         self.callbacks.append(callback)
+
+    def _isLeader(self) -> bool:  # noqa: N802
+        return self._SyncObj__raftState == LEADER
+
+    def _getLeader(self) -> str | None:  # noqa: N802
+        return self.leader
+
+    def isNodeConnected(self, node: str) -> bool:  # noqa: N802
+        return node in self.connected
 
 
 def _pacing(now: float = 50.0, solo: bool = False) -> tuple[FakeSyncObj, Pacing, ManualClock]:
@@ -172,5 +185,37 @@ def test_a_solo_leader_wakes_its_next_tick_once_per_uncommitted_append() -> None
 
 
 def test_members_with_peers_get_no_wake_hook() -> None:
-    so, _, _ = _pacing(solo=False)
-    assert so.callbacks == []
+    so, pacing, _ = _pacing(solo=False)
+    assert so.callbacks == [pacing._keep_links_alive]
+
+
+def test_a_follower_keeps_its_links_to_the_other_followers_alive() -> None:
+    so, pacing, clock = _pacing(solo=False)
+    [tick] = so.callbacks
+    so._SyncObj__raftState = FOLLOWER
+    so.connected = {"b", "c"}  # d is down: nothing is sent into a closed link
+    tick()
+    assert so.messages == []  # not due yet: a third of the connection timeout
+    clock.now += 0.5
+    tick()
+    assert sorted(so.messages) == [("c", KEEPALIVE)]  # never to the leader (b): its AppendEntries do
+    assert pacing.keepalives == 1
+    tick()
+    assert len(so.messages) == 1  # once per interval
+    clock.now += 0.5
+    so.leader = None  # a candidate, or no leader known: every link
+    so.connected = {"b", "c", "d"}
+    tick()
+    assert sorted(m for m in so.messages[1:]) == [("b", KEEPALIVE), ("c", KEEPALIVE), ("d", KEEPALIVE)]
+
+
+def test_a_leader_sends_no_keepalives_and_a_failure_never_raises() -> None:
+    so, pacing, clock = _pacing(solo=False)
+    [tick] = so.callbacks
+    clock.now += 1.0
+    tick()  # the leader: its followers answer every AppendEntries
+    assert (so.messages, pacing.keepalives) == ([], 0)
+    so._SyncObj__raftState = FOLLOWER
+    del so._SyncObj__transport
+    clock.now += 1.0
+    tick()  # never raises in the engine's tick

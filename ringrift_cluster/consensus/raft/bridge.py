@@ -374,8 +374,8 @@ class RaftEngine:
                 "notices_alone": getattr(self._pacing, "notices_alone", 0)}
 
     def hint_counts(self) -> dict[str, Any]:
-        """Elections started early on a leader-loss hint."""
-        return hint_counts(self.hints)
+        """Elections started early on a leader-loss hint; keepalives sent to other followers."""
+        return {**hint_counts(self.hints), "keepalives": getattr(self._pacing, "keepalives", 0)}
 
     @property
     def apply_failures(self) -> int:

@@ -152,10 +152,11 @@ def build_durably(mode: str, syncobj_module: Any, journal_module: Any, build: Ca
 # Messages that may leave before the sender's journal is durable, because none says anything of
 # what the sender holds: a leader's AppendEntries (nothing counts the leader's copy toward a commit
 # but the leader itself, which syncs before counting, below), a command a follower forwards to the
-# leader, and the leader's answer naming the index it gave that command (the follower's caller
-# still waits for the commit). Every other message (an acknowledgement, a vote, a request for
-# votes) leaves only after a sync: it is a claim about the sender's log.
-_CLAIM_NOTHING = frozenset({"append_entries", "apply_command", "apply_command_response"})
+# leader, the leader's answer naming the index it gave that command (the follower's caller still
+# waits for the commit), and a keepalive between followers (pacing.py). Every other message (an
+# acknowledgement, a vote, a request for votes) leaves only after a sync: it is a claim about the
+# sender's log.
+_CLAIM_NOTHING = frozenset({"append_entries", "apply_command", "apply_command_response", "keepalive"})
 
 
 def _group_commit(syncobj: Any, journal: Any) -> None:

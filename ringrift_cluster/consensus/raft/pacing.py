@@ -1,4 +1,4 @@
-"""When pysyncobj's tick thread sends and wakes: two adjustments to its pacing, by wrapping.
+"""When pysyncobj's tick thread sends and wakes: three adjustments to its pacing, by wrapping.
 
 - **A commit notice waits a moment for the next append.** After applying newly committed
   entries, pysyncobj's leader sends every follower an AppendEntries with no entries, only to tell
@@ -18,6 +18,15 @@
   tick and appends new commands later in the same tick; with no follower to answer, nothing wakes
   the tick thread in between, so every write waited for the next tick (about 50 ms). Here a tick
   that leaves the solo leader's log ahead of its commit index wakes the next one at once.
+- **Links between followers are kept alive.** pysyncobj drops a connection, and the message being
+  sent on it, when it sends on a connection it has read nothing from for ``connectionTimeout``.
+  Followers never send each other anything until an election, so the first vote request on such
+  a link was lost and the candidate waited out a whole election timeout for another term
+  (measured: a third of leader SIGKILLs took 0.46-0.62 s to the next write instead of 0.16 s).
+  Here a follower sends every other follower a message of a type pysyncobj ignores (a stock
+  pysyncobj peer ignores it too) every third of that timeout; the leader's links carry its
+  AppendEntries and their answers. A peer that really stopped answering is still dropped, on the
+  next keepalive after the timeout.
 
 Reaches into pysyncobj's internals (its name-mangled attributes, its transport and poller), as
 ``durable.py`` does; used only by ``bridge``. Everything here runs on the tick thread.
@@ -31,6 +40,7 @@ _LEADER = 2  # pysyncobj's _RAFT_STATE.LEADER
 # Long enough for the next write of a client that waits for each answer (a few hundred
 # microseconds on one machine, a round trip more across a network), short beside any heartbeat.
 NOTICE_DELAY_S = 0.005
+KEEPALIVE = {"type": "keepalive"}  # no type pysyncobj handles: read, then ignored
 
 
 class Pacing:
@@ -43,6 +53,9 @@ class Pacing:
         self.notices_deferred = 0  # commit-only broadcasts held back for the next append
         self.notices_alone = 0  # of those, the ones no append came for in time: they went alone
         self.solo_wakes = 0
+        self.keepalives = 0  # sent to other followers
+        self._keepalive_s = float(syncobj.conf.connectionTimeout) / 3
+        self._kept_at = clock()
         self._woke_for = -1  # the last log index a wake was for: one wake per append, never a spin
         self._notice_due: float | None = None  # a deferred notice's deadline, while one is pending
         self._told = -1  # the commit index the last broadcast carried
@@ -59,6 +72,8 @@ class Pacing:
         poller.poll = self._poll_until_notice
         if solo:
             syncobj.addOnTickCallback(self._wake_if_uncommitted)
+        else:
+            syncobj.addOnTickCallback(self._keep_links_alive)
 
     def _send_append_entries(self) -> None:
         so = self._so
@@ -108,6 +123,23 @@ class Pacing:
                 timeout = max(0.0, min(timeout, due - self._clock()))
         return self._poll(timeout)
 
+    def _keep_links_alive(self) -> None:
+        try:  # a tick callback never raises
+            now = self._clock()
+            if now - self._kept_at < self._keepalive_s:
+                return
+            self._kept_at = now
+            so = self._so
+            if so._isLeader():
+                return
+            leader = so._getLeader()
+            for node in so.otherNodes:
+                if node != leader and so.isNodeConnected(node):
+                    so._SyncObj__transport.send(node, KEEPALIVE)
+                    self.keepalives += 1
+        except Exception:
+            pass
+
     def _wake_if_uncommitted(self) -> None:
         try:  # a tick callback never raises
             so = self._so
@@ -120,4 +152,4 @@ class Pacing:
             pass
 
 
-__all__ = ["NOTICE_DELAY_S", "Pacing"]
+__all__ = ["KEEPALIVE", "NOTICE_DELAY_S", "Pacing"]
