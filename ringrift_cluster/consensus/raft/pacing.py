@@ -22,7 +22,8 @@
   sent on it, when it sends on a connection it has read nothing from for ``connectionTimeout``.
   Followers never send each other anything until an election, so the first vote request on such
   a link was lost and the candidate waited out a whole election timeout for another term
-  (measured: a third of leader SIGKILLs took 0.46-0.62 s to the next write instead of 0.16 s).
+  (measured: the first leader SIGKILL in a fresh 5-member cluster took 0.46-0.62 s to the next
+  write instead of 0.16 s).
   Here a follower sends every other follower a message of a type pysyncobj ignores (a stock
   pysyncobj peer ignores it too) every third of that timeout; the leader's links carry its
   AppendEntries and their answers. A peer that really stopped answering is still dropped, on the
