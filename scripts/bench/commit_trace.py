@@ -80,6 +80,7 @@ def phases(events: list[Event], client_pid: str, nodes: int) -> dict[str, list[f
         acks = sorted(t for t, p, n in window if p != leader and n == "send next_node_idx" and proposed <= t <= applied)
         synced = at(leader, "sync1", proposed)
         syncing = at(leader, "sync0", proposed)
+        last_sent = sent[min(len(sent), nodes - 1) - 1] if sent else None  # to the last follower
         # The leader's receipt of the acknowledgements (the k-th it handled): with the send above,
         # the transit, which on a busy machine is mostly the wait for a core.
         got = sorted(t for t, p, n in window if p == leader and n == "recv next_node_idx" and proposed <= t <= applied)
@@ -91,7 +92,7 @@ def phases(events: list[Event], client_pid: str, nodes: int) -> dict[str, list[f
                                  ("whole call", t0, done)):
             out[name].append((end - start) / 1e3)
         if sent:
-            out["proposed -> last AppendEntries sent"].append((sent[min(len(sent), nodes - 1) - 1] - proposed) / 1e3)
+            out["proposed -> last AppendEntries sent"].append((last_sent - proposed) / 1e3)
         if sent and first_in:
             out["first AppendEntries sent -> a follower has it"].append((first_in - sent[0]) / 1e3)
         if len(acks) >= acks_needed:
@@ -99,9 +100,8 @@ def phases(events: list[Event], client_pid: str, nodes: int) -> dict[str, list[f
             if len(got) >= acks_needed:
                 out["that acknowledgement sent -> the leader has it"].append(
                     (got[acks_needed - 1] - acks[acks_needed - 1]) / 1e3)
-            if syncing and synced and sent:
-                out["last AppendEntries sent -> the leader's sync starts"].append(
-                    (syncing - sent[min(len(sent), nodes - 1) - 1]) / 1e3)
+            if syncing and synced and last_sent:
+                out["last AppendEntries sent -> the leader's sync starts"].append((syncing - last_sent) / 1e3)
                 out["the leader's sync starts -> it ends"].append((synced - syncing) / 1e3)
             if synced:
                 out["leader's sync end - that acknowledgement"].append((synced - acks[acks_needed - 1]) / 1e3)

@@ -216,6 +216,6 @@ def test_a_leader_sends_no_keepalives_and_a_failure_never_raises() -> None:
     tick()  # the leader: its followers answer every AppendEntries
     assert (so.messages, pacing.keepalives) == ([], 0)
     so._SyncObj__raftState = FOLLOWER
-    del so._SyncObj__transport
+    so.otherNodes = None  # type: ignore[assignment]
     clock.now += 1.0
     tick()  # never raises in the engine's tick

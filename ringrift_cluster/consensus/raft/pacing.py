@@ -136,7 +136,7 @@ class Pacing:
             leader = so._getLeader()
             for node in so.otherNodes:
                 if node != leader and so.isNodeConnected(node):
-                    so._SyncObj__transport.send(node, KEEPALIVE)
+                    self._transport_send(node, KEEPALIVE)  # the send it wraps: nothing to watch here
                     self.keepalives += 1
         except Exception:
             pass
