@@ -328,12 +328,13 @@ WHY = {
     "Raft failover, leader blackholed": (
         "A leader that goes silent closes no connection, so the leader-loss hints that make the SIGKILL "
         "figure never fire: a follower notices only when its election timeout (0.2-0.6 s with `local`, "
-        "restarted by every heartbeat) runs out, about 0.28 s for the first of four. Then the vote may "
-        "fail: two followers whose timers ran out together split it, or the first candidate's log lacks "
-        "the last entry some voters hold and they refuse it, and each such term waits out another "
-        "timeout (the terms column: 1 is a clean election). The write in flight at the fault waited on "
-        "the old leader until its 0.5 s attempt ran out (`attempts_ms` in the JSON). pysyncobj has no "
-        "pre-vote or check-quorum; a shorter timeout would elect falsely under load, which the targets forbid (0 leader changes)."),
+        "restarted by every heartbeat) runs out, and the write commits about 60 ms after the first one "
+        "does (traced). A trial well above that needed another term (the terms column: 1 is a clean "
+        "election): two followers whose timers ran out together split the vote, or the first "
+        "candidate's log lacked the last entry some voters held and they refused it. (Vote requests "
+        "lost on links that had sat idle, once a third of the slow trials, are gone since followers "
+        "keep those links alive.) pysyncobj has no pre-vote or check-quorum; a shorter timeout would "
+        "elect falsely under load, which the targets forbid (0 leader changes)."),
     "API p99 at": (
         "A write through a follower waits on two members' Raft threads (the leader's commit, then the "
         "follower's own apply of the entry), and with `raft.durability: batch` each of them fdatasyncs "
