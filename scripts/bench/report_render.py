@@ -331,10 +331,10 @@ WHY = {
         "restarted by every heartbeat) runs out, and the write commits about 60 ms after the first one "
         "does (traced). A trial well above that needed another term (the terms column: 1 is a clean "
         "election): two followers whose timers ran out together split the vote, or the first "
-        "candidate's log lacked the last entry some voters held and they refused it. (Vote requests "
-        "lost on links that had sat idle, once a third of the slow trials, are gone since followers "
-        "keep those links alive.) pysyncobj has no pre-vote or check-quorum; a shorter timeout would "
-        "elect falsely under load, which the targets forbid (0 leader changes)."),
+        "candidate's log lacked the last entry some voters held and they refused it. (A vote request "
+        "lost on a link that had sat idle no longer costs a term: followers keep those links alive.) "
+        "pysyncobj has no pre-vote or check-quorum; a shorter timeout would elect falsely under load, "
+        "which the targets forbid (0 leader changes)."),
     "API p99 at": (
         "A write through a follower waits on two members' Raft threads (the leader's commit, then the "
         "follower's own apply of the entry), and with `raft.durability: batch` each of them fdatasyncs "
