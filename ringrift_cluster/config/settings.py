@@ -309,7 +309,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "min_timeout_s": 0.2,  # 0.2-0.6 s: fewest split votes in scripts/bench/raft_failover.py
             "max_timeout_s": 0.6,
             "append_entries_period_s": 0.05,
-            "connection_retry_s": 0.25,
             "connection_timeout_s": 1.5,
             "leader_fallback_timeout_s": 1.5,
             "commit_timeout_s": 2.0,

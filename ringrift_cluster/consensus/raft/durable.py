@@ -41,6 +41,7 @@ from typing import Any, Callable, ContextManager
 
 from ...durable import fsync_dir, replace_durably
 from .journal_file import PositionalFile
+from .pacing import KEEPALIVE
 
 MODES = ("fsync", "batch", "none")
 
@@ -156,7 +157,7 @@ def build_durably(mode: str, syncobj_module: Any, journal_module: Any, build: Ca
 # waits for the commit), and a keepalive between followers (pacing.py). Every other message (an
 # acknowledgement, a vote, a request for votes) leaves only after a sync: it is a claim about the
 # sender's log.
-_CLAIM_NOTHING = frozenset({"append_entries", "apply_command", "apply_command_response", "keepalive"})
+_CLAIM_NOTHING = frozenset({"append_entries", "apply_command", "apply_command_response", KEEPALIVE["type"]})
 
 
 def _group_commit(syncobj: Any, journal: Any) -> None:
